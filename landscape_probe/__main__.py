@@ -1,0 +1,3 @@
+from landscape_probe.cli import main
+
+main()

@@ -1,0 +1,108 @@
+"""The Typer app and what every command shares: error handling and common options.
+
+Nothing here imports torch: ``probe --help`` must stay fast. Command modules
+import heavy code inside their command functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from landscape_probe import __version__
+from landscape_probe.errors import ProbeError
+
+app = typer.Typer(
+    name="probe",
+    help=(
+        "How far can you trust a gradient step? Perturb a PyTorch model's weights, measure how its "
+        "function and gradient change, and compare with deep relative trust and Euclidean trust."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+console = Console()
+error_console = Console(stderr=True)
+
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback when something fails.")]
+DeviceOption = Annotated[
+    str, typer.Option("--device", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N.")
+]
+TrustOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint",
+        help="Allow loading pickled objects (whole nn.Modules). Only for files you trust: unpickling can run code.",
+    ),
+]
+ArchOption = Annotated[
+    str | None,
+    typer.Option(
+        "--arch",
+        help="Architecture for a bare state_dict or safetensors file: a zoo spec (mlp:depth=16,width=256) "
+        "or an import path (mypkg.models:make_net).",
+    ),
+]
+ArchKwargsOption = Annotated[
+    str | None, typer.Option("--arch-kwargs", help="JSON keyword arguments for an --arch import path.")
+]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"landscape_probe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """How far can you trust a gradient step on a real PyTorch model?"""
+
+
+@contextlib.contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """Turn failures into one sentence on stderr and a non-zero exit.
+
+    ``ProbeError`` (the user's to fix) exits with 2; Ctrl-C with 130; anything
+    else is reported as an internal error with exit code 1. With ``debug`` the
+    traceback is shown as well.
+    """
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except ProbeError as err:
+        if debug:
+            error_console.print_exception()
+        error_console.print(f"[bold red]Error:[/] {err}", highlight=False)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        error_console.print("[bold red]Interrupted.[/]")
+        raise typer.Exit(130) from None
+    except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
+        if debug:
+            error_console.print_exception()
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        error_console.print(
+            f"[bold red]Internal error:[/] {type(err).__name__}: {message}"
+            + ("" if debug else " (run again with --debug for the traceback)"),
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+
+
+def command_line() -> str:
+    """The command line as typed, for the results file's provenance."""
+    return " ".join(["probe", *sys.argv[1:]])

@@ -1,0 +1,33 @@
+"""Choosing the torch device from the ``--device`` option."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from landscape_probe.errors import ProbeError
+
+if TYPE_CHECKING:
+    import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> "torch.device":
+    """Turn ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` into a ``torch.device``.
+
+    ``auto`` picks CUDA when a GPU is visible and the CPU otherwise.
+
+    Raises:
+        ProbeError: for an unknown name, or CUDA asked for where there is none.
+    """
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ProbeError(f"--device {name} was asked for but no CUDA GPU is visible; use --device cpu or auto.")
+        return torch.device(name)
+    raise ProbeError(f"Unknown device '{name}'; use one of auto, cpu, cuda, cuda:N.")
