@@ -1,7 +1,7 @@
 """The ``probe`` command line. Each command lives in its own module."""
 
+from landscape_probe.cli import info, results_cmds, slice, train  # noqa: F401  (register the commands)
 from landscape_probe.cli.app import app
-from landscape_probe.cli import info  # noqa: F401  (registers the command)
 
 __all__ = ["app", "main"]
 

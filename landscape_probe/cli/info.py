@@ -1,0 +1,3 @@
+"""`probe info`. (Being written.)"""
+
+from landscape_probe.cli.app import app  # noqa: F401

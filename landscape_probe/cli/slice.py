@@ -1,0 +1,3 @@
+"""`probe slice`. (Being written.)"""
+
+from landscape_probe.cli.app import app  # noqa: F401

@@ -1,0 +1,33 @@
+"""Figures, drawn from results files only, so that a user can redraw them later.
+
+One module per kind of results file (``slice``, ``train``), each with
+``draw(results_path, out_dir, formats) -> list[Path]``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+
+from landscape_probe.errors import ProbeError
+
+FORMATS = ("png", "svg", "pdf")
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """Read ``png,svg`` into ``("png", "svg")``, refusing unknown formats."""
+    formats = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ProbeError(f"Unknown plot format '{','.join(unknown) or text}'; use any of {', '.join(FORMATS)}.")
+    return formats
+
+
+def draw_figures(results_path: Path, out_dir: Path, formats: tuple[str, ...], kind: str) -> list[Path]:
+    """Draw every figure of a results file of the given kind; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    module = import_module(f"landscape_probe.plotting.{kind}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return module.draw(results_path, out_dir, formats)
