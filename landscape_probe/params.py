@@ -126,14 +126,14 @@ def flatten(a: Params) -> Tensor:
 
 def unflatten(vector: Tensor, like: Params) -> Params:
     """Inverse of :func:`flatten`: split a vector into tensors shaped like ``like``."""
+    needed = numel(like)
+    if vector.numel() != needed:
+        raise ValueError(f"vector has {vector.numel()} entries but the parameters need {needed}")
     out: Params = {}
     offset = 0
     for k, v in like.items():
-        n = v.numel()
-        out[k] = vector[offset : offset + n].reshape(v.shape)
-        offset += n
-    if offset != vector.numel():
-        raise ValueError(f"vector has {vector.numel()} entries but the parameters need {offset}")
+        out[k] = vector[offset : offset + v.numel()].reshape(v.shape)
+        offset += v.numel()
     return out
 
 

@@ -1,0 +1,63 @@
+"""The CLI shell: help, version, error handling, and keeping `probe --help` light."""
+
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from landscape_probe import __version__
+from landscape_probe.cli import app
+from landscape_probe.cli.app import user_errors
+from landscape_probe.devices import resolve_device
+from landscape_probe.errors import ProbeError
+
+runner = CliRunner()
+
+
+def test_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("info", "slice", "train", "plot", "show"):
+        assert command in result.output
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from landscape_probe.cli import app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "text"),
+    [(ProbeError("The file is gone."), 2, "The file is gone."), (RuntimeError("boom"), 1, "RuntimeError: boom")],
+)
+def test_user_errors_exit_codes(error, code, text, capsys):
+    with pytest.raises(typer.Exit) as excinfo:
+        with user_errors(debug=False):
+            raise error
+    assert excinfo.value.exit_code == code
+    err = capsys.readouterr().err
+    assert text in err
+    assert "Traceback" not in err
+
+
+def test_user_errors_debug_shows_traceback(capsys):
+    with pytest.raises(typer.Exit):
+        with user_errors(debug=True):
+            raise ProbeError("Visible.")
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ProbeError):
+        resolve_device("tpu")
