@@ -1,0 +1,157 @@
+"""The model at weights W + ΔW on the probe set: the one place that runs it.
+
+Every quantity of ``probe slice`` comes from evaluating the same model, on the
+same probe examples, with some of its parameters replaced by a dict of tensors.
+:class:`ProbeEvaluator` does exactly that, with no copy of the model per point:
+
+- ordinary ``nn.Module`` s (the zoo, ``torch.export`` programs' modules) are run
+  with :func:`torch.func.functional_call`;
+- TorchScript modules, which the stateless API refuses, have the given tensors
+  swapped in as attributes for the duration of the call and their own
+  parameters put back afterwards (the swap keeps autograd's graph to the given
+  tensors, so gradients and Hessian-vector products flow the same way).
+
+The probe set is split into batches of at most ``batch_size`` examples; the loss
+is the mean over all N examples, L(W) = Σ_b (n_b / N) · L_b(W), so the result
+does not depend on the batch size.
+
+Example:
+    >>> import torch
+    >>> model = torch.nn.Linear(3, 2)
+    >>> x, y = torch.randn(8, 3), torch.randint(0, 2, (8,))
+    >>> evaluator = ProbeEvaluator(model, x, y, "cross_entropy", ["weight"])
+    >>> at_w = evaluator.evaluate(evaluator.base)
+    >>> at_w.outputs.shape, sorted(at_w.gradient)
+    (torch.Size([8, 2]), ['weight'])
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from landscape_probe.errors import ProbeError
+from landscape_probe.losses import loss_function
+from landscape_probe.params import Params, detached_params
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one pass over the probe set gives at one set of weights.
+
+    Attributes:
+        outputs: F, the N × outputs matrix of network outputs (detached).
+        loss: the mean loss over the probe set.
+        gradient: ∇L over the perturbed layers (detached), or None when not asked for.
+    """
+
+    outputs: Tensor
+    loss: float
+    gradient: Params | None
+
+
+class ProbeEvaluator:
+    """Evaluate a model on a fixed probe set at replaced values of some of its parameters.
+
+    Args:
+        model: the network, in ``eval()`` mode, on the probe set's device and dtype.
+        x: probe inputs (N × ...).
+        y: probe targets.
+        loss_name: a name known to :func:`landscape_probe.losses.loss_function`.
+        layer_names: the parameters that get replaced (the perturbed layers).
+        batch_size: most examples per forward pass.
+
+    Raises:
+        ProbeError: when a layer name is not a parameter of the model.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        loss_name: str,
+        layer_names: Sequence[str],
+        batch_size: int = 1024,
+    ) -> None:
+        named = dict(model.named_parameters())
+        missing = [name for name in layer_names if name not in named]
+        if missing:
+            raise ProbeError(f"The model has no parameter named {', '.join(missing)}.")
+        self.model = model
+        self.x = x
+        self.y = y
+        self.loss = loss_function(loss_name)
+        self.layer_names = list(layer_names)
+        self.batch_size = max(1, int(batch_size))
+        self.base: Params = {k: v.clone() for k, v in detached_params(model, self.layer_names).items()}
+        self.functional = not isinstance(model, torch.jit.ScriptModule)
+
+    def forward(self, weights: Params, x: Tensor) -> Tensor:
+        """Network outputs on ``x`` with the perturbed layers set to ``weights``, differentiable in them."""
+        if self.functional:
+            return torch.func.functional_call(self.model, weights, (x,), strict=False)
+        with _swapped_attributes(self.model, weights):
+            return self.model(x)
+
+    def loss_fn(self, weights: Params) -> Tensor:
+        """L(weights): the mean probe loss as a 0-d tensor that autograd can differentiate (twice)."""
+        total = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
+        for x, y in self._batches():
+            total = total + self.loss(self.forward(weights, x), y) * (len(x) / len(self.x))
+        return total
+
+    def evaluate(self, weights: Params, gradient: bool = True) -> Evaluation:
+        """Outputs F, mean loss and (optionally) its gradient over the perturbed layers at ``weights``.
+
+        Non-finite values (a huge step overflowing) are returned as they are, never raised.
+        """
+        outputs: list[Tensor] = []
+        loss_total = 0.0
+        grads: Params | None = {k: torch.zeros_like(v) for k, v in weights.items()} if gradient else None
+        for x, y in self._batches():
+            share = len(x) / len(self.x)
+            with torch.enable_grad() if gradient else torch.no_grad():
+                leaves = {k: v.detach().requires_grad_(gradient) for k, v in weights.items()}
+                out = self.forward(leaves, x)
+                batch_loss = self.loss(out, y) * share
+                if grads is not None:
+                    parts = torch.autograd.grad(batch_loss, list(leaves.values()), allow_unused=True)
+                    for name, part in zip(leaves, parts):
+                        if part is not None:
+                            grads[name] += part
+            outputs.append(out.detach().reshape(len(x), -1))
+            loss_total += float(batch_loss.detach())
+        return Evaluation(outputs=torch.cat(outputs), loss=loss_total, gradient=grads)
+
+    def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        for start in range(0, len(self.x), self.batch_size):
+            yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+
+
+@contextlib.contextmanager
+def _swapped_attributes(model: nn.Module, weights: Params) -> Iterator[None]:
+    """Set ``model.<name> = weights[name]`` for the call, then put the original parameters back."""
+    originals = dict(model.named_parameters())
+    try:
+        for name, value in weights.items():
+            try:
+                _set_attribute(model, name, value)
+            except RuntimeError as err:
+                raise ProbeError(f"Cannot replace '{name}' in this TorchScript module ({err}).") from err
+        yield
+    finally:
+        for name in weights:
+            _set_attribute(model, name, originals[name])
+
+
+def _set_attribute(model: nn.Module, name: str, value: Tensor) -> None:
+    *path, leaf = name.split(".")
+    owner = model
+    for part in path:
+        owner = getattr(owner, part)
+    setattr(owner, leaf, value)
