@@ -1,0 +1,112 @@
+"""Curvature against the dense float64 Hessian of a tiny MLP."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from landscape_probe import params as P
+from landscape_probe.curvature import (
+    directional_curvature,
+    gaussian_like,
+    hessian_trace,
+    hessian_vector_product,
+    hessian_vector_product_double_backward,
+    rademacher_like,
+    top_hessian_eigenvalue,
+)
+
+
+def tiny_problem(seed: int = 0) -> tuple[dict[str, torch.Tensor], object]:
+    """A 3-4-2 tanh MLP with MSE on six examples, in float64."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(6, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    params = {
+        "w1": torch.randn(4, 3, generator=g, dtype=torch.float64),
+        "b1": torch.randn(4, generator=g, dtype=torch.float64),
+        "w2": torch.randn(2, 4, generator=g, dtype=torch.float64),
+    }
+
+    def loss_fn(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = torch.tanh(x @ p["w1"].T + p["b1"])
+        return torch.mean((hidden @ p["w2"].T - y) ** 2)
+
+    return params, loss_fn
+
+
+def dense_hessian(loss_fn, params) -> torch.Tensor:
+    return torch.func.hessian(lambda flat: loss_fn(P.unflatten(flat, params)))(P.flatten(params))
+
+
+@pytest.mark.parametrize("hvp", [hessian_vector_product, hessian_vector_product_double_backward])
+def test_hvp_matches_dense_hessian(hvp) -> None:
+    params, loss_fn = tiny_problem()
+    v = gaussian_like(params, seed=3)
+    expected = dense_hessian(loss_fn, params) @ P.flatten(v)
+    torch.testing.assert_close(P.flatten(hvp(loss_fn, params, v)), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_hvp_of_linear_loss_is_zero_and_works_under_no_grad() -> None:
+    params = {"w": torch.tensor([1.0, 2.0], dtype=torch.float64)}
+    with torch.no_grad():
+        product = hessian_vector_product_double_backward(lambda p: p["w"].sum(), params, params)
+        quadratic = hessian_vector_product(lambda p: (p["w"] ** 2).sum(), params, params)
+    assert torch.equal(product["w"], torch.zeros(2, dtype=torch.float64))
+    torch.testing.assert_close(quadratic["w"], 2 * params["w"])
+
+
+def test_top_eigenvalue_and_eigenvector_match_dense() -> None:
+    params, loss_fn = tiny_problem(seed=2)
+    eigenvalues = torch.linalg.eigvalsh(dense_hessian(loss_fn, params))
+    by_magnitude = eigenvalues[eigenvalues.abs().argsort(descending=True)]
+    assert by_magnitude[1].abs() < 0.9 * by_magnitude[0].abs(), "test problem needs a spectral gap"
+    value, vector = top_hessian_eigenvalue(loss_fn, params, iterations=2000, tolerance=1e-9, seed=1)
+    assert value == pytest.approx(float(by_magnitude[0]), rel=1e-6)
+    assert float(P.norm(vector)) == pytest.approx(1.0, rel=1e-12)
+    hv = dense_hessian(loss_fn, params) @ P.flatten(vector)
+    torch.testing.assert_close(hv, value * P.flatten(vector), rtol=0, atol=1e-6 * abs(value))
+
+
+def test_top_eigenvalue_keeps_negative_sign() -> None:
+    a = torch.diag(torch.tensor([1.0, -5.0, 2.0], dtype=torch.float64))
+    value, vector = top_hessian_eigenvalue(
+        lambda p: 0.5 * p["w"] @ a @ p["w"], {"w": torch.ones(3, dtype=torch.float64)}, iterations=500, tolerance=1e-10
+    )
+    assert value == pytest.approx(-5.0, rel=1e-9)
+    assert abs(float(vector["w"][1])) == pytest.approx(1.0, rel=1e-9)
+
+
+def test_top_eigenvalue_is_deterministic_in_seed() -> None:
+    params, loss_fn = tiny_problem()
+    first = top_hessian_eigenvalue(loss_fn, params, iterations=5, seed=7)
+    second = top_hessian_eigenvalue(loss_fn, params, iterations=5, seed=7)
+    assert first[0] == second[0]
+    assert torch.equal(P.flatten(first[1]), P.flatten(second[1]))
+
+
+def test_hutchinson_converges_to_exact_trace() -> None:
+    params, loss_fn = tiny_problem()
+    hessian = dense_hessian(loss_fn, params)
+    exact = float(torch.trace(hessian))
+    samples = 400
+    off_diagonal = hessian - torch.diag(torch.diag(hessian))
+    standard_error = float(torch.sqrt(2 * (off_diagonal**2).sum() / samples))
+    estimate = hessian_trace(loss_fn, params, samples=samples, seed=0)
+    assert abs(estimate - exact) < 4 * standard_error
+
+
+def test_directional_curvature_matches_dense() -> None:
+    params, loss_fn = tiny_problem(seed=2)
+    d = gaussian_like(params, seed=5)
+    flat = P.flatten(d)
+    assert directional_curvature(loss_fn, params, d) == pytest.approx(float(flat @ dense_hessian(loss_fn, params) @ flat), rel=1e-10)
+
+
+def test_random_vectors_have_the_right_law_and_shapes() -> None:
+    like = {"a": torch.zeros(200, 50, dtype=torch.float32), "b": torch.zeros(7, dtype=torch.float64)}
+    z = rademacher_like(like, seed=0)
+    assert set(z["a"].unique().tolist()) == {-1.0, 1.0} and z["b"].dtype == torch.float64
+    g = gaussian_like(like, seed=0)
+    assert abs(float(g["a"].mean())) < 0.02 and float(g["a"].std()) == pytest.approx(1.0, abs=0.02)
+    assert g["a"].shape == (200, 50) and g["b"].dtype == torch.float64
