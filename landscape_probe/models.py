@@ -1,9 +1,10 @@
 """The model zoo: models rebuilt from a plain ``model_args`` dict.
 
 A self-describing checkpoint stores ``model_args`` (JSON-able: strings, numbers,
-booleans) and ``build_model(model_args)`` rebuilds the network with no other
-input. ``model_args["name"]`` picks the family; the rest are its keyword
-arguments.
+booleans, lists of ints) and ``build_model(model_args)`` rebuilds the network
+with no other input. ``model_args["name"]`` picks the family (``mlp``, ``cnn``,
+``transformer``); the rest are its keyword arguments. ``complete_model_args``
+fills in the sizes a data set determines.
 
 Example:
     >>> model = build_model({"name": "mlp", "in_features": 64, "num_outputs": 10, "depth": 3, "width": 32})
@@ -13,39 +14,44 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import Tensor, nn
 
+from landscape_probe.cnn import CNN
 from landscape_probe.errors import ProbeError
+from landscape_probe.layers import (
+    ACTIVATIONS,
+    INITS,
+    NORMS,
+    check_choice,
+    init_affine,
+    init_linear_weight,
+    make_activation,
+    make_norm,
+)
+from landscape_probe.specs import parse_spec
+from landscape_probe.transformer import Transformer
 
-ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
-INITS = ("lecun", "xavier", "kaiming", "orthogonal")
-NORMS = ("none", "batch", "layer")
+if TYPE_CHECKING:
+    from landscape_probe.data import Dataset
 
-
-def init_linear_weight(weight: Tensor, init: str, activation: str = "relu") -> None:
-    """Initialise a weight matrix (or conv kernel) in place.
-
-    ``lecun``: N(0, 1/fan_in); ``xavier``: N(0, 2/(fan_in+fan_out));
-    ``kaiming``: N(0, gain²/fan_in) with the activation's gain;
-    ``orthogonal``: a (semi-)orthogonal matrix scaled by the activation's gain.
-    """
-    fan_in = weight[0].numel()
-    if init == "lecun":
-        nn.init.normal_(weight, std=1.0 / math.sqrt(fan_in))
-    elif init == "xavier":
-        nn.init.xavier_normal_(weight)
-    elif init == "kaiming":
-        nonlinearity = activation if activation in ("relu", "leaky_relu", "tanh") else "relu"
-        nn.init.kaiming_normal_(weight, nonlinearity=nonlinearity)
-    elif init == "orthogonal":
-        gain = nn.init.calculate_gain(activation) if activation in ("relu", "leaky_relu", "tanh") else 1.0
-        nn.init.orthogonal_(weight, gain=gain)
-    else:
-        raise ProbeError(f"Unknown init '{init}'; use one of {', '.join(INITS)}.")
+__all__ = [
+    "ACTIVATIONS",
+    "CNN",
+    "INITS",
+    "MLP",
+    "NORMS",
+    "ZOO",
+    "Transformer",
+    "build_model",
+    "complete_model_args",
+    "count_parameters",
+    "init_linear_weight",
+    "parse_zoo_spec",
+]
 
 
 class MLP(nn.Module):
@@ -82,25 +88,15 @@ class MLP(nn.Module):
         super().__init__()
         if depth < 1:
             raise ProbeError(f"An MLP needs depth >= 1, got {depth}.")
-        if activation not in ACTIVATIONS:
-            raise ProbeError(f"Unknown activation '{activation}'; use one of {', '.join(ACTIVATIONS)}.")
-        if norm not in NORMS:
-            raise ProbeError(f"Unknown norm '{norm}'; use one of {', '.join(NORMS)}.")
+        check_choice(norm, NORMS, "norm")
         self.residual = residual
         sizes = [in_features] + [width] * (depth - 1)
         self.hidden = nn.ModuleList(nn.Linear(sizes[i], sizes[i + 1], bias=bias) for i in range(depth - 1))
-        if norm == "batch":
-            self.norms = nn.ModuleList(nn.BatchNorm1d(width) for _ in range(depth - 1))
-        elif norm == "layer":
-            self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(depth - 1))
-        else:
-            self.norms = nn.ModuleList(nn.Identity() for _ in range(depth - 1))
-        self.activation = ACTIVATIONS[activation]()
+        self.norms = nn.ModuleList(make_norm(norm, width) for _ in range(depth - 1))
+        self.activation = make_activation(activation)
         self.output = nn.Linear(sizes[-1], num_outputs, bias=bias)
         for linear in [*self.hidden, self.output]:
-            init_linear_weight(linear.weight, init, activation)
-            if linear.bias is not None:
-                nn.init.zeros_(linear.bias)
+            init_affine(linear, init, activation)
 
     def forward(self, x: Tensor) -> Tensor:
         h = x.flatten(1)
@@ -110,53 +106,80 @@ class MLP(nn.Module):
         return self.output(h)
 
 
-ZOO: dict[str, type[nn.Module]] = {"mlp": MLP}
+ZOO: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": CNN, "transformer": Transformer}
 
 
 def build_model(model_args: dict[str, Any]) -> nn.Module:
     """Build a zoo model from its ``model_args`` (``name`` plus keyword arguments).
 
     Raises:
-        ProbeError: for an unknown family or arguments it does not take.
+        ProbeError: for an unknown family, or arguments it does not take or lacks.
     """
     args = dict(model_args)
     name = args.pop("name", None)
     if name not in ZOO:
         raise ProbeError(f"Unknown model '{name}'; the zoo has {', '.join(sorted(ZOO))}.")
+    family = ZOO[name]
     try:
-        return ZOO[name](**args)
+        inspect.signature(family).bind(**args)
     except TypeError as err:
         raise ProbeError(f"Model '{name}' cannot be built from {args}: {err}.") from None
+    return family(**args)
 
 
 def parse_zoo_spec(spec: str) -> dict[str, Any]:
     """Parse ``mlp:depth=16,width=256`` into ``{"name": "mlp", "depth": 16, "width": 256}``.
 
-    Values become int, float or bool where they read as one, else stay strings.
+    Values become int, float, bool or (``1x8x8``) a list of ints where they read
+    as one, else stay strings; see :mod:`landscape_probe.specs`.
     """
-    name, _, rest = spec.partition(":")
-    args: dict[str, Any] = {"name": name.strip()}
-    for item in filter(None, (part.strip() for part in rest.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ProbeError(f"Cannot read '{item}' in the model spec '{spec}'; write key=value.")
-        args[key.strip()] = _parse_value(value.strip())
+    name, options = parse_spec(spec, "model spec")
+    return {"name": name, **options}
+
+
+def complete_model_args(model_args: dict[str, Any], dataset: "Dataset") -> dict[str, Any]:
+    """Fill in the sizes the data set determines, keeping any the user gave.
+
+    - every family: ``num_outputs`` = ``dataset.num_outputs``;
+    - ``mlp``: ``in_features`` = the number of entries of one example;
+    - ``cnn``: ``input_shape`` = (C, H, W) as is, (H, W) → (1, H, W), and a
+      flat vector of n features → (1, √n, √n) when n is a square, else (1, n)
+      (a 1-D signal);
+    - ``transformer``: ``input_shape`` = (L, F) as is, a flat vector of n
+      features → (n, 1) (n tokens of one feature), (L, …) → (L, prod(…)).
+
+    Example:
+        >>> class Data:
+        ...     input_shape, num_outputs = (64,), 10
+        >>> complete_model_args({"name": "cnn"}, Data())
+        {'name': 'cnn', 'input_shape': [1, 8, 8], 'num_outputs': 10}
+    """
+    args = dict(model_args)
+    name = args.get("name")
+    if name not in ZOO:
+        raise ProbeError(f"Unknown model '{name}'; the zoo has {', '.join(sorted(ZOO))}.")
+    shape = [int(size) for size in dataset.input_shape]
+    if name == "mlp":
+        args.setdefault("in_features", math.prod(shape))
+    elif name == "cnn":
+        args.setdefault("input_shape", _image_shape(shape))
+    else:
+        args.setdefault("input_shape", [shape[0], math.prod(shape[1:])] if len(shape) > 1 else [shape[0], 1])
+    args.setdefault("num_outputs", int(dataset.num_outputs))
     return args
 
 
-def _parse_value(text: str) -> Any:
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
+def _image_shape(shape: list[int]) -> list[int]:
+    if len(shape) == 1:
+        side = math.isqrt(shape[0])
+        return [1, side, side] if side * side == shape[0] else [1, shape[0]]
+    if len(shape) == 2:
+        return [1, *shape]
+    if len(shape) == 3:
+        return shape
+    raise ProbeError(f"A CNN takes examples shaped (C, H, W), (H, W) or flat vectors, not {tuple(shape)}.")
 
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable scalars."""
     return sum(p.numel() for p in model.parameters())
-
