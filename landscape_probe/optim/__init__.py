@@ -4,6 +4,13 @@
 needs; the classes are importable for use in a user's own loop.
 """
 
+from landscape_probe.optim.agd import AGD
+from landscape_probe.optim.fromage import Fromage
+from landscape_probe.optim.kfac import KFAC, KroneckerFactors
+from landscape_probe.optim.lars import Lars
+from landscape_probe.optim.madam import Madam
+from landscape_probe.optim.nero import Nero
+from landscape_probe.optim.noise_adaptive import NoiseAdaptiveSGD
 from landscape_probe.optim.table import (
     OPTIMIZER_NAMES,
     OPTIMIZERS,
@@ -19,4 +26,14 @@ __all__ = [
     "OptimizerSpec",
     "OptimizerFactory",
     "build_optimizer",
+    # relative (trust-ratio) updates
+    "Fromage",
+    "Lars",
+    "Nero",
+    "Madam",
+    "AGD",
+    # curvature and noise
+    "KFAC",
+    "KroneckerFactors",
+    "NoiseAdaptiveSGD",
 ]

@@ -24,6 +24,13 @@ import torch
 from torch import nn
 
 from landscape_probe.errors import ProbeError
+from landscape_probe.optim.agd import AGD
+from landscape_probe.optim.fromage import Fromage
+from landscape_probe.optim.kfac import KFAC
+from landscape_probe.optim.lars import Lars
+from landscape_probe.optim.madam import Madam
+from landscape_probe.optim.nero import Nero
+from landscape_probe.optim.noise_adaptive import NoiseAdaptiveSGD
 
 OptimizerFactory = Callable[[nn.Module, float, float, float], torch.optim.Optimizer]
 """``factory(model, lr, momentum, weight_decay)`` returns a ready optimiser."""
@@ -77,6 +84,34 @@ def _adamw(model: nn.Module, lr: float, momentum: float, weight_decay: float) ->
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 
+def _fromage(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return Fromage(model.parameters(), lr=lr)
+
+
+def _lars(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return Lars(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _nero(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return Nero(model.parameters(), lr=lr)
+
+
+def _madam(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return Madam(model.parameters(), lr=lr)
+
+
+def _agd(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return AGD(model.parameters(), lr=lr)
+
+
+def _kfac(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return KFAC(model, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _noise_adaptive(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return NoiseAdaptiveSGD(model.parameters(), lr=lr)
+
+
 _SPECS: tuple[OptimizerSpec, ...] = (
     OptimizerSpec("sgd", 0.1, "plain SGD, W ← W − η·g (weight decay as L2; no momentum)", _sgd),
     OptimizerSpec("momentum", 0.01, "SGD with heavy-ball momentum (torch.optim.SGD; momentum, weight decay)", _momentum),
@@ -85,6 +120,13 @@ _SPECS: tuple[OptimizerSpec, ...] = (
     OptimizerSpec("rmsprop", 1e-3, "RMSProp, Tieleman & Hinton 2012 (torch.optim.RMSprop; weight decay)", _rmsprop),
     OptimizerSpec("adam", 1e-3, "Adam, Kingma & Ba 2015 (torch.optim.Adam; weight decay as L2)", _adam),
     OptimizerSpec("adamw", 1e-3, "AdamW, Loshchilov & Hutter 2019 (torch.optim.AdamW; decoupled weight decay)", _adamw),
+    OptimizerSpec("fromage", 0.01, "Fromage, Bernstein et al. 2020: relative step η per layer, shrink 1/sqrt(1+η²)", _fromage),
+    OptimizerSpec("lars", 1e-3, "LARS, You et al. 2017: trust-ratio step per layer (momentum, weight decay)", _lars),
+    OptimizerSpec("nero", 0.01, "Nero, Liu et al. 2021: per-neuron relative steps on balanced neurons", _nero),
+    OptimizerSpec("madam", 0.01, "Madam, Bernstein et al. 2020: multiplicative Adam, W ⊙ exp(−η·sign(W)·g/sqrt(v))", _madam),
+    OptimizerSpec("agd", 1.0, "AGD, Bernstein et al. 2023: automatic step size from the architecture (lr scales it)", _agd),
+    OptimizerSpec("kfac", 0.01, "K-FAC, Martens & Grosse 2015, for Linear/Conv2d (momentum, weight decay)", _kfac),
+    OptimizerSpec("noise_adaptive", 0.1, "SGD with per-coordinate step B/(2·B*·L) from gradient noise; lr is the cap", _noise_adaptive),
 )
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in _SPECS}
@@ -102,7 +144,7 @@ def build_optimizer(
     """Build the optimiser called ``name`` for ``model``'s parameters.
 
     Args:
-        name: a key of :data:`OPTIMIZERS` (case-insensitive).
+        name: a key of :data:`OPTIMIZERS` (case-insensitive; "-" reads as "_").
         model: the network; K-FAC also registers hooks on its Linear/Conv2d modules.
         lr: learning rate; ``None`` takes the table's ``default_lr``.
         momentum: momentum coefficient in [0, 1), for the optimisers that use one.
@@ -115,7 +157,7 @@ def build_optimizer(
     Raises:
         ProbeError: unknown name, or a learning rate, momentum or weight decay out of range.
     """
-    key = name.strip().lower()
+    key = name.strip().lower().replace("-", "_")
     if key not in OPTIMIZERS:
         raise ProbeError(f"Unknown optimizer '{name}'; use one of: {', '.join(OPTIMIZER_NAMES)}.")
     spec = OPTIMIZERS[key]
