@@ -98,17 +98,26 @@ def load_weights(model: nn.Module, state_dict: dict[str, Tensor], path: Path) ->
     model.load_state_dict(state_dict)
 
 
-def align_keys(state_dict: dict[str, Tensor], expected: Iterable[str]) -> dict[str, Tensor]:
-    """Strip wrapper prefixes (``module.``, ``model.``, ``_orig_mod.``) while doing so matches more expected names."""
+def align_keys(state_dict: dict[str, Tensor], expected: Iterable[str], depth: int = 3) -> dict[str, Tensor]:
+    """Strip wrapper prefixes (``module.``, ``model.``, ``_orig_mod.``, nested up to ``depth``) to match the most expected names.
+
+    Ties keep the version with fewer prefixes stripped, so a model whose own
+    names start with ``model.`` is left alone.
+    """
     expected = set(expected)
-    best = state_dict
-    improved = True
-    while improved:
-        improved = False
-        for prefix in WRAPPER_PREFIXES:
-            candidate = {key.removeprefix(prefix): value for key, value in best.items()}
-            if len(candidate) == len(best) and len(expected & candidate.keys()) > len(expected & best.keys()):
-                best, improved = candidate, True
+    best, best_overlap = state_dict, len(expected & state_dict.keys())
+    frontier = [state_dict]
+    for _ in range(depth):
+        frontier = [
+            {key.removeprefix(prefix): value for key, value in candidate.items()}
+            for candidate in frontier
+            for prefix in WRAPPER_PREFIXES
+            if any(key.startswith(prefix) for key in candidate)
+        ]
+        for candidate in frontier:
+            overlap = len(expected & candidate.keys())
+            if len(candidate) == len(state_dict) and overlap > best_overlap:
+                best, best_overlap = candidate, overlap
     return best
 
 

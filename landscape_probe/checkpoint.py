@@ -25,10 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import pickle
-import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,12 +34,19 @@ from torch import Tensor, nn
 
 from landscape_probe.architecture import build_architecture, load_weights, state_dict_in
 from landscape_probe.atomic import atomic_path
+from landscape_probe.checkpoint_formats import (
+    detect_format,
+    file_sha256,
+    read_export,
+    read_safetensors,
+    read_torch_file,
+    read_torchscript,
+)
 from landscape_probe.errors import ProbeError
 from landscape_probe.models import build_model
 
 FORMAT_NAME = "landscape_probe"
 FORMAT_VERSION = 1
-TRUST_HINT = "unpickling such objects can run arbitrary code, so pass --trust-checkpoint only if you trust the file"
 
 
 @dataclass
@@ -105,13 +108,13 @@ def load_checkpoint(
         raise ProbeError(f"Checkpoint '{path}' is not a file.")
     kind = detect_format(path)
     if kind == "torchscript":
-        loaded = _checkpoint(path, "torchscript", _load_torchscript(path))
+        loaded = _checkpoint(path, "torchscript", read_torchscript(path))
     elif kind == "export":
-        loaded = _checkpoint(path, "export", _load_export(path))
+        loaded = _checkpoint(path, "export", read_export(path))
     elif kind == "safetensors":
-        loaded = _from_state_dict(path, "safetensors", _load_safetensors(path), arch, arch_kwargs)
+        loaded = _from_state_dict(path, "safetensors", read_safetensors(path), arch, arch_kwargs)
     else:
-        loaded = _from_pickle(path, _torch_load(path, trust), arch, arch_kwargs)
+        loaded = _from_pickle(path, read_torch_file(path, trust), arch, arch_kwargs)
     _to_eval_float_cpu(loaded.model, exported=kind == "export")
     return loaded
 
@@ -146,45 +149,6 @@ def save_checkpoint(
         torch.save(payload, tmp)
 
 
-def detect_format(path: Path) -> str:
-    """Tell the format from the bytes: ``torchscript``, ``export``, ``torch_save``, ``safetensors`` or ``pickle``.
-
-    Raises:
-        ProbeError: for an empty, corrupt or unrecognised file.
-    """
-    with path.open("rb") as handle:
-        head = handle.read(9)
-    if not head:
-        raise ProbeError(f"Checkpoint '{path}' is empty.")
-    if head.startswith(b"PK\x03\x04"):
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        except (zipfile.BadZipFile, OSError):
-            raise ProbeError(f"Checkpoint '{path}' is a truncated or corrupt archive.") from None
-        if any(name.endswith("/constants.pkl") for name in names):
-            return "torchscript"
-        if any(name.endswith(("/archive_format", "/serialized_exported_program.json")) for name in names):
-            return "export"
-        if any(name.endswith("/data.pkl") for name in names):
-            return "torch_save"
-        raise ProbeError(f"Checkpoint '{path}' is a zip archive but not one PyTorch wrote.")
-    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size:
-        return "safetensors"
-    if head[0] == 0x80:
-        return "pickle"
-    raise ProbeError(f"'{path}' is not a PyTorch checkpoint (its content matches no supported format).")
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def describe_parameters(model: nn.Module) -> list[dict[str, Any]]:
     """Name, shape, count and norms of every parameter, for ``probe info``.
 
@@ -211,6 +175,34 @@ def describe_parameters(model: nn.Module) -> list[dict[str, Any]]:
     return rows
 
 
+def summarize(loaded: LoadedCheckpoint) -> dict[str, Any]:
+    """Everything ``probe info`` reports: the file, its format and architecture, each parameter, and totals.
+
+    ``totals`` counts tensors and scalars over all parameters and over the
+    layers (ndim ≥ 2), and the Frobenius norm of the whole parameter vector,
+    sqrt(Σ_l ||W_l||_F²).
+    """
+    rows = describe_parameters(loaded.model)
+    layers = [row for row in rows if row["is_layer"]]
+    return {
+        "path": str(loaded.path),
+        "sha256": loaded.sha256,
+        "format": loaded.format,
+        "architecture": loaded.architecture,
+        "model_args": loaded.model_args,
+        "data": loaded.data,
+        "step": loaded.step,
+        "parameters": rows,
+        "totals": {
+            "tensors": len(rows),
+            "numel": sum(row["numel"] for row in rows),
+            "layers": len(layers),
+            "layer_numel": sum(row["numel"] for row in layers),
+            "frobenius_norm": sum(row["frobenius_norm"] ** 2 for row in rows) ** 0.5,
+        },
+    }
+
+
 def _checkpoint(path: Path, kind: str, model: nn.Module, **fields: Any) -> LoadedCheckpoint:
     architecture = fields.pop("architecture", None) or _class_name(model)
     return LoadedCheckpoint(model, kind, path, file_sha256(path), architecture, **fields)
@@ -218,42 +210,6 @@ def _checkpoint(path: Path, kind: str, model: nn.Module, **fields: Any) -> Loade
 
 def _class_name(model: nn.Module) -> str:
     return getattr(model, "original_name", None) or type(model).__name__
-
-
-def _torch_load(path: Path, trust: bool) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=not trust)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        if "Weights only load failed" in str(err):
-            what = f"the Python object {found.group(1)}" if found else "Python objects other than tensors"
-            raise ProbeError(f"Refused to load '{path}': it contains {what}; {TRUST_HINT}.") from None
-        raise ProbeError(f"Checkpoint '{path}' is corrupt: {_first_line(err)}") from None
-    except Exception as err:  # noqa: BLE001 - torch reports corrupt files with many exception types
-        raise ProbeError(f"Checkpoint '{path}' cannot be read (truncated or corrupt): {_first_line(err)}") from None
-
-
-def _load_torchscript(path: Path) -> nn.Module:
-    try:
-        return torch.jit.load(str(path), map_location="cpu")
-    except Exception as err:  # noqa: BLE001
-        raise ProbeError(f"TorchScript archive '{path}' cannot be loaded: {_first_line(err)}") from None
-
-
-def _load_export(path: Path) -> nn.Module:
-    try:
-        return torch.export.load(str(path)).module()
-    except Exception as err:  # noqa: BLE001
-        raise ProbeError(f"torch.export program '{path}' cannot be loaded: {_first_line(err)}") from None
-
-
-def _load_safetensors(path: Path) -> dict[str, Tensor]:
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path), device="cpu")
-    except Exception as err:  # noqa: BLE001
-        raise ProbeError(f"Safetensors file '{path}' cannot be read: {_first_line(err)}") from None
 
 
 def _from_pickle(path: Path, payload: Any, arch: str | None, arch_kwargs: dict[str, Any] | None) -> LoadedCheckpoint:
@@ -323,8 +279,3 @@ def _payload_summary(payload: Any) -> str:
         keys = ", ".join(map(str, list(payload)[:6]))
         return f"a dict with keys {keys}" if keys else "an empty dict"
     return f"a {type(payload).__name__}"
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return (text.splitlines()[0] if text else type(err).__name__).rstrip(".") + "."

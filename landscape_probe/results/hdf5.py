@@ -90,7 +90,7 @@ def provenance(
     """
     import torch
 
-    from landscape_probe.checkpoint import file_sha256
+    from landscape_probe.checkpoint_formats import file_sha256
 
     checkpoint_path = Path(checkpoint).resolve() if checkpoint is not None else None
     return {

@@ -1,0 +1,112 @@
+"""Reading checkpoint files: telling the format from the bytes, and each format's reader.
+
+Every reader turns a failure into a ``ProbeError`` of one sentence. Pickles are
+read with ``torch.load(weights_only=True)`` unless the user trusts the file:
+that unpickler accepts only tensors and plain containers, so a hostile file is
+refused before any of its objects is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from landscape_probe.errors import ProbeError
+
+TRUST_HINT = "unpickling such objects can run arbitrary code, so pass --trust-checkpoint only if you trust the file"
+
+
+def detect_format(path: Path) -> str:
+    """Tell the format from the bytes: ``torchscript``, ``export``, ``torch_save``, ``safetensors`` or ``pickle``.
+
+    Raises:
+        ProbeError: for an empty, corrupt or unrecognised file.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(9)
+    if not head:
+        raise ProbeError(f"Checkpoint '{path}' is empty.")
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            raise ProbeError(f"Checkpoint '{path}' is a truncated or corrupt archive.") from None
+        if any(name.endswith("/constants.pkl") for name in names):
+            return "torchscript"
+        if any(name.endswith(("/archive_format", "/serialized_exported_program.json")) for name in names):
+            return "export"
+        if any(name.endswith("/data.pkl") for name in names):
+            return "torch_save"
+        raise ProbeError(f"Checkpoint '{path}' is a zip archive but not one PyTorch wrote.")
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size:
+        return "safetensors"
+    if head[0] == 0x80:
+        return "pickle"
+    raise ProbeError(f"'{path}' is not a PyTorch checkpoint (its content matches no supported format).")
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_torch_file(path: Path, trust: bool) -> Any:
+    """``torch.load`` onto the CPU, with ``weights_only`` unless ``trust``.
+
+    Raises:
+        ProbeError: naming the first Python object a refused file holds, and the
+            flag that allows it; or saying the file is corrupt.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if "Weights only load failed" in str(err):
+            what = f"the Python object {found.group(1)}" if found else "Python objects other than tensors"
+            raise ProbeError(f"Refused to load '{path}': it contains {what}; {TRUST_HINT}.") from None
+        raise ProbeError(f"Checkpoint '{path}' is corrupt: {_first_line(err)}") from None
+    except Exception as err:  # noqa: BLE001 - torch reports corrupt files with many exception types
+        raise ProbeError(f"Checkpoint '{path}' cannot be read (truncated or corrupt): {_first_line(err)}") from None
+
+
+def read_torchscript(path: Path) -> nn.Module:
+    """Load a ``torch.jit.save`` archive onto the CPU."""
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception as err:  # noqa: BLE001
+        raise ProbeError(f"TorchScript archive '{path}' cannot be loaded: {_first_line(err)}") from None
+
+
+def read_export(path: Path) -> nn.Module:
+    """Load a ``torch.export`` program and return its callable module."""
+    try:
+        return torch.export.load(str(path)).module()
+    except Exception as err:  # noqa: BLE001
+        raise ProbeError(f"torch.export program '{path}' cannot be loaded: {_first_line(err)}") from None
+
+
+def read_safetensors(path: Path) -> dict[str, Tensor]:
+    """Read every tensor of a safetensors file onto the CPU."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as err:  # noqa: BLE001
+        raise ProbeError(f"Safetensors file '{path}' cannot be read: {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__).rstrip(".") + "."
