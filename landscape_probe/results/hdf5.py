@@ -98,7 +98,7 @@ def provenance(
         "tool_version": __version__,
         "command_line": command_line,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "device": str(device),
         "seed": -1 if seed is None else int(seed),
         "checkpoint_path": str(checkpoint_path) if checkpoint_path else "",
@@ -157,7 +157,7 @@ def read_group(group: h5py.Group) -> dict[str, np.ndarray]:
 def _attr_value(value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, Path):
+    if isinstance(value, (Path, str)):
         return str(value)
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
