@@ -108,8 +108,20 @@ def train_many(
     resume: bool = False,
     on_progress: RunProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
+    dataset: Dataset | None = None,
 ) -> TrainOutcome:
     """Train the whole grid; write checkpoints and ``results.h5`` under ``output_dir``.
+
+    Args:
+        config: the grid and the shared settings.
+        output_dir: folder for ``results.h5`` and one checkpoint folder per run.
+        command_line: recorded in the file's provenance.
+        overwrite: replace an existing ``results.h5``.
+        resume: continue the grid recorded in ``output_dir`` (finished runs are
+            read back, the interrupted one continues from its ``resume.pt``).
+        on_progress: called after every step of every run.
+        should_stop: polled between steps; see :func:`stop_on_interrupt`.
+        dataset: the data to train on; by default loaded from ``config.dataset``.
 
     Raises:
         ProbeError: results exist and neither ``overwrite`` nor ``resume`` is set, or
@@ -125,7 +137,8 @@ def train_many(
     else:
         output_dir.mkdir(parents=True, exist_ok=True)
         check_writable(results_path, overwrite)
-    dataset = load_training_data(config)
+    if dataset is None:
+        dataset = load_training_data(config)
     attrs = provenance(command_line=command_line, device=config.device, seed=config.seeds[0])
     plan = planned_runs(config)
     runs: list[RunResult] = []
