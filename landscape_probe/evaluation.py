@@ -10,6 +10,10 @@ same probe examples, with some of its parameters replaced by a dict of tensors.
   swapped in as attributes for the duration of the call and their own
   parameters put back afterwards (the swap keeps autograd's graph to the given
   tensors, so gradients and Hessian-vector products flow the same way).
+  ``torch.func`` transforms silently lose the graph through TorchScript (a
+  forward-mode product comes out zero), so there this path raises
+  ``NotImplementedError`` and callers (``curvature.hessian_vector_product``)
+  fall back to double-backward autograd.
 
 The probe set is split into batches of at most ``batch_size`` examples; the loss
 is the mean over all N examples, L(W) = Σ_b (n_b / N) · L_b(W), so the result
@@ -95,6 +99,8 @@ class ProbeEvaluator:
         """Network outputs on ``x`` with the perturbed layers set to ``weights``, differentiable in them."""
         if self.functional:
             return torch.func.functional_call(self.model, weights, (x,), strict=False)
+        if any(_is_transformed(value) for value in weights.values()):
+            raise NotImplementedError("torch.func transforms do not see through a TorchScript module; use autograd.")
         with _swapped_attributes(self.model, weights):
             return self.model(x)
 
@@ -131,6 +137,11 @@ class ProbeEvaluator:
     def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         for start in range(0, len(self.x), self.batch_size):
             yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+
+
+def _is_transformed(tensor: Tensor) -> bool:
+    """Whether ``tensor`` is wrapped by a torch.func transform (grad, jvp, vmap)."""
+    return bool(torch._C._functorch.is_functorch_wrapped_tensor(tensor))
 
 
 @contextlib.contextmanager
