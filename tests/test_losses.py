@@ -1,0 +1,39 @@
+"""Losses against their definitions written out in float64."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from landscape_probe.errors import ProbeError
+from landscape_probe.losses import default_loss_name, loss_function
+
+
+def test_cross_entropy_is_the_mean_negative_log_softmax_of_the_true_class() -> None:
+    torch.manual_seed(0)
+    logits, targets = torch.randn(6, 4, dtype=torch.float64), torch.tensor([0, 3, 1, 1, 2, 0])
+    expected = 0.0
+    for row, label in zip(logits.tolist(), targets.tolist()):
+        expected += -(row[label] - torch.logsumexp(torch.tensor(row, dtype=torch.float64), 0).item()) / 6
+    assert loss_function("cross_entropy")(logits, targets).item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("target_shape", [(5,), (5, 1)])
+def test_mse_is_the_mean_squared_error_whatever_the_target_shape(target_shape: tuple[int, ...]) -> None:
+    outputs = torch.arange(5, dtype=torch.float64).reshape(5, 1)
+    targets = torch.full(target_shape, 1.0, dtype=torch.float32)
+    expected = sum((i - 1.0) ** 2 for i in range(5)) / 5
+    value = loss_function("mse")(outputs, targets)
+    assert value.dtype == torch.float64 and value.item() == pytest.approx(expected)
+
+
+def test_default_loss_follows_the_task() -> None:
+    assert default_loss_name(SimpleNamespace(task="classification")) == "cross_entropy"
+    assert default_loss_name(SimpleNamespace(task="regression")) == "mse"
+
+
+def test_unknown_loss_is_refused() -> None:
+    with pytest.raises(ProbeError, match="Unknown loss 'hinge'"):
+        loss_function("hinge")
