@@ -1,3 +1,102 @@
-"""`probe info`. (Being written.)"""
+"""`probe info`: what a checkpoint holds: its format, architecture and every parameter's norms."""
 
-from landscape_probe.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from landscape_probe.cli.app import ArchKwargsOption, ArchOption, DebugOption, TrustOption, app, console, user_errors
+from landscape_probe.errors import ProbeError
+
+
+@dataclass(frozen=True)
+class InfoConfig:
+    """What ``probe info`` loads: the checkpoint and, for bare weights, the architecture."""
+
+    checkpoint: Path
+    arch: str | None = None
+    arch_kwargs: dict[str, Any] | None = None
+    trust: bool = False
+
+
+def parse_arch_kwargs(text: str | None) -> dict[str, Any] | None:
+    """Read ``--arch-kwargs`` as a JSON object."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ProbeError(f"--arch-kwargs is not valid JSON ({err.msg} at position {err.pos}).") from None
+    if not isinstance(value, dict):
+        raise ProbeError('--arch-kwargs must be a JSON object such as \'{"width": 64}\'.')
+    return value
+
+
+@app.command()
+def info(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file of any supported format.")],
+    arch: ArchOption = None,
+    arch_kwargs: ArchKwargsOption = None,
+    trust: TrustOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the same information as JSON only.")] = False,
+    debug: DebugOption = False,
+) -> None:
+    """Show a checkpoint's format, architecture and each parameter's shape, count and norms.
+
+    Spectral norms are of matrices; a conv kernel (out, in, k, k) is read as an
+    (out, in·k·k) matrix. "layer" marks the parameters perturbed by default (ndim ≥ 2).
+
+    Examples:
+
+      [bold]probe info sample_checkpoints/mlp16_digits.pt[/]
+
+      [bold]probe info sample_checkpoints/mlp2_digits_state_dict.pt --arch mlp:depth=2,width=64[/]
+
+      [bold]probe info net.pt --arch mypkg.models:make_net --arch-kwargs '{"width": 64}' --json[/]
+    """
+    with user_errors(debug):
+        from landscape_probe.checkpoint import load_checkpoint, summarize
+
+        config = InfoConfig(checkpoint, arch, parse_arch_kwargs(arch_kwargs), trust)
+        summary = summarize(load_checkpoint(config.checkpoint, config.arch, config.arch_kwargs, config.trust))
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
+        else:
+            print_summary(summary)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """Print a checkpoint summary (from ``checkpoint.summarize``) as a header and a table."""
+    console.print(f"[bold]{summary['path']}[/]  sha256 {summary['sha256'][:16]}…", highlight=False)
+    console.print(f"format: [cyan]{summary['format']}[/]   architecture: [cyan]{summary['architecture']}[/]")
+    if summary["data"] is not None or summary["step"] is not None:
+        console.print(f"trained on: {summary['data']}   step: {summary['step']}", highlight=False)
+    totals = summary["totals"]
+    table = Table(show_footer=True)
+    table.add_column("parameter", footer="total", overflow="fold")
+    table.add_column("shape")
+    table.add_column("count", justify="right", footer=f"{totals['numel']:,}")
+    table.add_column("Frobenius", justify="right", footer=f"{totals['frobenius_norm']:.4g}")
+    table.add_column("spectral", justify="right")
+    table.add_column("layer", justify="center")
+    for row in summary["parameters"]:
+        spectral = "–" if row["spectral_norm"] is None else f"{row['spectral_norm']:.4g}"
+        table.add_row(
+            row["name"],
+            "×".join(map(str, row["shape"])) or "scalar",
+            f"{row['numel']:,}",
+            f"{row['frobenius_norm']:.4g}",
+            spectral,
+            "yes" if row["is_layer"] else "no",
+        )
+    console.print(table)
+    console.print(
+        f"{totals['numel']:,} parameters in {totals['tensors']} tensors; "
+        f"{totals['layer_numel']:,} in {totals['layers']} layers (ndim ≥ 2).",
+        highlight=False,
+    )
