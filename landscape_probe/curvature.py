@@ -79,6 +79,8 @@ def hessian_vector_product(loss_fn: LossFn, params: Params, vector: Params) -> P
         with torch.enable_grad():
             _, product = torch.func.jvp(torch.func.grad(loss_fn), (primal,), (tangent,))
         return {k: t.detach() for k, t in product.items()}
+    except torch.OutOfMemoryError:
+        raise
     except (NotImplementedError, RuntimeError):
         return hessian_vector_product_double_backward(loss_fn, primal, tangent)
 

@@ -158,7 +158,9 @@ def kappa(step: Params, params: Params, norm: str = "frobenius") -> dict[str, fl
     _check_choice("norm", norm, NORMS)
     if norm == "neuron":
         return {k: _max_ratio(row_norms(step[k]), row_norms(w)) for k, w in params.items()}
-    return {k: _max_ratio(layer_norm(step[k], norm).reshape(1), layer_norm(w, norm).reshape(1)) for k, w in params.items()}
+    return {
+        k: _max_ratio(layer_norm(step[k], norm).reshape(1), layer_norm(w, norm).reshape(1)) for k, w in params.items()
+    }
 
 
 def _rescale_rows(d: Tensor, w: Tensor) -> Tensor:

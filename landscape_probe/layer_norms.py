@@ -39,7 +39,9 @@ def layer_norm(tensor: Tensor, norm: str) -> Tensor:
     if norm == "frobenius":
         return torch.linalg.vector_norm(tensor)
     if norm == "spectral":
-        return spectral_norm(tensor.reshape(tensor.shape[0], -1)) if tensor.ndim >= 2 else torch.linalg.vector_norm(tensor)
+        if tensor.ndim < 2:
+            return torch.linalg.vector_norm(tensor)
+        return spectral_norm(tensor.reshape(tensor.shape[0], -1))
     if norm == "neuron":
         return row_norms(tensor)
     raise ProbeError(f"Unknown norm '{norm}'; use one of {', '.join(NORMS)}.")

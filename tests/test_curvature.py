@@ -100,7 +100,8 @@ def test_directional_curvature_matches_dense() -> None:
     params, loss_fn = tiny_problem(seed=2)
     d = gaussian_like(params, seed=5)
     flat = P.flatten(d)
-    assert directional_curvature(loss_fn, params, d) == pytest.approx(float(flat @ dense_hessian(loss_fn, params) @ flat), rel=1e-10)
+    expected = float(flat @ dense_hessian(loss_fn, params) @ flat)
+    assert directional_curvature(loss_fn, params, d) == pytest.approx(expected, rel=1e-10)
 
 
 def test_random_vectors_have_the_right_law_and_shapes() -> None:
