@@ -102,8 +102,8 @@ class TrainConfig:
             raise ProbeError(f"Every depth must be at least 1, not {min(self.depths)}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form, stored in results files and checkpoints."""
-        return dataclasses.asdict(self)
+        """JSON-able form (tuples become lists), stored in results files and checkpoints."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
