@@ -1,3 +1,289 @@
-"""`probe slice`. (Being written.)"""
+"""`probe slice`: measure function and gradient change along a weight perturbation.
 
-from landscape_probe.cli.app import app  # noqa: F401
+Options become a frozen :class:`~landscape_probe.slicing.SliceConfig`, one call
+to :func:`~landscape_probe.slicing.run_slice` does the work, the results file is
+written, and :func:`print_summary` prints it back from the file (as ``probe
+show`` does).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from landscape_probe.cli.app import (
+    ArchKwargsOption,
+    ArchOption,
+    DebugOption,
+    DeviceOption,
+    TrustOption,
+    app,
+    command_line,
+    console,
+    user_errors,
+)
+from landscape_probe.errors import ProbeError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from rich.console import Console
+
+    from landscape_probe.results.slice import SliceData
+    from landscape_probe.slicing import SliceConfig
+
+SUMMARY_ROWS = 6
+
+
+@app.command("slice")
+def slice_command(
+    checkpoint: Annotated[Path, typer.Argument(help="The checkpoint to slice (any format probe info reads).")],
+    data: Annotated[
+        str | None,
+        typer.Option(help="Data set: digits, mnist1d, synthetic:k=v,..., or a .npz/.pt file. "
+                     "Default: the one recorded in a self-describing checkpoint."),
+    ] = None,
+    probe_size: Annotated[int, typer.Option(help="Examples in the probe set.")] = 512,
+    split: Annotated[str, typer.Option(help="Which split the probe set comes from: train or test.")] = "train",
+    loss: Annotated[str | None, typer.Option(help="cross_entropy or mse (default: from the data set).")] = None,
+    direction: Annotated[
+        str, typer.Option(help="gradient (descent), random, eigenvector (top Hessian), or checkpoint:OTHER.pt.")
+    ] = "gradient",
+    seed: Annotated[int, typer.Option(help="Seed of the probe set, random direction and power iteration.")] = 0,
+    scaling: Annotated[
+        str | None,
+        typer.Option(help="relative (κ_l = t in every layer), global (||ΔW|| = t), filter, or none (ΔW = t·d). "
+                     "Default: relative; none for a checkpoint direction, so t = 1 reaches the other checkpoint."),
+    ] = None,
+    norm: Annotated[str, typer.Option(help="Layer norm for κ and relative scaling: frobenius, spectral, neuron.")] = "frobenius",
+    scales: Annotated[str | None, typer.Option(help="Explicit scales, e.g. 0.001,0.01,0.1 (overrides --max-scale).")] = None,
+    max_scale: Annotated[float, typer.Option(help="Largest scale T; scales are log-spaced from T/1000 to T.")] = 1.0,
+    points: Annotated[int, typer.Option(help="Number of log-spaced scales.")] = 16,
+    two_sided: Annotated[bool, typer.Option("--two-sided", help="Also evaluate −t for every t.")] = False,
+    layers: Annotated[bool, typer.Option("--layers", help="Also sweep each layer alone.")] = False,
+    select: Annotated[str | None, typer.Option(help="Glob(s) on parameter names to perturb, e.g. 'hidden.*'.")] = None,
+    include_1d: Annotated[bool, typer.Option("--include-1d", help="Also perturb biases and norm parameters.")] = False,
+    device: DeviceOption = "auto",
+    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    power_iterations: Annotated[int, typer.Option(help="Most Hessian-vector products for λ_max.")] = 50,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Results file (default: CHECKPOINT-NAME_slice.h5 here).")
+    ] = None,
+    plots: Annotated[Path | None, typer.Option(help="Folder for figures (default: beside the results file).")] = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not draw figures.")] = False,
+    formats: Annotated[str, typer.Option("--format", help="Figure formats: png, svg, pdf (comma-separated).")] = "png",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing results file.")] = False,
+    arch: ArchOption = None,
+    arch_kwargs: ArchKwargsOption = None,
+    trust_checkpoint: TrustOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Perturb the weights along a direction and compare the measured change with DRT and Euclidean trust.
+
+    Examples:
+
+    [bold]probe slice sample_checkpoints/mlp16_digits.pt --layers[/]
+
+    [bold]probe slice model.pt --data digits --direction random --scales 0.01,0.1,1 --two-sided[/]
+
+    [bold]probe slice a.pt --direction checkpoint:b.pt --scales 0.25,0.5,0.75,1[/]
+    """
+    with user_errors(debug):
+        from landscape_probe.plotting import draw_figures, parse_formats
+        from landscape_probe.results.hdf5 import check_writable
+        from landscape_probe.slicing import SliceConfig, log_scales
+
+        figure_formats = () if no_plots else parse_formats(formats)
+        config = SliceConfig(
+            direction=direction,
+            seed=seed,
+            scaling=scaling,
+            norm=norm,
+            scales=_parse_scales(scales) if scales else log_scales(max_scale, points),
+            two_sided=two_sided,
+            per_layer=layers,
+            select=select,
+            include_1d=include_1d,
+            probe_size=probe_size,
+            loss=loss,
+            device=device,
+            dtype=dtype,
+            power_iterations=power_iterations,
+        )
+        config.check()
+        output = output or Path.cwd() / f"{checkpoint.stem}_slice.h5"
+        check_writable(output, overwrite)
+        loaded_arch_kwargs = _parse_json(arch_kwargs)
+        _slice_and_write(checkpoint, data, split, config, output, overwrite, arch, loaded_arch_kwargs, trust_checkpoint)
+        print_summary(output, console)
+        if figure_formats:
+            for path in draw_figures(output, plots or output.with_name(output.stem + "_plots"), figure_formats, "slice"):
+                console.print(f"wrote {path}")
+
+
+def _slice_and_write(
+    checkpoint: Path,
+    data: str | None,
+    split: str,
+    config: SliceConfig,
+    output: Path,
+    overwrite: bool,
+    arch: str | None,
+    arch_kwargs: dict | None,
+    trust: bool,
+) -> None:
+    """Load the checkpoint and probe set, run the slice with a progress bar, write the results file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from landscape_probe.checkpoint import load_checkpoint
+    from landscape_probe.data import check_model_accepts, load_dataset, load_dataset_spec, parse_data_spec, probe_set
+    from landscape_probe.devices import resolve_device
+    from landscape_probe.losses import default_loss_name
+    from landscape_probe.results.hdf5 import provenance
+    from landscape_probe.results.slice import write_slice
+    from landscape_probe.slicing import run_slice
+
+    loaded = load_checkpoint(checkpoint, arch, arch_kwargs, trust)
+    if data is not None:
+        name, options = parse_data_spec(data)
+        dataset = load_dataset(name, **options)
+    elif loaded.data:
+        dataset = load_dataset_spec(loaded.data)
+    else:
+        raise ProbeError(f"'{checkpoint}' does not record its data set; name one with --data (e.g. --data digits).")
+    check_model_accepts(loaded.model, dataset)
+    x, y = probe_set(dataset, config.probe_size, config.seed, split)
+    other = None
+    if config.direction_kind == "checkpoint":
+        other = load_checkpoint(config.direction.partition(":")[2], arch, arch_kwargs, trust)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("slicing", total=None)
+
+        def advance(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total, description=label)
+
+        result = run_slice(
+            loaded.model, x, y, config.loss or default_loss_name(dataset), config, advance, other.model if other else None
+        )
+    attrs = provenance(command_line=command_line(), device=str(resolve_device(config.device)), seed=config.seed,
+                       checkpoint=checkpoint)
+    attrs.update(
+        checkpoint_format=loaded.format,
+        architecture=loaded.architecture,
+        data=json.dumps(dataset.spec, sort_keys=True),
+        split=split,
+        other_checkpoint_sha256=other.sha256 if other else "",
+    )
+    write_slice(output, result, attrs, overwrite=overwrite)
+
+
+def print_summary(results_path: Path, console: Console) -> None:
+    """Print a slice results file: settings, a table of measured vs predicted, and the verdicts in words."""
+    import numpy as np
+    from rich import box
+    from rich.table import Table
+
+    from landscape_probe.results.slice import read_slice
+
+    data = read_slice(results_path)
+    attrs, whole = data.attrs, data.whole
+    console.print(
+        f"[bold]{Path(str(attrs.get('checkpoint_path', '')) or results_path).name}[/] "
+        f"({attrs.get('architecture', '?')}), {len(data.layer_names)} layers perturbed, "
+        f"direction {attrs['direction']}, scaling {attrs['scaling']}, norm {attrs['norm']}, "
+        f"{attrs['probe_size']} probe examples, loss {attrs['loss']}",
+        highlight=False,
+    )
+    console.print(
+        f"loss(0) = {whole['loss_at_zero']:.4g}, ||g(0)|| = {whole['gradient_norm']:.4g}, "
+        f"λ_max = {whole['lambda_max']:.4g}, slope g·u = {whole['slope']:.4g}, uᵀHu = {whole['curvature']:.4g}",
+        highlight=False,
+    )
+    table = Table(
+        title="Measured relative change vs predictions",
+        caption="Δf, Δg: measured relative function and gradient change; ~: calibrated on the smallest scales",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for header in ("t", "loss", "Δf", "DRT~", "Δg", "DRT", "DRT~", "Eucl", "Eucl~"):
+        table.add_column(header, justify="right", min_width=7, no_wrap=True)
+    for i in _summary_rows(data.scales):
+        table.add_row(
+            *(
+                f"{value:.3g}"
+                for value in (
+                    data.scales[i],
+                    whole["loss"][i],
+                    whole["relative_function_change"][i],
+                    whole["calibrated_drt_function_prediction"][i],
+                    whole["relative_gradient_change"][i],
+                    whole["drt_prediction"][i],
+                    whole["calibrated_drt_prediction"][i],
+                    whole["euclidean_gradient_prediction"][i],
+                    whole["calibrated_euclidean_gradient_prediction"][i],
+                )
+            )
+        )
+    console.print(table)
+    console.print(whole["verdict"], highlight=False)
+    console.print(whole["function_verdict"], highlight=False)
+    breakdown = whole["breakdown_scale"]
+    console.print(
+        "The relative gradient change "
+        + (f"reaches 1 at t ≈ {breakdown:.3g}." if np.isfinite(breakdown) else "stays below 1 over the sweep."),
+        highlight=False,
+    )
+    if int(whole["nonfinite_points"]):
+        console.print(f"[yellow]{whole['nonfinite_points']} scale(s) overflowed (inf/NaN recorded).[/]")
+    if data.layers:
+        _print_layers(data, console)
+
+
+def _print_layers(data: SliceData, console: Console) -> None:
+    from rich.table import Table
+
+    table = Table(title="Each layer perturbed alone")
+    for header in ("layer", "λ_max (own block)", "breakdown t", "shape"):
+        table.add_column(header, justify="right")
+    for name, sweep in data.layers.items():
+        table.add_row(name, f"{sweep['lambda_max']:.3g}", f"{sweep['breakdown_scale']:.3g}", str(sweep["shape"]))
+    console.print(table)
+
+
+def _summary_rows(scales: np.ndarray) -> list[int]:
+    """Up to ``SUMMARY_ROWS`` indices of positive scales, spread evenly, always the largest."""
+    import numpy as np
+
+    positive = np.flatnonzero(scales > 0)
+    if len(positive) <= SUMMARY_ROWS:
+        return list(positive)
+    picks = np.linspace(0, len(positive) - 1, SUMMARY_ROWS).round().astype(int)
+    return [int(positive[i]) for i in sorted(set(picks))]
+
+
+def _parse_scales(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(sorted({float(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise ProbeError(f"Cannot read --scales '{text}'; write numbers separated by commas, e.g. 0.001,0.01,0.1.") from None
+
+
+def _parse_json(text: str | None) -> dict | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise ProbeError(f"--arch-kwargs is not valid JSON: {text}") from None
+    if not isinstance(value, dict):
+        raise ProbeError("--arch-kwargs must be a JSON object, e.g. '{\"width\": 64}'.")
+    return value

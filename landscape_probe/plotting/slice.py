@@ -1,0 +1,162 @@
+"""Figures of a ``probe slice`` results file, drawn from the file alone.
+
+- ``relative_change``: relative function change and relative gradient change
+  against t on log–log axes, measured, with deep relative trust and Euclidean
+  trust raw (dashed) and calibrated on the smallest scales (dotted);
+- ``loss``: the loss along the slice with the quadratic and Taylor models;
+- with per-layer sweeps, ``layers_heatmap`` (layer × t, colour = log10 of the
+  relative gradient change when that layer alone is perturbed) and
+  ``layers_breakdown`` (each layer's breakdown scale, where that change first
+  reaches 1).
+
+Example:
+    >>> draw(Path("mlp16_digits_slice.h5"), Path("plots"), ("png",))  # doctest: +SKIP
+    [PosixPath('plots/mlp16_digits_slice_relative_change.png'), ...]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from landscape_probe.results.slice import SliceData, read_slice
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+MEASURED, DRT, EUCLIDEAN = "black", "tab:red", "tab:blue"
+
+
+def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
+    """Draw every figure of a slice results file into ``out_dir``; returns the files written."""
+    import matplotlib.pyplot as plt
+
+    data = read_slice(results_path)
+    figures = {"relative_change": _relative_change(data), "loss": _loss(data)}
+    if data.layers:
+        figures["layers_heatmap"] = _layers_heatmap(data)
+        figures["layers_breakdown"] = _layers_breakdown(data)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, figure in figures.items():
+        for fmt in formats:
+            path = out_dir / f"{Path(results_path).stem}_{name}.{fmt}"
+            figure.savefig(path, dpi=130, bbox_inches="tight")
+            written.append(path)
+        plt.close(figure)
+    return written
+
+
+def _title(data: SliceData) -> str:
+    attrs = data.attrs
+    return f"{attrs.get('architecture', '')}: {attrs['direction']} direction, {attrs['scaling']} scaling"
+
+
+def _relative_change(data: SliceData) -> Figure:
+    import matplotlib.pyplot as plt
+
+    whole, positive = data.whole, data.scales > 0
+    t = data.scales[positive]
+    figure, (function_axes, gradient_axes) = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    _loglog(function_axes, t, whole["relative_function_change"][positive], "measured", MEASURED, "-", marker="o")
+    _loglog(function_axes, t, whole["drt_prediction"][positive], "DRT", DRT, "--")
+    _loglog(function_axes, t, whole["calibrated_drt_function_prediction"][positive], "DRT, calibrated", DRT, ":")
+    _loglog(
+        function_axes, t, whole["calibrated_euclidean_function_prediction"][positive],
+        "linear in ||ΔW||, calibrated", EUCLIDEAN, ":",
+    )
+    function_axes.set_ylabel("relative function change ||F(t) − F(0)|| / ||F(0)||")
+    _loglog(gradient_axes, t, whole["relative_gradient_change"][positive], "measured", MEASURED, "-", marker="o")
+    _loglog(gradient_axes, t, whole["drt_prediction"][positive], "DRT", DRT, "--")
+    _loglog(gradient_axes, t, whole["calibrated_drt_prediction"][positive], "DRT, calibrated", DRT, ":")
+    _loglog(gradient_axes, t, whole["euclidean_gradient_prediction"][positive], "Euclidean |λ|·||ΔW||/||g||", EUCLIDEAN, "--")
+    _loglog(
+        gradient_axes, t, whole["calibrated_euclidean_gradient_prediction"][positive],
+        "Euclidean, calibrated", EUCLIDEAN, ":",
+    )
+    gradient_axes.set_ylabel("relative gradient change ||g(t) − g(0)|| / ||g(0)||")
+    for axes in (function_axes, gradient_axes):
+        axes.set_xlabel("scale t")
+        axes.axhline(1.0, color="grey", linewidth=0.6)
+        axes.legend(fontsize=7)
+        finite = whole["relative_gradient_change"][positive]
+        finite = finite[np.isfinite(finite) & (finite > 0)]
+        if finite.size:
+            axes.set_ylim(bottom=min(finite.min(), 1.0) / 10, top=max(finite.max(), 1.0) * 100)
+    figure.suptitle(_title(data), fontsize=10)
+    return figure
+
+
+def _loglog(axes: Axes, t: np.ndarray, values: np.ndarray, label: str, color: str, style: str, marker: str = "") -> None:
+    shown = np.where(np.isfinite(values) & (values > 0), values, np.nan)
+    axes.loglog(t, shown, linestyle=style, color=color, marker=marker, markersize=3, label=label)
+
+
+def _loss(data: SliceData) -> Figure:
+    import matplotlib.pyplot as plt
+
+    whole = data.whole
+    order = np.argsort(np.append(data.scales, 0.0))
+    t = np.append(data.scales, 0.0)[order]
+
+    def with_zero(values: np.ndarray) -> np.ndarray:
+        return np.append(values, whole["loss_at_zero"])[order]
+
+    figure, axes = plt.subplots(figsize=(6, 4.2))
+    measured = with_zero(whole["loss"])
+    axes.plot(t, measured, color=MEASURED, marker="o", markersize=3, label="measured loss")
+    axes.plot(t, with_zero(whole["quadratic_loss_model"]), color=EUCLIDEAN, linestyle="--", label="quadratic model (|λ_max|)")
+    axes.plot(t, with_zero(whole["taylor_loss_model"]), color=DRT, linestyle=":", label="Taylor model (uᵀHu)")
+    smallest = np.min(np.abs(data.scales[data.scales != 0]))
+    axes.set_xscale("symlog", linthresh=smallest)
+    finite = measured[np.isfinite(measured)]
+    if finite.size:
+        span = max(finite.max() - finite.min(), 1e-3 * max(abs(finite.max()), 1e-12))
+        axes.set_ylim(finite.min() - 0.2 * span, finite.max() + 0.5 * span)
+    axes.set_xlabel("scale t (linear below the smallest |t|, log above)")
+    axes.set_ylabel(f"probe loss ({data.attrs.get('loss', '')})")
+    axes.legend(fontsize=8)
+    axes.set_title(_title(data), fontsize=10)
+    return figure
+
+
+def _layers_heatmap(data: SliceData) -> Figure:
+    import matplotlib.pyplot as plt
+
+    positive = data.scales > 0
+    names = list(data.layers)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grid = np.log10(np.array([data.layers[name]["relative_gradient_change"][positive] for name in names]))
+    figure, axes = plt.subplots(figsize=(7, 0.35 * len(names) + 1.8))
+    image = axes.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap="magma", interpolation="nearest")
+    ticks = np.linspace(0, positive.sum() - 1, min(6, int(positive.sum()))).round().astype(int)
+    axes.set_xticks(ticks, [f"{value:.2g}" for value in data.scales[positive][ticks]])
+    axes.set_yticks(range(len(names)), names, fontsize=7)
+    axes.set_xlabel("scale t")
+    figure.colorbar(image, label="log10 relative gradient change")
+    axes.set_title(f"{_title(data)}\neach layer perturbed alone", fontsize=9)
+    return figure
+
+
+def _layers_breakdown(data: SliceData) -> Figure:
+    import matplotlib.pyplot as plt
+
+    names = list(data.layers)
+    breakdown = np.array([data.layers[name]["breakdown_scale"] for name in names])
+    largest = float(np.max(np.abs(data.scales)))
+    reached = np.isfinite(breakdown)
+    figure, axes = plt.subplots(figsize=(6, 0.35 * len(names) + 1.8))
+    axes.barh(np.arange(len(names))[reached], breakdown[reached], color=DRT)
+    axes.barh(np.arange(len(names))[~reached], np.full((~reached).sum(), largest), color="lightgrey",
+              label=f"not reached up to t = {largest:.3g}")
+    axes.set_yticks(range(len(names)), names, fontsize=7)
+    axes.invert_yaxis()
+    axes.set_xscale("log")
+    axes.set_xlabel("breakdown scale t (relative gradient change reaches 1)")
+    if (~reached).any():
+        axes.legend(fontsize=8)
+    axes.set_title(f"{_title(data)}\neach layer perturbed alone", fontsize=9)
+    return figure
