@@ -139,7 +139,8 @@ def probe_set(dataset: Dataset, size: int, seed: int, split: str = "train") -> t
 def check_model_accepts(model: nn.Module, dataset: Dataset) -> None:
     """Run ``model`` on two training examples and check that the output size fits the data.
 
-    The model is run in eval mode without gradients, and left in the mode it was in.
+    The model is run in eval mode without gradients, and left in the mode it
+    was in (``torch.export`` modules, which cannot switch modes, run as they are).
 
     Raises:
         ProbeError: naming the example shape and what the model expects, when
@@ -149,25 +150,34 @@ def check_model_accepts(model: nn.Module, dataset: Dataset) -> None:
     x = dataset.x_train[:2]
     if reference is not None:
         x = x.to(device=reference.device, dtype=reference.dtype)
-    was_training = model.training
-    model.eval()
+    switched = model.training and _try_train_mode(model, False)
     try:
         with torch.no_grad():
             outputs = model(x)
-    except (RuntimeError, ValueError, IndexError, TypeError) as err:
+    except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ProbeError(
             f"The data set '{dataset.name}' has examples of shape {dataset.input_shape}, but the model "
             f"expects {_expected_input(model)} ({first_line})."
         ) from None
     finally:
-        model.train(was_training)
+        if switched:
+            model.train()
     given = outputs[0].numel() if isinstance(outputs, Tensor) and outputs.ndim >= 1 else None
     if given != dataset.num_outputs:
         raise ProbeError(
             f"The model gives {given} outputs per example, but the {dataset.task} data set "
             f"'{dataset.name}' needs {dataset.num_outputs}."
         )
+
+
+def _try_train_mode(model: nn.Module, mode: bool) -> bool:
+    """Set train/eval mode; False for modules that refuse to switch (``torch.export`` modules)."""
+    try:
+        model.train(mode)
+    except NotImplementedError:
+        return False
+    return True
 
 
 def _expected_input(model: nn.Module) -> str:

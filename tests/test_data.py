@@ -246,3 +246,12 @@ def test_check_model_accepts_leaves_the_model_and_its_statistics_as_they_were() 
     check_model_accepts(model, data)
     assert model.training and torch.equal(model.norms[0].running_mean, running_mean)
     check_model_accepts(nn.Sequential(nn.Linear(5, 1)).double(), data)
+
+
+def test_check_model_accepts_runs_torch_export_modules_that_cannot_switch_modes() -> None:
+    digits = load_dataset("digits")
+    model = MLP(64, 10, depth=2, width=4).eval()
+    exported = torch.export.export(model, (torch.randn(2, 64),)).module()
+    check_model_accepts(exported, digits)
+    with pytest.raises(ProbeError, match=r"shape \(5,\)"):
+        check_model_accepts(exported, load_dataset("synthetic", n_train=8, n_test=4, in_features=5))
