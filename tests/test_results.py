@@ -158,3 +158,13 @@ def test_reading_with_pandas_as_documented(tmp_path: Path):
     with open_results(path) as h5:
         frame = pandas.DataFrame(read_group(h5))
     assert frame.shape == (2, 2) and frame["loss"].tolist() == [0.5, 0.7]
+
+
+def test_new_file_gets_the_usual_permissions(tmp_path: Path):
+    umask = os.umask(0o022)
+    try:
+        with atomic_h5(tmp_path / "out.h5", kind="slice", attrs={}, overwrite=False):
+            pass
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "out.h5").stat().st_mode & 0o777 == 0o644
