@@ -60,7 +60,9 @@ class CNN(nn.Module):
             raise ProbeError(f"A CNN needs input_shape (C, H, W) or (C, L) with positive sizes, got {input_shape}.")
         widths = [int(channels)] * depth if isinstance(channels, int) else [int(c) for c in channels]
         if len(widths) != depth or depth < 1:
-            raise ProbeError(f"A CNN needs depth >= 1 and one channel count per block, got depth={depth}, channels={channels}.")
+            raise ProbeError(
+                f"A CNN needs depth >= 1 and one channel count per block, got depth={depth}, channels={channels}."
+            )
         self.input_shape = shape
         spatial_dims = len(shape) - 1
         conv, pool = _CONV[spatial_dims], _POOL[spatial_dims]

@@ -25,12 +25,24 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from landscape_probe.compatibility import check_model_accepts
 from landscape_probe.errors import ProbeError
 from landscape_probe.specs import parse_spec
 from landscape_probe.synthetic import teacher_student
 from landscape_probe.user_data import SUFFIXES, read_arrays
+
+__all__ = [
+    "BUILTIN",
+    "Dataset",
+    "check_model_accepts",
+    "load_dataset",
+    "load_dataset_spec",
+    "parse_data_spec",
+    "probe_set",
+    "random_split",
+]
 
 BUILTIN = ("digits", "mnist1d", "synthetic")
 
@@ -134,63 +146,6 @@ def probe_set(dataset: Dataset, size: int, seed: int, split: str = "train") -> t
         return x, y
     chosen = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:size].sort().values
     return x[chosen], y[chosen]
-
-
-def check_model_accepts(model: nn.Module, dataset: Dataset) -> None:
-    """Run ``model`` on two training examples and check that the output size fits the data.
-
-    The model is run in eval mode without gradients, and left in the mode it
-    was in (``torch.export`` modules, which cannot switch modes, run as they are).
-
-    Raises:
-        ProbeError: naming the example shape and what the model expects, when
-            the model cannot take the examples or gives the wrong number of outputs.
-    """
-    reference = next(model.parameters(), None)
-    x = dataset.x_train[:2]
-    if reference is not None:
-        x = x.to(device=reference.device, dtype=reference.dtype)
-    switched = model.training and _try_train_mode(model, False)
-    try:
-        with torch.no_grad():
-            outputs = model(x)
-    except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ProbeError(
-            f"The data set '{dataset.name}' has examples of shape {dataset.input_shape}, but the model "
-            f"expects {_expected_input(model)} ({first_line})."
-        ) from None
-    finally:
-        if switched:
-            model.train()
-    given = outputs[0].numel() if isinstance(outputs, Tensor) and outputs.ndim >= 1 else None
-    if given != dataset.num_outputs:
-        raise ProbeError(
-            f"The model gives {given} outputs per example, but the {dataset.task} data set "
-            f"'{dataset.name}' needs {dataset.num_outputs}."
-        )
-
-
-def _try_train_mode(model: nn.Module, mode: bool) -> bool:
-    """Set train/eval mode; False for modules that refuse to switch (``torch.export`` modules)."""
-    try:
-        model.train(mode)
-    except NotImplementedError:
-        return False
-    return True
-
-
-def _expected_input(model: nn.Module) -> str:
-    """What the model's first layer takes, in words."""
-    shape = getattr(model, "input_shape", None)
-    if isinstance(shape, (list, tuple)):
-        return f"examples of shape {tuple(shape)} or {int(np.prod(shape))} flat features"
-    for module in model.modules():
-        if isinstance(module, nn.Linear):
-            return f"{module.in_features} input features"
-        if isinstance(module, nn.modules.conv._ConvNd):
-            return f"{module.in_channels} input channels"
-    return "a different input"
 
 
 def random_split(x: Tensor, y: Tensor, test_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:

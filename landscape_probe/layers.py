@@ -4,7 +4,7 @@ Example:
     >>> from torch import nn
     >>> layer = nn.Linear(1000, 10)
     >>> init_linear_weight(layer.weight, "lecun")
-    >>> round(float(layer.weight.std() * 1000 ** 0.5), 1)
+    >>> round(float(layer.weight.detach().std() * 1000 ** 0.5), 1)
     1.0
 """
 

@@ -117,8 +117,9 @@ def test_self_attention_matches_torch_multihead_attention() -> None:
     attention = model.blocks[0].attention
     reference = nn.MultiheadAttention(8, 2, batch_first=True)
     with torch.no_grad():
-        reference.in_proj_weight.copy_(torch.cat([attention.query.weight, attention.key.weight, attention.value.weight]))
-        reference.in_proj_bias.copy_(torch.cat([attention.query.bias, attention.key.bias, attention.value.bias]))
+        projections = [attention.query, attention.key, attention.value]
+        reference.in_proj_weight.copy_(torch.cat([p.weight for p in projections]))
+        reference.in_proj_bias.copy_(torch.cat([p.bias for p in projections]))
         reference.out_proj.weight.copy_(attention.out.weight)
         reference.out_proj.bias.copy_(attention.out.bias)
     h = torch.randn(4, 5, 8)
