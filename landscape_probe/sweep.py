@@ -127,6 +127,7 @@ def train_many(
         ProbeError: results exist and neither ``overwrite`` nor ``resume`` is set, or
             ``resume`` is set and there is nothing to resume.
     """
+    plan = planned_runs(config)
     output_dir = Path(output_dir)
     results_path = output_dir / RESULTS_NAME
     done: dict[str, RunResult] = {}
@@ -140,7 +141,6 @@ def train_many(
     if dataset is None:
         dataset = load_training_data(config)
     attrs = provenance(command_line=command_line, device=config.device, seed=config.seeds[0])
-    plan = planned_runs(config)
     runs: list[RunResult] = []
     incomplete = False
     for optimizer, lr, depth, seed in plan:

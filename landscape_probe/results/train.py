@@ -152,7 +152,7 @@ def write_train_results(
 
     from landscape_probe.results.hdf5 import atomic_h5, write_dataset
 
-    root = {**{key: _attr(value) for key, value in attrs.items()}, "config": json.dumps(config, sort_keys=True), "incomplete": bool(incomplete)}
+    root = {**attrs, "config": json.dumps(config, sort_keys=True), "incomplete": bool(incomplete)}
     with atomic_h5(path, kind="train", attrs=root, overwrite=overwrite) as h5:
         group_of_runs = h5.create_group("runs")
         for run in runs:
@@ -205,14 +205,51 @@ def read_train_results(path: Path | str) -> TrainResults:
     return TrainResults(attrs, json.loads(attrs["config"]), bool(attrs["incomplete"]), runs)
 
 
-def _attr(value: Any) -> Any:
-    """Plain ``str`` for str subclasses (``torch.__version__``), which h5py cannot store."""
-    return str(value) if isinstance(value, str) else value
-
-
 def _plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode()
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One optimiser at one depth, at its best learning rate, averaged over seeds."""
+
+    optimizer: str
+    depth: int
+    lr: float
+    train_loss: float
+    train_accuracy: float
+    test_accuracy: float
+    diverged: int
+    seeds: int
+
+
+def summary_rows(runs: list[RunResult]) -> list[SummaryRow]:
+    """The runs marked ``best_of_grid``, grouped by (optimizer, depth), sorted by optimizer then depth.
+
+    Loss and accuracies are means over seeds of the last epoch's values (a
+    diverged run counts as loss inf and accuracy 0);
+    ``diverged`` counts the seeds that diverged.
+    """
+    groups: dict[tuple[str, int], list[RunResult]] = {}
+    for run in runs:
+        if run.best_of_grid:
+            groups.setdefault((run.optimizer, run.depth), []).append(run)
+    rows = []
+    for (optimizer, depth), members in sorted(groups.items()):
+        def mean(values: list[float]) -> float:
+            return float(np.mean(values))
+
+        rows.append(SummaryRow(
+            optimizer, depth, members[0].lr,
+            train_loss=mean([r.final_train_loss for r in members]),
+            train_accuracy=mean([0.0 if r.diverged or math.isnan(r.final_train_accuracy) else r.final_train_accuracy
+                                 for r in members]),
+            test_accuracy=mean([0.0 if r.diverged or math.isnan(r.final_test_accuracy) else r.final_test_accuracy
+                                for r in members]),
+            diverged=sum(r.diverged for r in members), seeds=len(members),
+        ))
+    return rows
