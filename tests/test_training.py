@@ -174,3 +174,17 @@ def test_config_round_trip_and_validation() -> None:
         TrainConfig(schedule="linear")
     with pytest.raises(ProbeError, match="epochs"):
         TrainConfig(epochs=0)
+
+
+def test_first_ctrl_c_becomes_a_stop_request() -> None:
+    import os
+    import signal
+
+    from landscape_probe.sweep import stop_on_interrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    with stop_on_interrupt() as should_stop:
+        assert not should_stop()
+        os.kill(os.getpid(), signal.SIGINT)
+        assert should_stop()
+    assert signal.getsignal(signal.SIGINT) is before
