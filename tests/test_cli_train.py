@@ -28,7 +28,7 @@ def test_train_writes_results_and_checkpoints_and_show_prints_them(tmp_path: Pat
         assert h5.attrs["kind"] == "train" and not h5.attrs["incomplete"]
         assert sorted(h5["runs"]) == ["adam_lr0.01_depth2_seed0", "sgd_lr0.1_depth2_seed0"]
         group = h5["runs/adam_lr0.01_depth2_seed0"]
-        assert set(RECORDS) | {"layer_names", "normalised_layer_names"} == set(group)
+        assert set(RECORDS) | {"layer_names", "normalised_layer_names", "step", "epoch"} == set(group)
         assert group["weight_norm"].shape == (12, 2) and group["loss"].shape == (12,)
         assert group["diagnostic_steps"][()].tolist() == [0, 5, 10]
         assert all("description" in group[name].attrs and "units" in group[name].attrs for name in group)

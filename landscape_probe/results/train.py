@@ -13,6 +13,7 @@ Layout (documented in docs/hdf5-format.md, "Files written by probe train")::
         gradient_noise_scale, intrinsic_learning_rate (diagnostics,)
         spectral_shift                                (diagnostics, layers)
         effective_learning_rate                       (diagnostics, normalised layers)
+        step, epoch                                   (indices of the two axes above)
         layer_names, normalised_layer_names           (strings)
 
 Run names are ``<optimizer>_lr<lr>_depth<d>_seed<s>``. This module imports no
@@ -37,20 +38,20 @@ if TYPE_CHECKING:
     from torch import nn
 
 RECORDS: dict[str, tuple[str, str]] = {
-    "loss": ("mini-batch training loss at step s, before the update", "loss"),
+    "loss": ("mini-batch training loss at step s, before the update", "nats"),
     "learning_rate": ("learning rate η_s used for the update of step s (after the schedule)", "1"),
-    "gradient_norm": ("Euclidean norm of the mini-batch gradient over all parameters at step s", "loss / weight"),
-    "weight_norm": ("Frobenius norm ||W_l|| of each layer before the update of step s", "weight"),
+    "gradient_norm": ("Euclidean norm of the mini-batch gradient over all parameters at step s", "nats"),
+    "weight_norm": ("Frobenius norm ||W_l|| of each layer before the update of step s", "1"),
     "relative_update": ("||W_l(s+1) − W_l(s)||_F / ||W_l(s)||_F, each layer", "1"),
-    "epoch_train_loss": ("mean loss on the whole training set after each epoch, eval mode", "loss"),
+    "epoch_train_loss": ("mean loss on the whole training set after each epoch, eval mode", "nats"),
     "epoch_train_accuracy": ("accuracy on the whole training set after each epoch (NaN for regression)", "1"),
-    "epoch_test_loss": ("mean loss on the whole test set after each epoch, eval mode", "loss"),
+    "epoch_test_loss": ("mean loss on the whole test set after each epoch, eval mode", "nats"),
     "epoch_test_accuracy": ("accuracy on the whole test set after each epoch (NaN for regression)", "1"),
-    "diagnostic_steps": ("steps at which the diagnostics below were taken (before that step's update)", "step"),
-    "sharpness": ("top Hessian eigenvalue of the loss on the fixed diagnostic batch (power iteration)", "loss / weight²"),
+    "diagnostic_steps": ("steps at which the diagnostics below were taken (before that step's update)", ""),
+    "sharpness": ("top Hessian eigenvalue of the loss on the fixed diagnostic batch (power iteration)", "nats"),
     "gradient_noise_scale": ("B_simple = tr(Σ)/||g||², unbiased per-example covariance Σ, diagnostic batch", "examples"),
     "spectral_shift": ("max_i |σ_i(W+ΔW) − σ_i(W)| / rms σ(W) of that step's update, each layer", "1"),
-    "effective_learning_rate": ("η_s / ||W_l||² for each layer followed by normalisation", "1 / weight²"),
+    "effective_learning_rate": ("η_s / ||W_l||² for each layer followed by normalisation", "1"),
     "intrinsic_learning_rate": ("λ·η_s, weight decay λ times learning rate (Li, Lyu & Arora 2020)", "1"),
 }
 STEP_RECORDS = ("loss", "learning_rate", "gradient_norm", "weight_norm", "relative_update")
@@ -163,6 +164,10 @@ def write_train_results(
             group.attrs["checkpoint"] = f"{run.name}/checkpoint.pt"
             for name, (description, units) in RECORDS.items():
                 write_dataset(group, name, _array(run, name), description=description, units=units)
+            steps = np.arange(len(run.records["loss"]))
+            write_dataset(group, "step", steps, description="step index s of the per-step records", units="")
+            epochs = np.arange(1, len(run.records["epoch_train_loss"]) + 1)
+            write_dataset(group, "epoch", epochs, description="epoch number of the per-epoch records", units="")
             for name in ("layer_names", "normalised_layer_names"):
                 names = np.asarray(getattr(run, name), dtype=h5py.string_dtype())
                 write_dataset(group, name, names, description=f"{name.replace('_', ' ')}, in column order", units="")
