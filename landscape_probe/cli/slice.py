@@ -95,7 +95,7 @@ def slice_command(
         from landscape_probe.results.hdf5 import check_writable
         from landscape_probe.slicing import SliceConfig, log_scales
 
-        figure_formats = () if no_plots else parse_formats(formats)
+        figure_formats = parse_formats(formats)
         config = SliceConfig(
             direction=direction,
             seed=seed,
@@ -118,7 +118,7 @@ def slice_command(
         loaded_arch_kwargs = _parse_json(arch_kwargs)
         _slice_and_write(checkpoint, data, split, config, output, overwrite, arch, loaded_arch_kwargs, trust_checkpoint)
         print_summary(output, console)
-        if figure_formats:
+        if not no_plots:
             for path in draw_figures(output, plots or output.with_name(output.stem + "_plots"), figure_formats, "slice"):
                 console.print(f"wrote {path}")
 
@@ -213,6 +213,7 @@ def print_summary(results_path: Path, console: Console) -> None:
         caption="Δf, Δg: measured relative function and gradient change; ~: calibrated on the smallest scales",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
+        collapse_padding=True,
     )
     for header in ("t", "loss", "Δf", "DRT~", "Δg", "DRT", "DRT~", "Eucl", "Eucl~"):
         table.add_column(header, justify="right", min_width=7, no_wrap=True)

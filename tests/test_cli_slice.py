@@ -1,0 +1,137 @@
+"""`probe slice`, `probe show` and `probe plot` end to end on a tiny self-describing checkpoint."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from landscape_probe.checkpoint import save_checkpoint
+from landscape_probe.cli import app
+from landscape_probe.models import build_model
+
+runner = CliRunner()
+ARGS = {"name": "mlp", "in_features": 64, "num_outputs": 10, "depth": 3, "width": 8}
+FAST = ["--probe-size", "32", "--scales", "0.01,0.1,1", "--power-iterations", "5", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny_digits.pt"
+    save_checkpoint(path, build_model(ARGS), ARGS, data={"name": "digits", "seed": 0})
+    return path
+
+
+@pytest.fixture(scope="module")
+def results(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("out")
+    result = runner.invoke(
+        app, ["slice", str(checkpoint), *FAST, "--layers", "--output", str(out / "s.h5"), "--plots", str(out / "plots")]
+    )
+    assert result.exit_code == 0, result.output
+    return out / "s.h5", result.output
+
+
+def test_slice_writes_a_self_describing_results_file(results, checkpoint):
+    path, output = results
+    with h5py.File(path, "r") as h5:
+        assert h5.attrs["kind"] == "slice"
+        assert h5.attrs["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+        assert h5.attrs["direction"] == "gradient" and h5.attrs["scaling"] == "relative"
+        assert h5.attrs["probe_size"] == 32 and h5.attrs["loss"] == "cross_entropy"
+        assert "slice" in h5.attrs["command_line"]
+        np.testing.assert_allclose(h5["scales"][()], [0.01, 0.1, 1.0])
+        assert [n.decode() for n in h5["layer_names"][()]] == ["hidden.0.weight", "hidden.1.weight", "output.weight"]
+        names = {
+            "loss", "accuracy", "relative_function_change", "relative_gradient_change",
+            "relative_gradient_change_per_layer", "kl_divergence", "step_norm", "kappa", "drt_prediction",
+            "euclidean_gradient_prediction", "lambda_max", "quadratic_loss_model", "taylor_loss_model",
+            "calibrated_drt_prediction", "calibrated_euclidean_gradient_prediction",
+        }
+        assert names <= set(h5)
+        assert h5["kappa"].shape == (3, 3)
+        np.testing.assert_allclose(h5["kappa"][()], np.outer([0.01, 0.1, 1.0], np.ones(3)), rtol=1e-6)
+        assert set(h5["layers"]) == {"hidden.0.weight", "hidden.1.weight", "output.weight"}
+        datasets = []
+        h5.visititems(lambda name, item: datasets.append(item) if isinstance(item, h5py.Dataset) else None)
+        for dataset in datasets:
+            assert dataset.attrs["description"], dataset.name
+            assert "units" in dataset.attrs, dataset.name
+        assert "follows" in h5.attrs["verdict"] or "does not tell" in h5.attrs["verdict"]
+    assert "DRT" in output and str(h5py.File(path, "r").attrs["verdict"])[:30] in output.replace("\n", " ")
+    assert sorted(p.name for p in (path.parent / "plots").iterdir()) == [
+        "s_layers_breakdown.png", "s_layers_heatmap.png", "s_loss.png", "s_relative_change.png",
+    ]
+
+
+def test_show_prints_the_summary_again(results):
+    path, _ = results
+    shown = runner.invoke(app, ["show", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert "Each layer perturbed alone" in shown.output and "λ_max" in shown.output
+
+
+def test_plot_redraws_from_the_file(results, tmp_path):
+    path, _ = results
+    drawn = runner.invoke(app, ["plot", str(path), "--output", str(tmp_path), "--format", "svg"])
+    assert drawn.exit_code == 0, drawn.output
+    assert (tmp_path / "s_relative_change.svg").stat().st_size > 0
+
+
+def test_refuses_to_overwrite_before_computing(results, checkpoint):
+    path, _ = results
+    before = path.read_bytes()
+    again = runner.invoke(app, ["slice", str(checkpoint), *FAST, "--output", str(path), "--no-plots"])
+    assert again.exit_code == 2
+    assert "already exists" in again.output and "--overwrite" in again.output
+    assert path.read_bytes() == before
+
+
+def test_default_output_name_and_no_plots(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["slice", str(checkpoint), *FAST, "--no-plots", "--two-sided", "--direction", "random"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_digits_slice.h5"]
+    with h5py.File(tmp_path / "tiny_digits_slice.h5", "r") as h5:
+        np.testing.assert_allclose(h5["scales"][()], [-1, -0.1, -0.01, 0.01, 0.1, 1])
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--scaling", "huge"], "scaling"),
+        (["--norm", "nuclear"], "norm"),
+        (["--scales", "a,b"], "--scales"),
+        (["--scales", "0,1"], "positive"),
+        (["--direction", "sideways"], "direction"),
+        (["--format", "gif"], "format"),
+        (["--device", "tpu"], "device"),
+        (["--data", "nonexistent_set"], "nonexistent_set"),
+        (["--max-scale", "-1", "--points", "3"], "--max-scale"),
+    ],
+)
+def test_bad_options_exit_2_with_one_sentence(checkpoint, tmp_path, options, message):
+    fast = [o for o in FAST if o not in ("--scales", "0.01,0.1,1")] if "--scales" in options or "--max-scale" in options else FAST
+    args = ["slice", str(checkpoint), *fast, "--output", str(tmp_path / "x.h5"), "--no-plots", *options]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_checkpoint_without_data_needs_data_option(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "bare.pt"
+    save_checkpoint(path, build_model(ARGS), ARGS)
+    result = runner.invoke(app, ["slice", str(path), *FAST, "--output", str(tmp_path / "x.h5"), "--no-plots"])
+    assert result.exit_code == 2
+    assert "--data" in result.output
+    ok = runner.invoke(app, ["slice", str(path), *FAST, "--data", "digits", "--output", str(tmp_path / "x.h5"), "--no-plots"])
+    assert ok.exit_code == 0, ok.output
