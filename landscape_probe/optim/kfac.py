@@ -116,7 +116,7 @@ class KFAC(torch.optim.Optimizer):
         lr: float = 0.01,
         momentum: float = 0.0,
         weight_decay: float = 0.0,
-        damping: float = 1e-3,
+        damping: float = 1e-2,
         decay: float = 0.95,
         inverse_every: int = 10,
     ) -> None:
@@ -203,8 +203,7 @@ class KFAC(torch.optim.Optimizer):
             state["G"].mul_(self.decay).add_((1.0 - self.decay) * batch_g)
         if state["factor_steps"] % self.inverse_every == 0:
             damped_a, damped_g = _damped(state["A"], state["G"], group["damping"])
-            state["A_inv"] = torch.cholesky_inverse(torch.linalg.cholesky(damped_a))
-            state["G_inv"] = torch.cholesky_inverse(torch.linalg.cholesky(damped_g))
+            state["A_inv"], state["G_inv"] = _inverse(damped_a), _inverse(damped_g)
         state["factor_steps"] += 1
         params = [module.weight] + ([module.bias] if module.bias is not None else [])
         grad = torch.cat([p.grad.reshape(p.shape[0], -1) for p in params], dim=1)
@@ -226,3 +225,16 @@ def _damped(activation: Tensor, gradient: Tensor, damping: float) -> tuple[Tenso
     eye_a = torch.eye(activation.shape[0], dtype=activation.dtype, device=activation.device)
     eye_g = torch.eye(gradient.shape[0], dtype=gradient.dtype, device=gradient.device)
     return activation + pi * root * eye_a, gradient + root / pi * eye_g
+
+
+def _inverse(matrix: Tensor) -> Tensor:
+    """Inverse of a damped factor: by Cholesky; by eigenvalues clamped at their largest × 1e-7
+    when rounding has made it indefinite; all NaN when it is not finite (the run has diverged)."""
+    if not torch.isfinite(matrix).all():
+        return torch.full_like(matrix, math.nan)
+    cholesky, info = torch.linalg.cholesky_ex(matrix)
+    if info == 0:
+        return torch.cholesky_inverse(cholesky)
+    eigenvalues, eigenvectors = torch.linalg.eigh(matrix)
+    floor = eigenvalues.abs().max().clamp_min(torch.finfo(matrix.dtype).tiny) * 1e-7
+    return (eigenvectors / eigenvalues.clamp_min(floor)) @ eigenvectors.T

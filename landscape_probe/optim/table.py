@@ -125,8 +125,8 @@ _SPECS: tuple[OptimizerSpec, ...] = (
     OptimizerSpec("nero", 0.01, "Nero, Liu et al. 2021: per-neuron relative steps on balanced neurons", _nero),
     OptimizerSpec("madam", 0.01, "Madam, Bernstein et al. 2020: multiplicative Adam, W ⊙ exp(−η·sign(W)·g/sqrt(v))", _madam),
     OptimizerSpec("agd", 1.0, "AGD, Bernstein et al. 2023: automatic step size from the architecture (lr scales it)", _agd),
-    OptimizerSpec("kfac", 0.01, "K-FAC, Martens & Grosse 2015, for Linear/Conv2d (momentum, weight decay)", _kfac),
-    OptimizerSpec("noise_adaptive", 0.1, "SGD with per-coordinate step B/(2·B*·L) from gradient noise; lr is the cap", _noise_adaptive),
+    OptimizerSpec("kfac", 3e-3, "K-FAC, Martens & Grosse 2015, for Linear/Conv2d (momentum, weight decay)", _kfac),
+    OptimizerSpec("noise_adaptive", 0.5, "SGD with per-coordinate step B/(2·B*·L) from gradient noise; lr is the cap", _noise_adaptive),
 )
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in _SPECS}
