@@ -8,6 +8,7 @@ movement, divergence) fails.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 import pytest
@@ -126,3 +127,53 @@ def test_out_of_range_settings_are_user_errors(lr: float, momentum: float, weigh
 
 def test_names_are_case_and_dash_insensitive() -> None:
     assert type(build_optimizer("Noise-Adaptive", nn.Linear(2, 2))).__name__ == "NoiseAdaptiveSGD"
+
+
+def tiny_regression() -> tuple[nn.Module, list[tuple[Tensor, Tensor]]]:
+    generator = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 2))
+    batches = [(torch.randn(6, 4, generator=generator), torch.randn(6, 2, generator=generator)) for _ in range(5)]
+    return model, batches
+
+
+def train_on(model: nn.Module, optimizer: torch.optim.Optimizer, batches: list[tuple[Tensor, Tensor]]) -> None:
+    for x, y in batches:
+        (model(x) - y).pow(2).mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+
+@pytest.mark.parametrize("name", OPTIMIZER_NAMES)
+def test_state_dict_round_trip_continues_identically(name: str) -> None:
+    model, batches = tiny_regression()
+    optimizer = build_optimizer(name, model, momentum=0.9, weight_decay=1e-3)
+    train_on(model, optimizer, batches[:3])
+    twin, _ = tiny_regression()
+    twin.load_state_dict(model.state_dict())
+    twin_optimizer = build_optimizer(name, twin, momentum=0.9, weight_decay=1e-3)
+    buffer = io.BytesIO()
+    torch.save(optimizer.state_dict(), buffer)
+    buffer.seek(0)
+    twin_optimizer.load_state_dict(torch.load(buffer))
+    train_on(model, optimizer, batches[3:])
+    train_on(twin, twin_optimizer, batches[3:])
+    for (key, p), q in zip(model.named_parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.parametrize("name", OPTIMIZER_NAMES)
+def test_scheduler_scales_the_step(name: str) -> None:
+    """After one common step, halving the learning rate shrinks the second step."""
+    sizes = []
+    for factor in (1.0, 0.5):
+        model, batches = tiny_regression()
+        optimizer = build_optimizer(name, model, momentum=0.9)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0 if epoch == 0 else factor)
+        train_on(model, optimizer, batches[:1])
+        scheduler.step()
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(factor * OPTIMIZERS[name].default_lr)
+        before = [p.detach().clone() for p in model.parameters()]
+        train_on(model, optimizer, batches[1:2])
+        sizes.append(sum(float((p.detach() - b).norm() ** 2) for p, b in zip(model.parameters(), before)) ** 0.5)
+    assert 0.0 < sizes[1] < 0.9 * sizes[0]
