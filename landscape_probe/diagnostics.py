@@ -51,7 +51,9 @@ def _split_state(model: nn.Module) -> tuple[Params, Params]:
     return parameters, buffers
 
 
-def sharpness(model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor, *, iterations: int = 20, seed: int = 0) -> float:
+def sharpness(
+    model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor, *, iterations: int = 20, seed: int = 0
+) -> float:
     """The top Hessian eigenvalue of the batch loss over all parameters, by power iteration.
 
     λ_max = max eigenvalue (largest in magnitude, sign kept) of ∇²_W loss(W; batch),

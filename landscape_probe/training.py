@@ -211,13 +211,14 @@ def train_run(
     optimizer = build_optimizer(optimizer_name, model, lr, momentum=config.momentum, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(schedule_factor, config.schedule, total_steps=total_steps))
+    factor = partial(schedule_factor, config.schedule, total_steps=total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     loss_fn = loss_function(config.loss or default_loss_name(dataset))
     layers = {name: p for name, p in model.named_parameters() if name in select_layers(model)}
     normalised = diagnostics.normalised_layers(model)
     x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
     x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
-    probe_x, probe_y = x_train[: config.diagnostic_batch_size], y_train[: config.diagnostic_batch_size]
+    probe = (x_train[: config.diagnostic_batch_size], y_train[: config.diagnostic_batch_size])
     run = RunResult(optimizer_name, lr, depth, seed, model_args, list(layers), normalised,
                     empty_records(), model=model)
     step = 0
@@ -237,16 +238,10 @@ def train_run(
         epoch, index = divmod(step, steps_per_epoch)
         batch = batch_order(len(x_train), seed, epoch)[index * config.batch_size : (index + 1) * config.batch_size]
         learning_rate = optimizer.param_groups[0]["lr"]
-        if config.diagnostics_every and step % config.diagnostics_every == 0:
+        diagnose = config.diagnostics_every > 0 and step % config.diagnostics_every == 0
+        if diagnose:
             # before the training forward pass, so that optimisers with hooks (K-FAC) see the training batch last
-            record["diagnostic_steps"].append(step)
-            record["sharpness"].append(diagnostics.sharpness(model, loss_fn, probe_x, probe_y,
-                                                             iterations=config.sharpness_iterations, seed=seed))
-            record["gradient_noise_scale"].append(diagnostics.gradient_noise_scale(model, loss_fn, probe_x, probe_y))
-            named = dict(model.named_parameters())
-            record["effective_learning_rate"].append(
-                [learning_rate / float(named[n].detach().pow(2).sum()) for n in normalised])
-            record["intrinsic_learning_rate"].append(config.weight_decay * learning_rate)
+            _record_diagnostics(record, model, loss_fn, probe, config, learning_rate, normalised, step, seed)
 
         model.train()
         loss = loss_fn(model(x_train[batch]), y_train[batch])
@@ -258,24 +253,24 @@ def train_run(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         before = {name: p.detach().clone() for name, p in layers.items()}
-        gradients = [p.grad.detach() for p in model.parameters() if p.grad is not None]
+        gradients = [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
         record["loss"].append(loss.item())
         record["learning_rate"].append(learning_rate)
-        record["gradient_norm"].append(float(torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in gradients]))))
+        record["gradient_norm"].append(float(torch.linalg.vector_norm(torch.cat(gradients))))
         record["weight_norm"].append([float(w.norm()) for w in before.values()])
         optimizer.step()
         scheduler.step()
-        record["relative_update"].append([float((p.detach() - before[n]).norm() / before[n].norm()) for n, p in layers.items()])
-        if config.diagnostics_every and step % config.diagnostics_every == 0:
-            record["spectral_shift"].append([diagnostics.spectral_shift(before[n], p) for n, p in layers.items()])
+        after = {name: p.detach() for name, p in layers.items()}
+        record["relative_update"].append([float((after[n] - w).norm() / w.norm()) for n, w in before.items()])
+        if diagnose:
+            record["spectral_shift"].append([diagnostics.spectral_shift(w, after[n]) for n, w in before.items()])
         step += 1
 
         if step % steps_per_epoch == 0:
-            train_loss, train_accuracy = evaluate(model, loss_fn, x_train, y_train)
-            test_loss, test_accuracy = evaluate(model, loss_fn, x_test, y_test)
-            for name, value in zip(EPOCH_RECORDS, (train_loss, train_accuracy, test_loss, test_accuracy)):
+            evaluations = (*evaluate(model, loss_fn, x_train, y_train), *evaluate(model, loss_fn, x_test, y_test))
+            for name, value in zip(EPOCH_RECORDS, evaluations):
                 record[name].append(value)
-            if not math.isfinite(train_loss):
+            if not math.isfinite(evaluations[0]):
                 run.diverged = True
                 break
         if progress is not None:
@@ -285,3 +280,18 @@ def train_run(
     run.state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}
     return run
+
+
+def _record_diagnostics(
+    record: dict[str, list], model: nn.Module, loss_fn: LossFn, probe: tuple[Tensor, Tensor], config: TrainConfig,
+    learning_rate: float, normalised: list[str], step: int, seed: int,
+) -> None:
+    """Append the every-k-steps diagnostics at the current weights (``spectral_shift`` follows the step)."""
+    inputs, targets = probe
+    named = dict(model.named_parameters())
+    record["diagnostic_steps"].append(step)
+    record["sharpness"].append(
+        diagnostics.sharpness(model, loss_fn, inputs, targets, iterations=config.sharpness_iterations, seed=seed))
+    record["gradient_noise_scale"].append(diagnostics.gradient_noise_scale(model, loss_fn, inputs, targets))
+    record["effective_learning_rate"].append([learning_rate / float(named[n].detach().norm()) ** 2 for n in normalised])
+    record["intrinsic_learning_rate"].append(config.weight_decay * learning_rate)

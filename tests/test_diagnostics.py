@@ -83,7 +83,8 @@ def test_spectral_shift_matches_numpy_svd(shape: tuple[int, ...]) -> None:
 
 def test_sharpness_of_least_squares_is_the_top_eigenvalue_of_2_xtx_over_n() -> None:
     generator = torch.Generator().manual_seed(5)
-    x = torch.randn(20, 3, generator=generator, dtype=torch.float64) * torch.tensor([3.0, 1.0, 0.5], dtype=torch.float64)
+    spread = torch.tensor([3.0, 1.0, 0.5], dtype=torch.float64)
+    x = torch.randn(20, 3, generator=generator, dtype=torch.float64) * spread
     y = torch.randn(20, 1, generator=generator, dtype=torch.float64)
     model = nn.Linear(3, 1, bias=False).double()
     expected = float(np.linalg.eigvalsh(2.0 * x.T.numpy() @ x.numpy() / len(x)).max())

@@ -9,7 +9,13 @@ import matplotlib
 import numpy as np
 import pytest
 
-from landscape_probe.results.train import RunResult, empty_records, read_train_results, summary_rows, write_train_results
+from landscape_probe.results.train import (
+    RunResult,
+    empty_records,
+    read_train_results,
+    summary_rows,
+    write_train_results,
+)
 
 matplotlib.use("Agg")
 

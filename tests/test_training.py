@@ -51,7 +51,8 @@ def test_records_match_a_plain_sgd_loop(tiny_data: Dataset) -> None:
         expected["loss"].append(loss.item())
         expected["gradient_norm"].append(math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads)))
         expected["weight_norm"].append([float(w.double().norm()) for w in before])
-        expected["relative_update"].append([float((w - b).double().norm() / b.double().norm()) for w, b in zip(layers, before)])
+        expected["relative_update"].append(
+            [float((w - b).double().norm() / b.double().norm()) for w, b in zip(layers, before)])
         if (step + 1) % STEPS_PER_EPOCH == 0:
             with torch.no_grad():
                 expected["epoch_train_loss"].append(float(F.cross_entropy(model(tiny_data.x_train), tiny_data.y_train)))
@@ -115,7 +116,9 @@ def _stop_after(calls: int):
 
 
 @pytest.mark.parametrize("stop_after", [2, 8])
-def test_resume_gives_the_same_results_as_an_uninterrupted_run(tiny_data: Dataset, tmp_path: Path, stop_after: int) -> None:
+def test_resume_gives_the_same_results_as_an_uninterrupted_run(
+    tiny_data: Dataset, tmp_path: Path, stop_after: int
+) -> None:
     config = replace(CONFIG, optimizers=("momentum", "adam"))
     whole = train_many(config, tmp_path / "whole", dataset=tiny_data)
     partial = train_many(config, tmp_path / "cut", dataset=tiny_data, should_stop=_stop_after(stop_after))

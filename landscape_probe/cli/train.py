@@ -51,9 +51,9 @@ def train_command(
     diagnostics_every: Annotated[
         int, typer.Option(help="Sharpness, noise scale, spectral shift every K steps (0: never).")
     ] = 50,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for results.h5, checkpoints and plots.")] = Path(
-        "runs/train"
-    ),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for results.h5, checkpoints and plots.")
+    ] = Path("runs/train"),
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing results in --output.")] = False,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the interrupted grid in --output with its stored options.")
@@ -156,7 +156,8 @@ def _learning_rates(text: str | None, names: tuple[str, ...]) -> dict[str, float
     for item in text.split(","):
         name, sep, value = item.partition("=")
         if not sep or name.strip() not in names:
-            raise ProbeError(f"Cannot read '{item}' in --lr; write NAME=RATE for an optimizer you train ({', '.join(names)}).")
+            raise ProbeError(
+                f"Cannot read '{item}' in --lr; write NAME=RATE for an optimizer you train ({', '.join(names)}).")
         rates[name.strip()] = _positive(value, "--lr")
     return rates
 

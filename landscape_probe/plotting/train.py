@@ -42,7 +42,8 @@ def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Pa
     for depth in depths:
         at_depth = [run for run in shown if run.depth == depth]
         figures[f"weight_norm_depth{depth}"] = _per_optimizer(at_depth, "weight_norm", "||W_l||_F", depth)
-        figures[f"relative_update_depth{depth}"] = _per_optimizer(at_depth, "relative_update", "||ΔW_l|| / ||W_l||", depth)
+        figures[f"relative_update_depth{depth}"] = _per_optimizer(
+            at_depth, "relative_update", "||ΔW_l|| / ||W_l||", depth)
         if any(len(run.records["diagnostic_steps"]) for run in at_depth):
             figures[f"diagnostics_depth{depth}"] = _diagnostics(at_depth, depth)
     if len(depths) > 1:
