@@ -43,110 +43,13 @@ from landscape_probe import params as P
 from landscape_probe.errors import ProbeError
 from landscape_probe.evaluation import Evaluation, ProbeEvaluator
 from landscape_probe.params import Params
+from landscape_probe.slice_config import SliceConfig, log_scales
 from landscape_probe.slice_predictions import Predictions, predict
 
-DIRECTIONS = ("gradient", "random", "eigenvector", "checkpoint")
-SCALINGS = ("relative", "global", "filter", "none")
-NORMS = ("frobenius", "spectral", "neuron")
+__all__ = ["Progress", "SliceConfig", "SliceResult", "Sweep", "log_scales", "run_slice"]
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, label)``: called after every evaluated point."""
-
-
-@dataclass(frozen=True)
-class SliceConfig:
-    """Everything that decides a slice, recorded in the results file.
-
-    Attributes:
-        direction: gradient, random, eigenvector, or ``checkpoint:OTHER.pt``.
-        seed: seed of random directions, power iteration and the probe set.
-        scaling: relative, global, filter or none (u = d). None picks ``none``
-            for a checkpoint direction (t = 1 reaches the other checkpoint:
-            linear interpolation) and ``relative`` otherwise.
-        norm: frobenius, spectral or neuron, for κ and the relative scaling.
-        scales: the positive scales t, in increasing order.
-        two_sided: also evaluate −t for every t.
-        per_layer: repeat the sweep once per layer, perturbing it alone.
-        select: glob(s) on parameter names restricting the perturbed layers.
-        include_1d: also perturb biases and normalisation parameters.
-        probe_size: examples in the probe set (used by whoever builds it).
-        loss: the ``--loss`` asked for, or None for the data set's default.
-        device: auto, cpu, cuda or cuda:N.
-        dtype: float32 or float64: the model and probe set are cast to it.
-        power_iterations: most Hessian-vector products for λ_max.
-        power_tolerance: relative residual at which power iteration stops.
-        batch_size: most probe examples per forward pass.
-        fit_points: smallest positive scales used to calibrate the predictions.
-    """
-
-    direction: str = "gradient"
-    seed: int = 0
-    scaling: str | None = None
-    norm: str = "frobenius"
-    scales: tuple[float, ...] = (0.001, 0.01, 0.1)
-    two_sided: bool = False
-    per_layer: bool = False
-    select: str | None = None
-    include_1d: bool = False
-    probe_size: int = 512
-    loss: str | None = None
-    device: str = "auto"
-    dtype: str = "float32"
-    power_iterations: int = 50
-    power_tolerance: float = 1e-4
-    batch_size: int = 1024
-    fit_points: int = 3
-
-    @property
-    def direction_kind(self) -> str:
-        """``checkpoint`` for ``checkpoint:OTHER.pt``, else the direction itself."""
-        return self.direction.split(":", 1)[0]
-
-    @property
-    def resolved_scaling(self) -> str:
-        """The scaling actually used (see ``scaling``)."""
-        if self.scaling is not None:
-            return self.scaling
-        return "none" if self.direction_kind == "checkpoint" else "relative"
-
-    @property
-    def all_scales(self) -> np.ndarray:
-        """The evaluated scales: ``−t`` (largest first) then ``t`` when two-sided, else ``t``."""
-        positive = np.asarray(self.scales, dtype=np.float64)
-        return np.concatenate([-positive[::-1], positive]) if self.two_sided else positive
-
-    def check(self) -> None:
-        """Refuse values that cannot make a slice, with one sentence.
-
-        Raises:
-            ProbeError: for an unknown direction, scaling or norm, or bad scales.
-        """
-        if self.direction_kind not in DIRECTIONS:
-            raise ProbeError(f"Unknown direction '{self.direction}'; use gradient, random, eigenvector or checkpoint:OTHER.pt.")
-        if self.direction_kind == "checkpoint" and not self.direction.partition(":")[2]:
-            raise ProbeError("A checkpoint direction needs a file: write --direction checkpoint:OTHER.pt.")
-        if self.resolved_scaling not in SCALINGS:
-            raise ProbeError(f"Unknown scaling '{self.scaling}'; use one of {', '.join(SCALINGS)}.")
-        if self.norm not in NORMS:
-            raise ProbeError(f"Unknown norm '{self.norm}'; use one of {', '.join(NORMS)}.")
-        if self.dtype not in ("float32", "float64"):
-            raise ProbeError(f"Unknown dtype '{self.dtype}'; use float32 or float64.")
-        scales = np.asarray(self.scales, dtype=np.float64)
-        if scales.size == 0 or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
-            raise ProbeError("Scales must be positive finite numbers, e.g. --scales 0.001,0.01,0.1.")
-        if np.any(np.diff(scales) <= 0):
-            raise ProbeError("Scales must be distinct and in increasing order.")
-
-
-def log_scales(max_scale: float, points: int, span: float = 1000.0) -> tuple[float, ...]:
-    """``points`` scales log-spaced from ``max_scale / span`` to ``max_scale`` (both included).
-
-    Raises:
-        ProbeError: for a non-positive ``max_scale`` or fewer than 2 points.
-    """
-    if not max_scale > 0 or points < 2:
-        raise ProbeError("--max-scale must be positive and --points at least 2.")
-    return tuple(float(t) for t in np.geomspace(max_scale / span, max_scale, points))
 
 
 @dataclass
@@ -245,7 +148,8 @@ def run_slice(
     if config.per_layer:
         for name in layer_names:
             alone = ProbeEvaluator(model, x, y, loss_name, [name], config.batch_size)
-            layers[name] = _sweep(alone, alone.evaluate(alone.base), {name: direction[name]}, scales, config, counter, name)
+            at_zero_alone = alone.evaluate(alone.base)
+            layers[name] = _sweep(alone, at_zero_alone, {name: direction[name]}, scales, config, counter, name)
     return SliceResult(
         config=config,
         scales=scales,
@@ -272,7 +176,9 @@ def _direction(
     if kind == "random":
         return directions.random_direction(base, config.seed)
     if kind == "eigenvector":
-        return directions.eigenvector_direction(evaluator.loss_fn, base, config.seed, iterations=config.power_iterations)
+        return directions.eigenvector_direction(
+            evaluator.loss_fn, base, config.seed, iterations=config.power_iterations
+        )
     if other is None:
         raise ProbeError("A checkpoint direction needs the second checkpoint loaded.")
     other_params = {name: tensor.detach().to(device=device, dtype=dtype) for name, tensor in other.named_parameters()}
@@ -328,7 +234,9 @@ def _sweep(
         accuracy=column("accuracy") if classification else None,
         relative_function_change=column("relative_function_change"),
         relative_gradient_change=column("relative_gradient_change"),
-        relative_gradient_change_per_layer=np.array([row["per_layer"] for row in rows], dtype=np.float64).reshape(len(scales), len(names)),
+        relative_gradient_change_per_layer=np.array([row["per_layer"] for row in rows], dtype=np.float64).reshape(
+            len(scales), len(names)
+        ),
         kl_divergence=column("kl_divergence") if classification else None,
         step_norm=np.abs(scales) * unit_step_norm,
         kappa=np.outer(np.abs(scales), [float(unit_kappa[n]) for n in names]),
@@ -341,7 +249,8 @@ def _sweep(
         predictions=Predictions.empty(),
         nonfinite_points=0,
     )
-    sweep.nonfinite_points = int(np.sum(~np.isfinite(sweep.loss + sweep.relative_function_change + sweep.relative_gradient_change)))
+    measured = sweep.loss + sweep.relative_function_change + sweep.relative_gradient_change
+    sweep.nonfinite_points = int(np.sum(~np.isfinite(measured)))
     sweep.predictions = predict(sweep, scales, config.fit_points)
     return sweep
 

@@ -9,6 +9,7 @@ show`` does).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -57,9 +58,14 @@ def slice_command(
         typer.Option(help="relative (κ_l = t in every layer), global (||ΔW|| = t), filter, or none (ΔW = t·d). "
                      "Default: relative; none for a checkpoint direction, so t = 1 reaches the other checkpoint."),
     ] = None,
-    norm: Annotated[str, typer.Option(help="Layer norm for κ and relative scaling: frobenius, spectral, neuron.")] = "frobenius",
-    scales: Annotated[str | None, typer.Option(help="Explicit scales, e.g. 0.001,0.01,0.1 (overrides --max-scale).")] = None,
-    max_scale: Annotated[float, typer.Option(help="Largest scale T; scales are log-spaced from T/1000 to T.")] = 1.0,
+    norm: Annotated[
+        str, typer.Option(help="Layer norm for κ and relative scaling: frobenius, spectral, neuron.")
+    ] = "frobenius",
+    scales: Annotated[
+        str | None, typer.Option(help="Explicit scales, e.g. 0.001,0.01,0.1 (overrides --max-scale).")
+    ] = None,
+    max_scale: Annotated[float, typer.Option(help="Largest scale T; scales are log-spaced up to T.")] = 1.0,
+    min_scale: Annotated[float | None, typer.Option(help="Smallest log-spaced scale (default T/1000).")] = None,
     points: Annotated[int, typer.Option(help="Number of log-spaced scales.")] = 16,
     two_sided: Annotated[bool, typer.Option("--two-sided", help="Also evaluate −t for every t.")] = False,
     layers: Annotated[bool, typer.Option("--layers", help="Also sweep each layer alone.")] = False,
@@ -101,7 +107,7 @@ def slice_command(
             seed=seed,
             scaling=scaling,
             norm=norm,
-            scales=_parse_scales(scales) if scales else log_scales(max_scale, points),
+            scales=_parse_scales(scales) if scales else log_scales(max_scale, points, min_scale),
             two_sided=two_sided,
             per_layer=layers,
             select=select,
@@ -119,7 +125,8 @@ def slice_command(
         _slice_and_write(checkpoint, data, split, config, output, overwrite, arch, loaded_arch_kwargs, trust_checkpoint)
         print_summary(output, console)
         if not no_plots:
-            for path in draw_figures(output, plots or output.with_name(output.stem + "_plots"), figure_formats, "slice"):
+            plots_dir = plots or output.with_name(output.stem + "_plots")
+            for path in draw_figures(output, plots_dir, figure_formats, "slice"):
                 console.print(f"wrote {path}")
 
 
@@ -171,9 +178,8 @@ def _slice_and_write(
         def advance(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, total=total, description=label)
 
-        result = run_slice(
-            loaded.model, x, y, config.loss or default_loss_name(dataset), config, advance, other.model if other else None
-        )
+        loss_name = config.loss or default_loss_name(dataset)
+        result = run_slice(loaded.model, x, y, loss_name, config, advance, other.model if other else None)
     attrs = provenance(command_line=command_line(), device=str(resolve_device(config.device)), seed=config.seed,
                        checkpoint=checkpoint)
     attrs.update(
@@ -220,17 +226,17 @@ def print_summary(results_path: Path, console: Console) -> None:
     for i in _summary_rows(data.scales):
         table.add_row(
             *(
-                f"{value:.3g}"
-                for value in (
-                    data.scales[i],
-                    whole["loss"][i],
-                    whole["relative_function_change"][i],
-                    whole["calibrated_drt_function_prediction"][i],
-                    whole["relative_gradient_change"][i],
-                    whole["drt_prediction"][i],
-                    whole["calibrated_drt_prediction"][i],
-                    whole["euclidean_gradient_prediction"][i],
-                    whole["calibrated_euclidean_gradient_prediction"][i],
+                _number(values[i])
+                for values in (
+                    data.scales,
+                    whole["loss"],
+                    whole["relative_function_change"],
+                    whole["calibrated_drt_function_prediction"],
+                    whole["relative_gradient_change"],
+                    whole["drt_prediction"],
+                    whole["calibrated_drt_prediction"],
+                    whole["euclidean_gradient_prediction"],
+                    whole["calibrated_euclidean_gradient_prediction"],
                 )
             )
         )
@@ -250,14 +256,33 @@ def print_summary(results_path: Path, console: Console) -> None:
 
 
 def _print_layers(data: SliceData, console: Console) -> None:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="Each layer perturbed alone")
-    for header in ("layer", "λ_max (own block)", "breakdown t", "shape"):
+    table = Table(title="Each layer perturbed alone", box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("layer", "||u_l|| (step at t = 1)", "λ_max (own block)", "breakdown t"):
         table.add_column(header, justify="right")
     for name, sweep in data.layers.items():
-        table.add_row(name, f"{sweep['lambda_max']:.3g}", f"{sweep['breakdown_scale']:.3g}", str(sweep["shape"]))
+        table.add_row(
+            name, _number(sweep["unit_step_norm"]), _number(sweep["lambda_max"]), _number(sweep["breakdown_scale"])
+        )
     console.print(table)
+    console.print(
+        "Breakdown t: where the relative gradient change with that layer alone first reaches 1 "
+        "(DRT predicts the same t for every layer; Euclidean trust, a t falling with ||u_l||·λ_max).",
+        highlight=False,
+    )
+
+
+def _number(value: float) -> str:
+    """Three significant digits in at most 7 characters: 0.0123, 456, 2.97e4, 1.05e-5."""
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0 or 1e-3 <= abs(value) < 1e3:
+        return f"{value:.3g}"
+    mantissa, exponent = f"{value:.2e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def _summary_rows(scales: np.ndarray) -> list[int]:
@@ -275,7 +300,9 @@ def _parse_scales(text: str) -> tuple[float, ...]:
     try:
         return tuple(sorted({float(part) for part in text.split(",") if part.strip()}))
     except ValueError:
-        raise ProbeError(f"Cannot read --scales '{text}'; write numbers separated by commas, e.g. 0.001,0.01,0.1.") from None
+        raise ProbeError(
+            f"Cannot read --scales '{text}'; write numbers separated by commas, e.g. 0.001,0.01,0.1."
+        ) from None
 
 
 def _parse_json(text: str | None) -> dict | None:

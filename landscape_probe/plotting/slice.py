@@ -72,7 +72,10 @@ def _relative_change(data: SliceData) -> Figure:
     _loglog(gradient_axes, t, whole["relative_gradient_change"][positive], "measured", MEASURED, "-", marker="o")
     _loglog(gradient_axes, t, whole["drt_prediction"][positive], "DRT", DRT, "--")
     _loglog(gradient_axes, t, whole["calibrated_drt_prediction"][positive], "DRT, calibrated", DRT, ":")
-    _loglog(gradient_axes, t, whole["euclidean_gradient_prediction"][positive], "Euclidean |λ|·||ΔW||/||g||", EUCLIDEAN, "--")
+    _loglog(
+        gradient_axes, t, whole["euclidean_gradient_prediction"][positive],
+        "Euclidean |λ|·||ΔW||/||g||", EUCLIDEAN, "--",
+    )
     _loglog(
         gradient_axes, t, whole["calibrated_euclidean_gradient_prediction"][positive],
         "Euclidean, calibrated", EUCLIDEAN, ":",
@@ -90,7 +93,9 @@ def _relative_change(data: SliceData) -> Figure:
     return figure
 
 
-def _loglog(axes: Axes, t: np.ndarray, values: np.ndarray, label: str, color: str, style: str, marker: str = "") -> None:
+def _loglog(
+    axes: Axes, t: np.ndarray, values: np.ndarray, label: str, color: str, style: str, marker: str = ""
+) -> None:
     shown = np.where(np.isfinite(values) & (values > 0), values, np.nan)
     axes.loglog(t, shown, linestyle=style, color=color, marker=marker, markersize=3, label=label)
 
@@ -108,7 +113,8 @@ def _loss(data: SliceData) -> Figure:
     figure, axes = plt.subplots(figsize=(6, 4.2))
     measured = with_zero(whole["loss"])
     axes.plot(t, measured, color=MEASURED, marker="o", markersize=3, label="measured loss")
-    axes.plot(t, with_zero(whole["quadratic_loss_model"]), color=EUCLIDEAN, linestyle="--", label="quadratic model (|λ_max|)")
+    quadratic = with_zero(whole["quadratic_loss_model"])
+    axes.plot(t, quadratic, color=EUCLIDEAN, linestyle="--", label="quadratic model (|λ_max|)")
     axes.plot(t, with_zero(whole["taylor_loss_model"]), color=DRT, linestyle=":", label="Taylor model (uᵀHu)")
     smallest = np.min(np.abs(data.scales[data.scales != 0]))
     axes.set_xscale("symlog", linthresh=smallest)

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
     from landscape_probe.slicing import SliceResult, Sweep
 
-LOSS_UNITS = "loss"
-PARAMETER_UNITS = "weight units"
+LOSS_UNITS = "<loss>"
+"""Placeholder for the loss's units: nats for cross-entropy, squared target units for MSE."""
+PARAMETER_UNITS = "1"
 
 SWEEP_DATASETS: dict[str, tuple[str, str]] = {
     "loss": ("mean probe-set loss at W + t·u", LOSS_UNITS),
@@ -45,7 +46,10 @@ SWEEP_DATASETS: dict[str, tuple[str, str]] = {
     "euclidean_gradient_prediction": ("Euclidean trust |λ_max|·||ΔW(t)|| / ||g(0)||", "1"),
     "quadratic_loss_model": ("loss(0) + t·g·u + ½|λ_max|·t²·||u||²", LOSS_UNITS),
     "taylor_loss_model": ("loss(0) + t·g·u + ½·t²·uᵀHu", LOSS_UNITS),
-    "calibrated_drt_prediction": ("drt_prediction × c, c fitted to relative_gradient_change at the smallest scales", "1"),
+    "calibrated_drt_prediction": (
+        "drt_prediction × c, c fitted to relative_gradient_change at the smallest scales",
+        "1",
+    ),
     "calibrated_euclidean_gradient_prediction": (
         "euclidean_gradient_prediction × c, c fitted to relative_gradient_change at the smallest scales",
         "1",
@@ -61,9 +65,12 @@ SWEEP_DATASETS: dict[str, tuple[str, str]] = {
 }
 
 SWEEP_SCALARS: dict[str, tuple[str, str]] = {
-    "lambda_max": ("top Hessian eigenvalue over the perturbed layers (largest |λ|, sign kept), power iteration", "loss / weight units²"),
+    "lambda_max": (
+        "top Hessian eigenvalue over the perturbed layers (largest |λ|, sign kept), power iteration",
+        LOSS_UNITS,
+    ),
     "loss_at_zero": ("mean probe-set loss at W (t = 0)", LOSS_UNITS),
-    "gradient_norm": ("||g(0)||, the gradient norm over the perturbed layers at W", "loss / weight units"),
+    "gradient_norm": ("||g(0)||, the gradient norm over the perturbed layers at W", LOSS_UNITS),
     "unit_step_norm": ("||u||, the step at t = 1", PARAMETER_UNITS),
     "slope": ("g(0)·u = dloss/dt at t = 0", LOSS_UNITS),
     "curvature": ("uᵀHu = d²loss/dt² at t = 0", LOSS_UNITS),
@@ -91,6 +98,7 @@ def write_slice(path: Path | str, result: SliceResult, attrs: dict[str, Any], *,
         ProbeError: when ``path`` exists without ``overwrite`` or cannot be written.
     """
     config = result.config
+    loss_units = "nats" if result.loss_name == "cross_entropy" else "squared target units"
     settings = {
         "direction": config.direction,
         "scaling": config.resolved_scaling,
@@ -111,12 +119,12 @@ def write_slice(path: Path | str, result: SliceResult, attrs: dict[str, Any], *,
     with atomic_h5(path, kind="slice", attrs=root_attrs, overwrite=overwrite) as h5:
         write_dataset(h5, "scales", result.scales, description="perturbation scale t, ΔW(t) = t·u", units="1")
         write_dataset(h5, "layer_names", result.whole.layer_names, description="the perturbed layers", units="")
-        _write_sweep(h5, result.whole)
+        _write_sweep(h5, result.whole, loss_units)
         if result.layers:
             group = h5.create_group("layers")
             group.attrs["description"] = "one sweep per layer, perturbing that layer alone"
             for name, sweep in result.layers.items():
-                _write_sweep(group.create_group(name), sweep)
+                _write_sweep(group.create_group(name), sweep, loss_units)
 
 
 def read_slice(path: Path | str) -> SliceData:
@@ -132,18 +140,20 @@ def read_slice(path: Path | str) -> SliceData:
             raise ProbeError(f"'{path}' holds {h5.attrs['kind']} results, not a slice.")
         attrs = {key: _plain(value) for key, value in h5.attrs.items()}
         root = read_group(h5)
-        layers = {name: _read_sweep(group) for name, group in h5["layers"].items()} if "layers" in h5 else {}
+        layer_names = [str(name) for name in root["layer_names"]]
+        swept = h5["layers"] if "layers" in h5 else {}
+        layers = {name: _read_sweep(swept[name]) for name in layer_names if name in swept}
         whole = _read_sweep(h5)
     return SliceData(
         attrs=attrs,
         scales=np.asarray(root["scales"], dtype=np.float64),
-        layer_names=[str(name) for name in root["layer_names"]],
+        layer_names=layer_names,
         whole=whole,
         layers=layers,
     )
 
 
-def _write_sweep(group: h5py.Group, sweep: Sweep) -> None:
+def _write_sweep(group: h5py.Group, sweep: Sweep, loss_units: str) -> None:
     predictions = sweep.predictions
     arrays = {
         "loss": sweep.loss,
@@ -164,6 +174,7 @@ def _write_sweep(group: h5py.Group, sweep: Sweep) -> None:
         if values is None:
             continue
         description, units = SWEEP_DATASETS[name]
+        units = loss_units if units == LOSS_UNITS else units
         extra = {}
         if name in predictions.calibrated:
             extra = {
@@ -182,6 +193,7 @@ def _write_sweep(group: h5py.Group, sweep: Sweep) -> None:
     }
     for name, value in scalars.items():
         description, units = SWEEP_SCALARS[name]
+        units = loss_units if units == LOSS_UNITS else units
         write_dataset(group, name, np.float64(value), description=description, units=units)
     for key in SWEEP_ATTRIBUTES:
         group.attrs[key] = getattr(predictions, key)
