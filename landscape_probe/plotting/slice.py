@@ -7,7 +7,7 @@
 - with per-layer sweeps, ``layers_heatmap`` (layer × t, colour = log10 of the
   relative gradient change when that layer alone is perturbed) and
   ``layers_breakdown`` (each layer's breakdown scale, where that change first
-  reaches 1).
+  reaches 1, as a dot on a log axis; grey arrows for layers that never reach it).
 
 Example:
     >>> draw(Path("mlp16_digits_slice.h5"), Path("plots"), ("png",))  # doctest: +SKIP
@@ -81,11 +81,11 @@ def _relative_change(data: SliceData) -> Figure:
         "Euclidean, calibrated", EUCLIDEAN, ":",
     )
     gradient_axes.set_ylabel("relative gradient change ||g(t) − g(0)|| / ||g(0)||")
-    for axes in (function_axes, gradient_axes):
+    for axes, measured in ((function_axes, "relative_function_change"), (gradient_axes, "relative_gradient_change")):
         axes.set_xlabel("scale t")
         axes.axhline(1.0, color="grey", linewidth=0.6)
         axes.legend(fontsize=7)
-        finite = whole["relative_gradient_change"][positive]
+        finite = whole[measured][positive]
         finite = finite[np.isfinite(finite) & (finite > 0)]
         if finite.size:
             axes.set_ylim(bottom=min(finite.min(), 1.0) / 10, top=max(finite.max(), 1.0) * 100)
@@ -119,7 +119,10 @@ def _loss(data: SliceData) -> Figure:
     smallest = np.min(np.abs(data.scales[data.scales != 0]))
     axes.set_xscale("symlog", linthresh=smallest)
     finite = measured[np.isfinite(measured)]
-    if finite.size:
+    if finite.size and finite.min() > 0 and finite.max() > 100 * finite.min():
+        axes.set_yscale("log")
+        axes.set_ylim(finite.min() / 2, finite.max() * 10)
+    elif finite.size:
         span = max(finite.max() - finite.min(), 1e-3 * max(abs(finite.max()), 1e-12))
         axes.set_ylim(finite.min() - 0.2 * span, finite.max() + 0.5 * span)
     axes.set_xlabel("scale t (linear below the smallest |t|, log above)")
@@ -154,15 +157,19 @@ def _layers_breakdown(data: SliceData) -> Figure:
     breakdown = np.array([data.layers[name]["breakdown_scale"] for name in names])
     largest = float(np.max(np.abs(data.scales)))
     reached = np.isfinite(breakdown)
+    smallest = float(np.min(np.abs(data.scales)))
+    rows = np.arange(len(names))
     figure, axes = plt.subplots(figsize=(6, 0.35 * len(names) + 1.8))
-    axes.barh(np.arange(len(names))[reached], breakdown[reached], color=DRT)
-    axes.barh(np.arange(len(names))[~reached], np.full((~reached).sum(), largest), color="lightgrey",
-              label=f"not reached up to t = {largest:.3g}")
+    axes.hlines(rows[reached], smallest, breakdown[reached], color=DRT, linewidth=1)
+    axes.plot(breakdown[reached], rows[reached], "o", color=DRT, label="reaches 1")
+    if (~reached).any():
+        axes.plot(np.full((~reached).sum(), largest), rows[~reached], ">", color="grey",
+                  label=f"stays below 1 up to t = {largest:.3g}")
+    axes.set_xlim(smallest, largest * 1.5)
     axes.set_yticks(range(len(names)), names, fontsize=7)
     axes.invert_yaxis()
     axes.set_xscale("log")
     axes.set_xlabel("breakdown scale t (relative gradient change reaches 1)")
-    if (~reached).any():
-        axes.legend(fontsize=8)
+    axes.legend(fontsize=8)
     axes.set_title(f"{_title(data)}\neach layer perturbed alone", fontsize=9)
     return figure
