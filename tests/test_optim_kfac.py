@@ -20,10 +20,10 @@ def dense_preconditioned(factors: KroneckerFactors, grad: Tensor) -> Tensor:
 
 
 def damped_by_hand(a: Tensor, g: Tensor, damping: float) -> tuple[Tensor, Tensor]:
+    """Ā = A + π·sqrt(λ)·I and Ḡ = G + sqrt(λ)/π·I with π² = (tr A / dim A) / (tr G / dim G)."""
     pi = math.sqrt((float(torch.trace(a)) / a.shape[0]) / (float(torch.trace(g)) / g.shape[0]))
-    return a + pi * math.sqrt(damping) * torch.eye(a.shape[0], dtype=a.dtype), g + math.sqrt(damping) / pi * torch.eye(
-        g.shape[0], dtype=g.dtype
-    )
+    eye_a, eye_g = torch.eye(a.shape[0], dtype=a.dtype), torch.eye(g.shape[0], dtype=g.dtype)
+    return a + pi * math.sqrt(damping) * eye_a, g + math.sqrt(damping) / pi * eye_g
 
 
 def weight_and_bias(module: nn.Module) -> Tensor:
@@ -74,15 +74,15 @@ def test_conv2d_factors_sum_patches_per_example_and_average_gradients_over_posit
     for i in range(batch):
         for row in range(outputs.shape[2]):
             for col in range(outputs.shape[3]):
-                patch = torch.cat([padded[i, :, row : row + 2, col : col + 2].reshape(-1), torch.ones(1, dtype=torch.float64)])
+                window = padded[i, :, row : row + 2, col : col + 2].reshape(-1)
+                patch = torch.cat([window, torch.ones(1, dtype=torch.float64)])
                 delta = 2 * outputs.detach()[i, :, row, col]
                 a += torch.outer(patch, patch) / batch
                 g += torch.outer(delta, delta) / (batch * positions)
     factors = optimizer.kronecker_factors(conv)
     torch.testing.assert_close(factors.activation, a)
     torch.testing.assert_close(factors.gradient, g)
-    step = (before - weight_and_bias(conv))
-    torch.testing.assert_close(step, dense_preconditioned(factors, grad))
+    torch.testing.assert_close(before - weight_and_bias(conv), dense_preconditioned(factors, grad))
 
 
 def test_running_average_and_inverses_kept_between_recomputations() -> None:

@@ -142,7 +142,7 @@ class KFAC(torch.optim.Optimizer):
         if not (torch.is_grad_enabled() and output.requires_grad):
             return
         if torch._C._functorch.is_functorch_wrapped_tensor(output):
-            return
+            return  # torch.func transforms (per-example gradients, HVPs) must not feed the factors
         captured = {"input": inputs[0].detach(), "batch": inputs[0].shape[0]}
         self._captured[module] = captured
 

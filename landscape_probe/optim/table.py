@@ -4,7 +4,7 @@ Every entry is built from the same four arguments — the model, a learning rate
 a momentum and a weight decay — so the training loop treats them all alike:
 forward, ``loss.backward()``, ``optimizer.step()``, ``optimizer.zero_grad()``.
 An optimiser that has no use for momentum or weight decay ignores them; its
-``description`` says which it uses.
+``description`` says which it uses ("neither" for those that use neither).
 
 Example:
     >>> from torch import nn
@@ -120,13 +120,13 @@ _SPECS: tuple[OptimizerSpec, ...] = (
     OptimizerSpec("rmsprop", 1e-3, "RMSProp, Tieleman & Hinton 2012 (torch.optim.RMSprop; weight decay)", _rmsprop),
     OptimizerSpec("adam", 1e-3, "Adam, Kingma & Ba 2015 (torch.optim.Adam; weight decay as L2)", _adam),
     OptimizerSpec("adamw", 1e-3, "AdamW, Loshchilov & Hutter 2019 (torch.optim.AdamW; decoupled weight decay)", _adamw),
-    OptimizerSpec("fromage", 0.01, "Fromage, Bernstein et al. 2020: relative step η per layer, shrink 1/sqrt(1+η²)", _fromage),
+    OptimizerSpec("fromage", 0.01, "Fromage, Bernstein et al. 2020: relative step η per layer, shrink 1/sqrt(1+η²) (neither)", _fromage),
     OptimizerSpec("lars", 1e-3, "LARS, You et al. 2017: trust-ratio step per layer (momentum, weight decay)", _lars),
-    OptimizerSpec("nero", 0.01, "Nero, Liu et al. 2021: per-neuron relative steps on balanced neurons", _nero),
-    OptimizerSpec("madam", 0.01, "Madam, Bernstein et al. 2020: multiplicative Adam, W ⊙ exp(−η·sign(W)·g/sqrt(v))", _madam),
-    OptimizerSpec("agd", 1.0, "AGD, Bernstein et al. 2023: automatic step size from the architecture (lr scales it)", _agd),
+    OptimizerSpec("nero", 0.01, "Nero, Liu et al. 2021: per-neuron relative steps on balanced neurons (neither)", _nero),
+    OptimizerSpec("madam", 0.01, "Madam, Bernstein et al. 2020: multiplicative Adam, W ⊙ exp(−η·sign(W)·g/sqrt(v)) (neither)", _madam),
+    OptimizerSpec("agd", 1.0, "AGD, Bernstein et al. 2023: automatic step size from the architecture; lr scales it (neither)", _agd),
     OptimizerSpec("kfac", 3e-3, "K-FAC, Martens & Grosse 2015, for Linear/Conv2d (momentum, weight decay)", _kfac),
-    OptimizerSpec("noise_adaptive", 0.5, "SGD with per-coordinate step B/(2·B*·L) from gradient noise; lr is the cap", _noise_adaptive),
+    OptimizerSpec("noise_adaptive", 0.5, "SGD with per-coordinate step B/(2·B*·L) from gradient noise; lr is the cap (neither)", _noise_adaptive),
 )
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in _SPECS}
