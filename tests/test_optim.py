@@ -80,7 +80,10 @@ def rosenbrock() -> tuple[nn.Module, Callable[[], Tensor]]:
     return model, model
 
 
-def final_over_initial_loss(problem: Callable[[], tuple[nn.Module, Callable[[], Tensor]]], name: str, lr: float) -> float:
+Problem = Callable[[], tuple[nn.Module, Callable[[], Tensor]]]
+
+
+def final_over_initial_loss(problem: Problem, name: str, lr: float) -> float:
     model, loss_fn = problem()
     optimizer = build_optimizer(name, model, lr, momentum=0.9)
     initial = loss_fn().item()

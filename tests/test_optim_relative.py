@@ -65,7 +65,10 @@ def test_fromage_relative_update_is_eta_over_sqrt_one_plus_eta_squared(lr: float
 
 
 def test_fromage_spectral_shift_obeys_mirsky() -> None:
-    """sqrt(Σ_i (σ_i(W + ΔW) − σ_i(W))²) ≤ ||ΔW||_F, so the largest shift over rms σ(W) is at most ||ΔW||_F / rms σ(W)."""
+    """Mirsky: sqrt(Σ_i (σ_i(W + ΔW) − σ_i(W))²) ≤ ||ΔW||_F.
+
+    So the spectral shift max_i |σ_i(W + ΔW) − σ_i(W)| / rms σ(W) is at most ||ΔW||_F / rms σ(W).
+    """
     for seed in range(5):
         w, g = random(7, 4, seed=10 + seed), random(7, 4, seed=20 + seed)
         _, after = fromage_step(w, g, 0.2)
@@ -170,7 +173,8 @@ def test_madam_two_steps_match_the_multiplicative_formula() -> None:
             normalised = gk / math.sqrt(average[k] / (1 - beta**t))
             sign = math.copysign(1.0, expected[k]) if expected[k] != 0 else 0.0
             expected[k] = min(max(expected[k] * math.exp(-lr * sign * normalised), -limit), limit)
-    torch.testing.assert_close(p.detach().reshape(-1), torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+    expected_tensor = torch.tensor(expected, dtype=torch.float64)
+    torch.testing.assert_close(p.detach().reshape(-1), expected_tensor, rtol=1e-12, atol=1e-12)
 
 
 def test_madam_clamps_at_p_scale_times_the_initial_rms() -> None:

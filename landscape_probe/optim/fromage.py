@@ -40,7 +40,12 @@ class Fromage(torch.optim.Optimizer):
         p_bound: if set, keep ||W||_F ≤ p_bound × ||W_initial||_F for every tensor.
     """
 
-    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 0.01, p_bound: float | None = None) -> None:
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 0.01,
+        p_bound: float | None = None,
+    ) -> None:
         if lr <= 0.0:
             raise ValueError(f"Fromage needs a positive learning rate, not {lr}")
         if p_bound is not None and p_bound <= 0.0:

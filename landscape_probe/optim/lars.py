@@ -52,8 +52,8 @@ class Lars(torch.optim.Optimizer):
     ) -> None:
         if lr <= 0.0 or not 0.0 <= momentum < 1.0 or weight_decay < 0.0 or trust_coefficient <= 0.0:
             raise ValueError("LARS needs lr > 0, momentum in [0, 1), weight_decay ≥ 0 and trust_coefficient > 0")
-        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "trust_coefficient": trust_coefficient}
-        super().__init__(params, defaults)
+        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
+        super().__init__(params, {**defaults, "trust_coefficient": trust_coefficient})
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:

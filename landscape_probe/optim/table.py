@@ -113,20 +113,20 @@ def _noise_adaptive(model: nn.Module, lr: float, momentum: float, weight_decay: 
 
 
 _SPECS: tuple[OptimizerSpec, ...] = (
-    OptimizerSpec("sgd", 0.1, "plain SGD, W ← W − η·g (weight decay as L2; no momentum)", _sgd),
-    OptimizerSpec("momentum", 0.01, "SGD with heavy-ball momentum (torch.optim.SGD; momentum, weight decay)", _momentum),
-    OptimizerSpec("nesterov", 0.01, "SGD with Nesterov momentum (torch.optim.SGD; momentum, weight decay)", _nesterov),
-    OptimizerSpec("adagrad", 0.01, "AdaGrad, Duchi et al. 2011 (torch.optim.Adagrad; weight decay)", _adagrad),
-    OptimizerSpec("rmsprop", 1e-3, "RMSProp, Tieleman & Hinton 2012 (torch.optim.RMSprop; weight decay)", _rmsprop),
-    OptimizerSpec("adam", 1e-3, "Adam, Kingma & Ba 2015 (torch.optim.Adam; weight decay as L2)", _adam),
-    OptimizerSpec("adamw", 1e-3, "AdamW, Loshchilov & Hutter 2019 (torch.optim.AdamW; decoupled weight decay)", _adamw),
-    OptimizerSpec("fromage", 0.01, "Fromage, Bernstein et al. 2020: relative step η per layer, shrink 1/sqrt(1+η²) (neither)", _fromage),
-    OptimizerSpec("lars", 1e-3, "LARS, You et al. 2017: trust-ratio step per layer (momentum, weight decay)", _lars),
-    OptimizerSpec("nero", 0.01, "Nero, Liu et al. 2021: per-neuron relative steps on balanced neurons (neither)", _nero),
-    OptimizerSpec("madam", 0.01, "Madam, Bernstein et al. 2020: multiplicative Adam, W ⊙ exp(−η·sign(W)·g/sqrt(v)) (neither)", _madam),
-    OptimizerSpec("agd", 1.0, "AGD, Bernstein et al. 2023: automatic step size from the architecture; lr scales it (neither)", _agd),
-    OptimizerSpec("kfac", 3e-3, "K-FAC, Martens & Grosse 2015, for Linear/Conv2d (momentum, weight decay)", _kfac),
-    OptimizerSpec("noise_adaptive", 0.5, "SGD with per-coordinate step B/(2·B*·L) from gradient noise; lr is the cap (neither)", _noise_adaptive),
+    OptimizerSpec("sgd", 0.1, "SGD, W ← W − η·g (weight decay)", _sgd),
+    OptimizerSpec("momentum", 0.01, "SGD with heavy-ball momentum (momentum, weight decay)", _momentum),
+    OptimizerSpec("nesterov", 0.01, "SGD with Nesterov momentum (momentum, weight decay)", _nesterov),
+    OptimizerSpec("adagrad", 0.01, "AdaGrad, Duchi et al. 2011 (weight decay)", _adagrad),
+    OptimizerSpec("rmsprop", 1e-3, "RMSProp, Tieleman & Hinton 2012 (weight decay)", _rmsprop),
+    OptimizerSpec("adam", 1e-3, "Adam, Kingma & Ba 2015 (weight decay as L2)", _adam),
+    OptimizerSpec("adamw", 1e-3, "AdamW, Loshchilov & Hutter 2019 (decoupled weight decay)", _adamw),
+    OptimizerSpec("fromage", 0.01, "Fromage, Bernstein et al. 2020: relative step η per layer (neither)", _fromage),
+    OptimizerSpec("lars", 1e-3, "LARS, You et al. 2017: trust-ratio step (momentum, weight decay)", _lars),
+    OptimizerSpec("nero", 0.01, "Nero, Liu et al. 2021: per-neuron relative step (neither)", _nero),
+    OptimizerSpec("madam", 0.01, "Madam, Bernstein et al. 2020: multiplicative Adam (neither)", _madam),
+    OptimizerSpec("agd", 1.0, "AGD, Bernstein et al. 2023: automatic step size, lr scales it (neither)", _agd),
+    OptimizerSpec("kfac", 3e-3, "K-FAC, Martens & Grosse 2015 (momentum, weight decay)", _kfac),
+    OptimizerSpec("noise_adaptive", 0.5, "SGD, per-coordinate step B/(2·B*·L), lr caps it (neither)", _noise_adaptive),
 )
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in _SPECS}
