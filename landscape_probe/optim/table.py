@@ -126,7 +126,7 @@ _SPECS: tuple[OptimizerSpec, ...] = (
     OptimizerSpec("madam", 0.01, "Madam, Bernstein et al. 2020: multiplicative Adam (neither)", _madam),
     OptimizerSpec("agd", 1.0, "AGD, Bernstein et al. 2023: automatic step size, lr scales it (neither)", _agd),
     OptimizerSpec("kfac", 3e-3, "K-FAC, Martens & Grosse 2015 (momentum, weight decay)", _kfac),
-    OptimizerSpec("noise_adaptive", 0.5, "SGD, per-coordinate step B/(2·B*·L), lr caps it (neither)", _noise_adaptive),
+    OptimizerSpec("noise_adaptive", 0.5, "SGD, per-coordinate step B/(2·B*·L) capped by lr (neither)", _noise_adaptive),
 )
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in _SPECS}
