@@ -61,3 +61,31 @@ def test_resolve_device():
     assert resolve_device("auto").type in ("cpu", "cuda")
     with pytest.raises(ProbeError):
         resolve_device("tpu")
+
+
+def test_command_line_rebuilds_what_the_user_typed():
+    from typing import Annotated
+
+    from landscape_probe.cli.app import command_line
+
+    demo = typer.Typer()
+    seen: list[str] = []
+
+    @demo.command()
+    def run(
+        ctx: typer.Context,
+        path: str,
+        name: Annotated[list[str], typer.Option()] = [],  # noqa: B006 - typer needs a literal default
+        layers: bool = False,
+        plots: Annotated[bool, typer.Option("--plots/--no-plots")] = True,
+        size: int = 3,
+    ) -> None:
+        seen.append(command_line(ctx))
+
+    @demo.callback()
+    def _root() -> None:
+        pass
+
+    result = CliRunner().invoke(demo, ["run", "my file.pt", "--name", "a", "--name", "b", "--layers", "--no-plots"])
+    assert result.exit_code == 0, result.output
+    assert seen == ["probe run 'my file.pt' --name a --name b --layers --no-plots"]

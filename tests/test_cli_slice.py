@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shlex
 from pathlib import Path
 
 import h5py
@@ -18,6 +19,16 @@ from landscape_probe.models import build_model
 runner = CliRunner()
 ARGS = {"name": "mlp", "in_features": 64, "num_outputs": 10, "depth": 3, "width": 8}
 FAST = ["--probe-size", "32", "--scales", "0.01,0.1,1", "--power-iterations", "5", "--device", "cpu"]
+
+
+def _options(words: list[str]) -> dict[str, str | bool]:
+    """Command-line options as a dict, order ignored: flags map to True."""
+    options: dict[str, str | bool] = {}
+    for i, word in enumerate(words):
+        if word.startswith("--"):
+            following = words[i + 1] if i + 1 < len(words) else "--"
+            options[word] = True if following.startswith("--") else following
+    return options
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +56,11 @@ def test_slice_writes_a_self_describing_results_file(results, checkpoint):
         assert h5.attrs["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
         assert h5.attrs["direction"] == "gradient" and h5.attrs["scaling"] == "relative"
         assert h5.attrs["probe_size"] == 32 and h5.attrs["loss"] == "cross_entropy"
-        assert "slice" in h5.attrs["command_line"]
+        recorded = shlex.split(h5.attrs["command_line"])
+        assert recorded[:3] == ["probe", "slice", str(checkpoint)]
+        assert _options(recorded[3:]) == _options(
+            [*FAST, "--layers", "--output", str(path), "--plots", str(path.parent / "plots")]
+        )
         np.testing.assert_allclose(h5["scales"][()], [0.01, 0.1, 1.0])
         assert [n.decode() for n in h5["layer_names"][()]] == ["hidden.0.weight", "hidden.1.weight", "output.weight"]
         names = {

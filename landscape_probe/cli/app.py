@@ -7,9 +7,10 @@ import heavy code inside their command functions.
 from __future__ import annotations
 
 import contextlib
-import sys
+import json
+import shlex
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -103,6 +104,39 @@ def user_errors(debug: bool) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def command_line() -> str:
-    """The command line as typed, for the results file's provenance."""
-    return " ".join(["probe", *sys.argv[1:]])
+def parse_arch_kwargs(text: str | None) -> dict[str, Any] | None:
+    """Read ``--arch-kwargs`` as a JSON object."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ProbeError(f"--arch-kwargs is not valid JSON ({err.msg} at position {err.pos}).") from None
+    if not isinstance(value, dict):
+        raise ProbeError('--arch-kwargs must be a JSON object such as \'{"width": 64}\'.')
+    return value
+
+
+def command_line(ctx: typer.Context) -> str:
+    """The command as the user gave it, for the results file's provenance.
+
+    Rebuilt from the parsed parameters (the arguments and every option set on
+    the command line), so it is right however the command was invoked: from a
+    shell, ``python -m landscape_probe`` or a test runner.
+    """
+    words = ["probe", ctx.info_name or ""]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is None or source.name not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        value = ctx.params[param.name]
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if param.param_type_name == "argument":
+            words += [str(v) for v in values]
+        elif getattr(param, "is_flag", False):
+            flag = param.opts[0] if value else next(iter(param.secondary_opts), "")
+            words += [flag] if flag else []
+        else:
+            for v in values:
+                words += [param.opts[0], str(v)]
+    return shlex.join(words)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from landscape_probe.cli.app import ArchKwargsOption, ArchOption, DebugOption, TrustOption, app, console, user_errors
+from landscape_probe.cli.app import ArchKwargsOption, ArchOption, DebugOption, TrustOption, app, console, parse_arch_kwargs, user_errors
 from landscape_probe.errors import ProbeError
 
 
@@ -22,19 +22,6 @@ class InfoConfig:
     arch: str | None = None
     arch_kwargs: dict[str, Any] | None = None
     trust: bool = False
-
-
-def parse_arch_kwargs(text: str | None) -> dict[str, Any] | None:
-    """Read ``--arch-kwargs`` as a JSON object."""
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ProbeError(f"--arch-kwargs is not valid JSON ({err.msg} at position {err.pos}).") from None
-    if not isinstance(value, dict):
-        raise ProbeError('--arch-kwargs must be a JSON object such as \'{"width": 64}\'.')
-    return value
 
 
 @app.command()

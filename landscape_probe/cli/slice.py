@@ -24,6 +24,7 @@ from landscape_probe.cli.app import (
     app,
     command_line,
     console,
+    parse_arch_kwargs,
     user_errors,
 )
 from landscape_probe.errors import ProbeError
@@ -40,6 +41,7 @@ SUMMARY_ROWS = 6
 
 @app.command("slice")
 def slice_command(
+    ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(help="The checkpoint to slice (any format probe info reads).")],
     data: Annotated[
         str | None,
@@ -121,8 +123,11 @@ def slice_command(
         config.check()
         output = output or Path.cwd() / f"{checkpoint.stem}_slice.h5"
         check_writable(output, overwrite)
-        loaded_arch_kwargs = _parse_json(arch_kwargs)
-        _slice_and_write(checkpoint, data, split, config, output, overwrite, arch, loaded_arch_kwargs, trust_checkpoint)
+        loaded_arch_kwargs = parse_arch_kwargs(arch_kwargs)
+        _slice_and_write(
+            checkpoint, data, split, config, output, overwrite, arch, loaded_arch_kwargs, trust_checkpoint,
+            command_line(ctx),
+        )
         print_summary(output, console)
         if not no_plots:
             plots_dir = plots or output.with_name(output.stem + "_plots")
@@ -140,6 +145,7 @@ def _slice_and_write(
     arch: str | None,
     arch_kwargs: dict | None,
     trust: bool,
+    invocation: str,
 ) -> None:
     """Load the checkpoint and probe set, run the slice with a progress bar, write the results file."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -180,7 +186,7 @@ def _slice_and_write(
 
         loss_name = config.loss or default_loss_name(dataset)
         result = run_slice(loaded.model, x, y, loss_name, config, advance, other.model if other else None)
-    attrs = provenance(command_line=command_line(), device=str(resolve_device(config.device)), seed=config.seed,
+    attrs = provenance(command_line=invocation, device=str(resolve_device(config.device)), seed=config.seed,
                        checkpoint=checkpoint)
     attrs.update(
         checkpoint_format=loaded.format,
@@ -304,14 +310,3 @@ def _parse_scales(text: str) -> tuple[float, ...]:
             f"Cannot read --scales '{text}'; write numbers separated by commas, e.g. 0.001,0.01,0.1."
         ) from None
 
-
-def _parse_json(text: str | None) -> dict | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        raise ProbeError(f"--arch-kwargs is not valid JSON: {text}") from None
-    if not isinstance(value, dict):
-        raise ProbeError("--arch-kwargs must be a JSON object, e.g. '{\"width\": 64}'.")
-    return value

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 @app.command("train")
 def train_command(
+    ctx: typer.Context,
     optimizer: Annotated[
         list[str] | None, typer.Option("--optimizer", help="Optimiser name (repeat for several), or all.")
     ] = None,
@@ -93,7 +94,7 @@ def train_command(
                 schedule=schedule, diagnostics_every=diagnostics_every, device=device,
             )
         with _progress() as progress, stop_on_interrupt() as should_stop:
-            outcome = train_many(config, output, command_line=command_line(), overwrite=overwrite, resume=resume,
+            outcome = train_many(config, output, command_line=command_line(ctx), overwrite=overwrite, resume=resume,
                                  on_progress=_progress_callback(progress), should_stop=should_stop)
         print_summary(outcome.results_path, console)
         if figure_formats:
