@@ -125,7 +125,7 @@ def _per_optimizer(runs: list[RunResult], record: str, ylabel: str, depth: int) 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, title="layer (first, last)", title_fontsize=7)
     axes[0][0].set_ylabel(ylabel)
-    figure.suptitle(f"{ylabel} per layer, depth {depth}")
+    figure.suptitle(f"{ylabel} per layer, depth {depth}", y=1.03)
     return figure
 
 
@@ -158,7 +158,9 @@ def _depth_sweep(runs: list[RunResult]) -> Figure:
                 marker="o", label=optimizer)
     ax.set(xscale="log", xlabel="depth (layers)", ylabel="final training accuracy", ylim=(0, 1.02),
            title="best of the learning-rate grid")
-    ax.set_xticks(sorted({row.depth for row in rows}), [str(d) for d in sorted({row.depth for row in rows})])
+    depths = sorted({row.depth for row in rows})
+    ax.minorticks_off()
+    ax.set_xticks(depths, [str(d) for d in depths])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return figure
