@@ -106,13 +106,20 @@ class SliceConfig:
             raise ProbeError("Scales must be distinct and in increasing order.")
 
 
+DEFAULT_DECADES_FACTOR = 1e-5
+
+
 def log_scales(max_scale: float, points: int, min_scale: float | None = None) -> tuple[float, ...]:
-    """``points`` scales log-spaced from ``min_scale`` (default ``max_scale / 1000``) to ``max_scale``, both included.
+    """``points`` scales log-spaced from ``min_scale`` to ``max_scale``, both included.
+
+    The default ``min_scale`` is ``max_scale / 10**5``: five decades, so that a
+    deep network's linear regime (often below t = 10⁻³) is on the axis and the
+    calibration on the smallest scales sees it.
 
     Raises:
         ProbeError: unless ``0 < min_scale < max_scale`` and ``points >= 2``.
     """
-    low = max_scale / 1000.0 if min_scale is None else min_scale
+    low = max_scale * DEFAULT_DECADES_FACTOR if min_scale is None else min_scale
     if not (0 < low < max_scale) or points < 2:
         raise ProbeError("--max-scale must be positive and above --min-scale, and --points at least 2.")
     return tuple(float(t) for t in np.geomspace(low, max_scale, points))

@@ -239,7 +239,7 @@ def test_bad_settings_are_refused(changes):
 
 
 def test_log_scales_and_two_sided_scales():
-    assert log_scales(1.0, 4) == pytest.approx((1e-3, 1e-2, 1e-1, 1.0))
+    assert log_scales(1.0, 6) == pytest.approx((1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0))
     assert log_scales(1.0, 3, min_scale=1e-4) == pytest.approx((1e-4, 1e-2, 1.0))
     np.testing.assert_array_equal(SliceConfig(scales=(0.1, 1.0), two_sided=True).all_scales, [-1.0, -0.1, 0.1, 1.0])
     with pytest.raises(ProbeError):

@@ -67,8 +67,8 @@ def slice_command(
         str | None, typer.Option(help="Explicit scales, e.g. 0.001,0.01,0.1 (overrides --max-scale).")
     ] = None,
     max_scale: Annotated[float, typer.Option(help="Largest scale T; scales are log-spaced up to T.")] = 1.0,
-    min_scale: Annotated[float | None, typer.Option(help="Smallest log-spaced scale (default T/1000).")] = None,
-    points: Annotated[int, typer.Option(help="Number of log-spaced scales.")] = 16,
+    min_scale: Annotated[float | None, typer.Option(help="Smallest log-spaced scale (default T/100000: five decades).")] = None,
+    points: Annotated[int, typer.Option(help="Number of log-spaced scales.")] = 21,
     two_sided: Annotated[bool, typer.Option("--two-sided", help="Also evaluate −t for every t.")] = False,
     layers: Annotated[bool, typer.Option("--layers", help="Also sweep each layer alone.")] = False,
     select: Annotated[str | None, typer.Option(help="Glob(s) on parameter names to perturb, e.g. 'hidden.*'.")] = None,
