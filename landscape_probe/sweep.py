@@ -32,6 +32,7 @@ import torch
 from landscape_probe.atomic import atomic_path
 from landscape_probe.checkpoint import save_checkpoint
 from landscape_probe.data import Dataset, load_dataset, parse_data_spec
+from landscape_probe.devices import resolve_device
 from landscape_probe.errors import ProbeError
 from landscape_probe.optim import OPTIMIZERS
 from landscape_probe.results.hdf5 import check_writable, provenance
@@ -140,7 +141,7 @@ def train_many(
         check_writable(results_path, overwrite)
     if dataset is None:
         dataset = load_training_data(config)
-    attrs = provenance(command_line=command_line, device=config.device, seed=config.seeds[0])
+    attrs = provenance(command_line=command_line, device=str(resolve_device(config.device)), seed=config.seeds[0])
     runs: list[RunResult] = []
     incomplete = False
     for optimizer, lr, depth, seed in plan:

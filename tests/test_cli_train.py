@@ -32,7 +32,8 @@ def test_train_writes_results_and_checkpoints_and_show_prints_them(tmp_path: Pat
         assert group["weight_norm"].shape == (12, 2) and group["loss"].shape == (12,)
         assert group["diagnostic_steps"][()].tolist() == [0, 5, 10]
         assert all("description" in group[name].attrs and "units" in group[name].attrs for name in group)
-        assert group.attrs["lr"] == 0.01 and group.attrs["best_of_grid"] and "command_line" in h5.attrs
+        assert group.attrs["lr"] == 0.01 and group.attrs["best_of_grid"] and h5.attrs["device"] == "cpu"
+        assert h5.attrs["command_line"].startswith("probe train --optimizer sgd --optimizer adam")
     assert (out / "sgd_lr0.1_depth2_seed0" / "checkpoint.pt").is_file()
     shown = runner.invoke(app, ["show", str(out / "results.h5")])
     assert shown.exit_code == 0
