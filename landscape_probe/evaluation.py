@@ -12,8 +12,8 @@ same probe examples, with some of its parameters replaced by a dict of tensors.
   tensors, so gradients and Hessian-vector products flow the same way).
   ``torch.func`` transforms silently lose the graph through TorchScript (a
   forward-mode product comes out zero), so there this path raises
-  ``NotImplementedError`` and callers (``curvature.hessian_vector_product``)
-  fall back to double-backward autograd.
+  ``NotImplementedError`` and ``curvature.hessian_vector_product_forward_over_reverse``
+  falls back to double-backward autograd (the default product).
 
 The probe set is split into batches of at most ``batch_size`` examples; the loss
 is the mean over all N examples, L(W) = Σ_b (n_b / N) · L_b(W), so the result

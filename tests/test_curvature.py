@@ -11,7 +11,7 @@ from landscape_probe.curvature import (
     gaussian_like,
     hessian_trace,
     hessian_vector_product,
-    hessian_vector_product_double_backward,
+    hessian_vector_product_forward_over_reverse,
     rademacher_like,
     top_hessian_eigenvalue,
 )
@@ -39,7 +39,7 @@ def dense_hessian(loss_fn, params) -> torch.Tensor:
     return torch.func.hessian(lambda flat: loss_fn(P.unflatten(flat, params)))(P.flatten(params))
 
 
-@pytest.mark.parametrize("hvp", [hessian_vector_product, hessian_vector_product_double_backward])
+@pytest.mark.parametrize("hvp", [hessian_vector_product, hessian_vector_product_forward_over_reverse])
 def test_hvp_matches_dense_hessian(hvp) -> None:
     params, loss_fn = tiny_problem()
     v = gaussian_like(params, seed=3)
@@ -50,7 +50,7 @@ def test_hvp_matches_dense_hessian(hvp) -> None:
 def test_hvp_of_linear_loss_is_zero_and_works_under_no_grad() -> None:
     params = {"w": torch.tensor([1.0, 2.0], dtype=torch.float64)}
     with torch.no_grad():
-        product = hessian_vector_product_double_backward(lambda p: p["w"].sum(), params, params)
+        product = hessian_vector_product_forward_over_reverse(lambda p: p["w"].sum(), params, params)
         quadratic = hessian_vector_product(lambda p: (p["w"] ** 2).sum(), params, params)
     assert torch.equal(product["w"], torch.zeros(2, dtype=torch.float64))
     torch.testing.assert_close(quadratic["w"], 2 * params["w"])
