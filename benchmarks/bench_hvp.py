@@ -2,13 +2,12 @@
 
 Prints the time per HVP for each method on the sample 16-layer MLP and the
 ratio, measured side by side in one process, plus the one-off cost of the
-first call (torch.func's set-up), with subnormal floats flushed as the CLI does
-(``--keep-denormals`` to see their cost). Run: ``python benchmarks/bench_hvp.py``.
+first call (torch.func's set-up). Run it on a quiet machine: with another process
+busy on the same cores, OpenMP threads contend and times inflate tenfold. Run: ``python benchmarks/bench_hvp.py``.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -32,8 +31,6 @@ def _time(fn, repeats: int) -> float:
 
 def main(repeats: int = 20) -> None:
     torch.manual_seed(0)
-    keep_denormals = "--keep-denormals" in sys.argv
-    torch.set_flush_denormal(not keep_denormals)
     loaded = load_checkpoint(SAMPLE)
     x, y = probe_set(load_dataset_spec(loaded.data), 512, seed=0)
     evaluator = ProbeEvaluator(loaded.model, x, y, "cross_entropy", select_layers(loaded.model))
@@ -52,8 +49,7 @@ def main(repeats: int = 20) -> None:
                - hessian_vector_product(evaluator.loss_fn, evaluator.base, vector)[k]).abs().max())
         for k in vector
     )
-    print(f"model: {loaded.architecture}, probe set 512, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, subnormals {'kept' if keep_denormals else 'flushed'}")
+    print(f"model: {loaded.architecture}, probe set 512, torch {torch.__version__}, threads {torch.get_num_threads()}")
     for name in methods:
         print(f"{name:28s} first call {first[name] * 1e3:8.1f} ms   steady {steady[name] * 1e3:8.2f} ms/HVP")
     print(f"steady ratio {a} / {b}: {steady[a] / steady[b]:.2f}")

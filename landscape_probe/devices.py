@@ -32,18 +32,3 @@ def resolve_device(name: str) -> "torch.device":
         return torch.device(name)
     raise ProbeError(f"Unknown device '{name}'; use one of auto, cpu, cuda, cuda:N.")
 
-
-def flush_denormals_on_cpu() -> None:
-    """Treat subnormal floats (below ~1e-38 in float32) as zero in CPU arithmetic.
-
-    A well-trained classifier is confident: its softmax has probabilities of
-    order exp(-100), and back-propagating them fills the gradient with
-    subnormal numbers, which x86 CPUs process up to 100 times slower (seen
-    here: a Hessian-vector product on the 16-layer sample went from 500 ms to
-    17 ms; ``benchmarks/bench_hvp.py``). Values that small change no reported
-    quantity, whose relative sizes are compared at 1e-7 precision at best.
-    The setting is process-wide, so the CLI commands call this, not the library.
-    """
-    import torch
-
-    torch.set_flush_denormal(True)

@@ -152,13 +152,12 @@ def _slice_and_write(
 
     from landscape_probe.checkpoint import load_checkpoint
     from landscape_probe.data import check_model_accepts, load_dataset, load_dataset_spec, parse_data_spec, probe_set
-    from landscape_probe.devices import flush_denormals_on_cpu, resolve_device
+    from landscape_probe.devices import resolve_device
     from landscape_probe.losses import default_loss_name
     from landscape_probe.results.hdf5 import provenance
     from landscape_probe.results.slice import write_slice
     from landscape_probe.slicing import run_slice
 
-    flush_denormals_on_cpu()
     loaded = load_checkpoint(checkpoint, arch, arch_kwargs, trust)
     if data is not None:
         name, options = parse_data_spec(data)

@@ -75,7 +75,6 @@ def train_command(
     [bold]probe train --resume --output runs/train[/]   (after Ctrl-C)
     """
     with user_errors(debug):
-        from landscape_probe.devices import flush_denormals_on_cpu
         from landscape_probe.plotting import draw_figures, parse_formats
         from landscape_probe.results.train import read_train_results
         from landscape_probe.sweep import RESULTS_NAME, stop_on_interrupt, train_many
@@ -94,7 +93,6 @@ def train_command(
                 epochs=epochs, batch_size=batch_size, weight_decay=weight_decay, momentum=momentum,
                 schedule=schedule, diagnostics_every=diagnostics_every, device=device,
             )
-        flush_denormals_on_cpu()
         with _progress() as progress, stop_on_interrupt() as should_stop:
             outcome = train_many(config, output, command_line=command_line(ctx), overwrite=overwrite, resume=resume,
                                  on_progress=_progress_callback(progress), should_stop=should_stop)
