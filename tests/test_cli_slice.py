@@ -150,3 +150,12 @@ def test_checkpoint_without_data_needs_data_option(tmp_path):
     assert "--data" in result.output
     ok = runner.invoke(app, ["slice", str(path), *FAST, "--data", "digits", "--output", str(tmp_path / "x.h5"), "--no-plots"])
     assert ok.exit_code == 0, ok.output
+
+
+def test_default_output_names_a_train_run_by_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from landscape_probe.cli.slice import default_output
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "fromage_lr0.01_depth16_seed0" / "checkpoint.pt"
+    assert default_output(run) == tmp_path / "fromage_lr0.01_depth16_seed0_slice.h5"
+    assert default_output(Path("models/net.pt")) == tmp_path / "net_slice.h5"

@@ -121,7 +121,7 @@ def slice_command(
             power_iterations=power_iterations,
         )
         config.check()
-        output = output or Path.cwd() / f"{checkpoint.stem}_slice.h5"
+        output = output or default_output(checkpoint)
         check_writable(output, overwrite)
         loaded_arch_kwargs = parse_arch_kwargs(arch_kwargs)
         _slice_and_write(
@@ -133,6 +133,17 @@ def slice_command(
             plots_dir = plots or output.with_name(output.stem + "_plots")
             for path in draw_figures(output, plots_dir, figure_formats, "slice"):
                 console.print(f"wrote {path}")
+
+
+def default_output(checkpoint: Path) -> Path:
+    """``NAME_slice.h5`` in the current folder, NAME the checkpoint's stem.
+
+    A run folder of ``probe train`` holds ``checkpoint.pt``; there the folder's
+    name (``fromage_lr0.01_depth16_seed0``) is used instead, so that slicing
+    several runs does not write to one file.
+    """
+    name = checkpoint.parent.resolve().name if checkpoint.stem == "checkpoint" else checkpoint.stem
+    return Path.cwd() / f"{name or checkpoint.stem}_slice.h5"
 
 
 def _slice_and_write(
