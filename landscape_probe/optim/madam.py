@@ -1,4 +1,4 @@
-"""Madam: multiplicative Adam (Bernstein, Mingard, Huang, Azizzadenesheli & Yue,
+"""Madam: multiplicative Adam (Bernstein, Zhao, Meister, Liu, Anandkumar & Yue,
 "Learning compositional functions via multiplicative weight updates", NeurIPS 2020).
 
 Entry by entry, with step size η and averaging constant β, at step t:
