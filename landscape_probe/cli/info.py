@@ -10,8 +10,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from landscape_probe.cli.app import ArchKwargsOption, ArchOption, DebugOption, TrustOption, app, console, parse_arch_kwargs, user_errors
-from landscape_probe.errors import ProbeError
+from landscape_probe.cli.app import (
+    ArchKwargsOption,
+    ArchOption,
+    DebugOption,
+    TrustOption,
+    app,
+    console,
+    parse_arch_kwargs,
+    user_errors,
+)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
-    from landscape_probe.training import TrainConfig
-
 
 @app.command("train")
 def train_command(

@@ -24,14 +24,16 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from landscape_probe.optim.per_tensor import PerTensorOptimizer
 
-class Fromage(torch.optim.Optimizer):
+
+class Fromage(PerTensorOptimizer):
     """Fromage, per DESIGN.md §5.
 
     Args:
@@ -52,28 +54,17 @@ class Fromage(torch.optim.Optimizer):
             raise ValueError(f"p_bound must be positive, not {p_bound}")
         super().__init__(params, {"lr": lr, "p_bound": p_bound})
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        """Take one Fromage step on every parameter that has a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, p_bound = group["lr"], group["p_bound"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if p_bound is not None and "initial_norm" not in state:
-                    state["initial_norm"] = torch.linalg.vector_norm(p).clone()
-                weight_norm = torch.linalg.vector_norm(p)
-                grad_norm = torch.linalg.vector_norm(p.grad)
-                usable = (weight_norm > 0) & (grad_norm > 0)
-                trust_ratio = torch.where(usable, weight_norm / torch.where(usable, grad_norm, 1.0), 1.0)
-                p.sub_(lr * trust_ratio * p.grad).div_(math.sqrt(1.0 + lr**2))
-                if p_bound is not None:
-                    limit = p_bound * state["initial_norm"]
-                    new_norm = torch.linalg.vector_norm(p)
-                    p.mul_(torch.where(new_norm > limit, limit / new_norm, 1.0))
-        return loss
+    def update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        """One Fromage step on ``p`` (see the module docstring)."""
+        lr, p_bound = group["lr"], group["p_bound"]
+        if p_bound is not None and "initial_norm" not in state:
+            state["initial_norm"] = torch.linalg.vector_norm(p).clone()
+        weight_norm = torch.linalg.vector_norm(p)
+        grad_norm = torch.linalg.vector_norm(p.grad)
+        usable = (weight_norm > 0) & (grad_norm > 0)
+        trust_ratio = torch.where(usable, weight_norm / torch.where(usable, grad_norm, 1.0), 1.0)
+        p.sub_(lr * trust_ratio * p.grad).div_(math.sqrt(1.0 + lr**2))
+        if p_bound is not None:
+            limit = p_bound * state["initial_norm"]
+            new_norm = torch.linalg.vector_norm(p)
+            p.mul_(torch.where(new_norm > limit, limit / new_norm, 1.0))

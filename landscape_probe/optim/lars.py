@@ -24,14 +24,16 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from landscape_probe.optim.per_tensor import PerTensorOptimizer
 
-class Lars(torch.optim.Optimizer):
+
+class Lars(PerTensorOptimizer):
     """LARS with optional momentum and weight decay (formula in the module docstring).
 
     Args:
@@ -55,29 +57,18 @@ class Lars(torch.optim.Optimizer):
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
         super().__init__(params, {**defaults, "trust_coefficient": trust_coefficient})
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        """Take one LARS step on every parameter that has a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                weight_norm = torch.linalg.vector_norm(p)
-                denominator = torch.linalg.vector_norm(p.grad) + decay * weight_norm
-                usable = (weight_norm > 0) & (denominator > 0)
-                local_lr = torch.where(
-                    usable, group["trust_coefficient"] * weight_norm / torch.where(usable, denominator, 1.0), 1.0
-                )
-                update = lr * local_lr * (p.grad + decay * p)
-                if momentum > 0.0:
-                    state = self.state[p]
-                    if "momentum_buffer" not in state:
-                        state["momentum_buffer"] = torch.zeros_like(p)
-                    update = state["momentum_buffer"].mul_(momentum).add_(update)
-                p.sub_(update)
-        return loss
+    def update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        """One LARS step on ``p`` (see the module docstring)."""
+        lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
+        weight_norm = torch.linalg.vector_norm(p)
+        denominator = torch.linalg.vector_norm(p.grad) + decay * weight_norm
+        usable = (weight_norm > 0) & (denominator > 0)
+        local_lr = torch.where(
+            usable, group["trust_coefficient"] * weight_norm / torch.where(usable, denominator, 1.0), 1.0
+        )
+        update = lr * local_lr * (p.grad + decay * p)
+        if momentum > 0.0:
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p)
+            update = state["momentum_buffer"].mul_(momentum).add_(update)
+        p.sub_(update)

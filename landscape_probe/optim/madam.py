@@ -23,14 +23,16 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from landscape_probe.optim.per_tensor import PerTensorOptimizer
 
-class Madam(torch.optim.Optimizer):
+
+class Madam(PerTensorOptimizer):
     """Madam (formulas in the module docstring).
 
     Args:
@@ -51,27 +53,16 @@ class Madam(torch.optim.Optimizer):
             raise ValueError("Madam needs lr > 0, beta in [0, 1) and p_scale > 0")
         super().__init__(params, {"lr": lr, "beta": beta, "p_scale": p_scale})
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        """Take one Madam step on every parameter that has a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, beta = group["lr"], group["beta"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["max"] = group["p_scale"] * p.pow(2).mean().sqrt()
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                state["exp_avg_sq"].mul_(beta).add_((1.0 - beta) * p.grad.pow(2))
-                v_hat = state["exp_avg_sq"] / (1.0 - beta ** state["step"])
-                normalised = torch.where(v_hat > 0, p.grad / torch.where(v_hat > 0, v_hat, 1.0).sqrt(), 0.0)
-                p.mul_(torch.exp(-lr * torch.sign(p) * normalised))
-                p.copy_(torch.minimum(torch.maximum(p, -state["max"]), state["max"]))
-        return loss
+    def update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        """One Madam step on ``p`` (see the module docstring)."""
+        lr, beta = group["lr"], group["beta"]
+        if not state:
+            state["step"] = 0
+            state["max"] = group["p_scale"] * p.pow(2).mean().sqrt()
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        state["step"] += 1
+        state["exp_avg_sq"].mul_(beta).add_((1.0 - beta) * p.grad.pow(2))
+        v_hat = state["exp_avg_sq"] / (1.0 - beta ** state["step"])
+        normalised = torch.where(v_hat > 0, p.grad / torch.where(v_hat > 0, v_hat, 1.0).sqrt(), 0.0)
+        p.mul_(torch.exp(-lr * torch.sign(p) * normalised))
+        p.copy_(torch.minimum(torch.maximum(p, -state["max"]), state["max"]))

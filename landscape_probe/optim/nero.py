@@ -33,11 +33,13 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from landscape_probe.optim.per_tensor import PerTensorOptimizer
 
 
 def has_neurons(p: Tensor) -> bool:
@@ -49,7 +51,7 @@ def _centred_rows(rows: Tensor) -> Tensor:
     return rows - rows.mean(dim=1, keepdim=True)
 
 
-class Nero(torch.optim.Optimizer):
+class Nero(PerTensorOptimizer):
     """Nero (formulas in the module docstring).
 
     Args:
@@ -70,22 +72,9 @@ class Nero(torch.optim.Optimizer):
             raise ValueError("Nero needs lr > 0, beta in [0, 1) and bias_scale > 0")
         super().__init__(params, {"lr": lr, "beta": beta, "bias_scale": bias_scale})
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        """Take one Nero step on every parameter that has a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    self._update(p, group)
-        return loss
-
-    def _update(self, p: Tensor, group: dict[str, Any]) -> None:
+    def update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        """One Nero step on ``p`` (see the module docstring)."""
         lr, beta = group["lr"], group["beta"]
-        state = self.state[p]
         neurons = has_neurons(p)
         rows, grad_rows = (p.view(p.shape[0], -1), p.grad.reshape(p.shape[0], -1)) if neurons else (p, p.grad)
         if not state:

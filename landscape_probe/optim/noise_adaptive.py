@@ -34,14 +34,16 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from landscape_probe.optim.per_tensor import PerTensorOptimizer
 
-class NoiseAdaptiveSGD(torch.optim.Optimizer):
+
+class NoiseAdaptiveSGD(PerTensorOptimizer):
     """SGD with per-coordinate step B / (2·B*_c·L) (formulas in the module docstring).
 
     Args:
@@ -62,28 +64,17 @@ class NoiseAdaptiveSGD(torch.optim.Optimizer):
             raise ValueError("NoiseAdaptiveSGD needs lr > 0, beta in [0, 1) and smoothness > 0")
         super().__init__(params, {"lr": lr, "beta": beta, "smoothness": smoothness})
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
-        """Take one step on every parameter that has a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, beta = group["lr"], group["beta"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["mean"] = p.grad.clone()
-                    state["variance"] = torch.zeros_like(p)
-                else:
-                    deviation = p.grad - state["mean"]
-                    state["mean"].add_((1.0 - beta) * deviation)
-                    state["variance"].add_((1.0 - beta) * deviation.pow(2)).mul_(beta)
-                p.sub_(self.step_sizes(p, group) * p.grad)
-        return loss
+    def update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        """Update the running gradient mean and variance of ``p``, then step each coordinate by its η_c."""
+        beta = group["beta"]
+        if not state:
+            state["mean"] = p.grad.clone()
+            state["variance"] = torch.zeros_like(p)
+        else:
+            deviation = p.grad - state["mean"]
+            state["mean"].add_((1.0 - beta) * deviation)
+            state["variance"].add_((1.0 - beta) * deviation.pow(2)).mul_(beta)
+        p.sub_(self.step_sizes(p, group) * p.grad)
 
     def step_sizes(self, p: Tensor, group: dict[str, Any] | None = None) -> Tensor:
         """η_c for every coordinate of ``p`` from the current estimates (η_max before any step)."""
