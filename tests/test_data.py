@@ -255,3 +255,14 @@ def test_check_model_accepts_runs_torch_export_modules_that_cannot_switch_modes(
     check_model_accepts(exported, digits)
     with pytest.raises(ProbeError, match=r"shape \(5,\)"):
         check_model_accepts(exported, load_dataset("synthetic", n_train=8, n_test=4, in_features=5))
+
+
+def test_digits_read_from_the_shipped_file_equal_load_digits():
+    from sklearn.datasets import load_digits
+
+    from landscape_probe.data import digits_arrays
+
+    pixels, labels = digits_arrays()
+    bunch = load_digits()
+    np.testing.assert_array_equal(pixels, bunch.data)
+    np.testing.assert_array_equal(labels, bunch.target)
