@@ -130,7 +130,8 @@ def breakdown_scale(scales: np.ndarray, measured: np.ndarray, threshold: float =
     at or above it ``(t₁, m₁)``,
     ``log t* = log t₀ + (log θ − log m₀) · (log t₁ − log t₀) / (log m₁ − log m₀)``,
     exact for a power law ``m = a·tᵖ``. Without a usable point below (the first
-    scale is already above, m₀ ≤ 0) or a finite m₁ (overflow), t₁ itself is returned.
+    scale is already above, m₀ ≤ 0) or a finite m₁ (overflow), t₁ itself is returned:
+    then it is only an upper bound, which is how ``probe show`` prints it.
     NaN measurements are skipped; NaN if the threshold is never reached.
     """
     previous: tuple[float, float] | None = None

@@ -159,3 +159,14 @@ def test_default_output_names_a_train_run_by_its_folder(tmp_path: Path, monkeypa
     run = tmp_path / "runs" / "fromage_lr0.01_depth16_seed0" / "checkpoint.pt"
     assert default_output(run) == tmp_path / "fromage_lr0.01_depth16_seed0_slice.h5"
     assert default_output(Path("models/net.pt")) == tmp_path / "net_slice.h5"
+
+
+def test_breakdown_at_the_first_scale_is_shown_as_an_upper_bound() -> None:
+    from landscape_probe.cli.slice import _breakdown_cell, _breakdown_words
+
+    scales = np.array([1e-3, 1e-2, 1e-1])
+    assert _breakdown_cell(1e-3, scales) == "≤ 0.001"
+    assert _breakdown_cell(0.05, scales) == "0.05"
+    assert _breakdown_cell(float("nan"), scales) == "–"
+    assert _breakdown_words(1e-3, scales).startswith("is already at or above 1")
+    assert _breakdown_words(0.05, scales) == "reaches 1 at t ≈ 0.05"

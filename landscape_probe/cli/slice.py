@@ -260,11 +260,8 @@ def print_summary(results_path: Path, console: Console) -> None:
     console.print(table)
     console.print(whole["verdict"], highlight=False)
     console.print(whole["function_verdict"], highlight=False)
-    breakdown = whole["breakdown_scale"]
     console.print(
-        "The relative gradient change "
-        + (f"reaches 1 at t ≈ {breakdown:.3g}." if np.isfinite(breakdown) else "stays below 1 over the sweep."),
-        highlight=False,
+        f"The relative gradient change {_breakdown_words(whole['breakdown_scale'], data.scales)}.", highlight=False
     )
     if int(whole["nonfinite_points"]):
         console.print(f"[yellow]{whole['nonfinite_points']} scale(s) overflowed (inf/NaN recorded).[/]")
@@ -281,7 +278,10 @@ def _print_layers(data: SliceData, console: Console) -> None:
         table.add_column(header, justify="right")
     for name, sweep in data.layers.items():
         table.add_row(
-            name, _number(sweep["unit_step_norm"]), _number(sweep["lambda_max"]), _number(sweep["breakdown_scale"])
+            name,
+            _number(sweep["unit_step_norm"]),
+            _number(sweep["lambda_max"]),
+            _breakdown_cell(sweep["breakdown_scale"], data.scales),
         )
     console.print(table)
     console.print(
@@ -289,6 +289,28 @@ def _print_layers(data: SliceData, console: Console) -> None:
         "(DRT predicts the same t for every layer; Euclidean trust, a t falling with ||u_l||·λ_max).",
         highlight=False,
     )
+
+
+def _breakdown_words(breakdown: float, scales: np.ndarray) -> str:
+    """How the summary states a breakdown scale (see :func:`_breakdown_cell`)."""
+    if not np.isfinite(breakdown):
+        return "stays below 1 over the sweep"
+    if breakdown <= _smallest_positive(scales):
+        return f"is already at or above 1 at the smallest scale, t = {breakdown:.3g}"
+    return f"reaches 1 at t ≈ {breakdown:.3g}"
+
+
+def _breakdown_cell(breakdown: float, scales: np.ndarray) -> str:
+    """A breakdown scale for a table: ``≤ t₁`` when the first scale is already past it, ``–`` when never."""
+    if not np.isfinite(breakdown):
+        return "–"
+    prefix = "≤ " if breakdown <= _smallest_positive(scales) else ""
+    return prefix + _number(breakdown)
+
+
+def _smallest_positive(scales: np.ndarray) -> float:
+    positive = np.asarray(scales)[np.asarray(scales) > 0]
+    return float(positive.min()) if positive.size else math.inf
 
 
 def _number(value: float) -> str:
