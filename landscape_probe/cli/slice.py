@@ -293,7 +293,7 @@ def _print_layers(data: SliceData, console: Console) -> None:
 
 def _breakdown_words(breakdown: float, scales: np.ndarray) -> str:
     """How the summary states a breakdown scale (see :func:`_breakdown_cell`)."""
-    if not np.isfinite(breakdown):
+    if not math.isfinite(breakdown):
         return "stays below 1 over the sweep"
     if breakdown <= _smallest_positive(scales):
         return f"is already at or above 1 at the smallest scale, t = {breakdown:.3g}"
@@ -302,15 +302,14 @@ def _breakdown_words(breakdown: float, scales: np.ndarray) -> str:
 
 def _breakdown_cell(breakdown: float, scales: np.ndarray) -> str:
     """A breakdown scale for a table: ``≤ t₁`` when the first scale is already past it, ``–`` when never."""
-    if not np.isfinite(breakdown):
+    if not math.isfinite(breakdown):
         return "–"
     prefix = "≤ " if breakdown <= _smallest_positive(scales) else ""
     return prefix + _number(breakdown)
 
 
 def _smallest_positive(scales: np.ndarray) -> float:
-    positive = np.asarray(scales)[np.asarray(scales) > 0]
-    return float(positive.min()) if positive.size else math.inf
+    return min((float(t) for t in scales if t > 0), default=math.inf)
 
 
 def _number(value: float) -> str:
