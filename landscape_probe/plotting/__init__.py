@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from landscape_probe.errors import ProbeError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FORMATS = ("png", "svg", "pdf")
 
@@ -31,3 +35,18 @@ def draw_figures(results_path: Path, out_dir: Path, formats: tuple[str, ...], ki
     module = import_module(f"landscape_probe.plotting.{kind}")
     out_dir.mkdir(parents=True, exist_ok=True)
     return module.draw(results_path, out_dir, formats)
+
+
+def save_figures(figures: dict[str, Figure], out_dir: Path, formats: tuple[str, ...], prefix: str = "") -> list[Path]:
+    """Write each figure as ``out_dir/<prefix><name>.<format>`` in every format, close it, and list the files."""
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, figure in figures.items():
+        for fmt in formats:
+            path = out_dir / f"{prefix}{name}.{fmt}"
+            figure.savefig(path, dpi=130, bbox_inches="tight")
+            written.append(path)
+        plt.close(figure)
+    return written

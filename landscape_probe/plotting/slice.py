@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from landscape_probe.plotting import save_figures
 from landscape_probe.results.slice import SliceData, read_slice
 
 if TYPE_CHECKING:
@@ -32,22 +33,12 @@ MEASURED, DRT, EUCLIDEAN = "black", "tab:red", "tab:blue"
 
 def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
     """Draw every figure of a slice results file into ``out_dir``; returns the files written."""
-    import matplotlib.pyplot as plt
-
     data = read_slice(results_path)
     figures = {"relative_change": _relative_change(data), "loss": _loss(data)}
     if data.layers:
         figures["layers_heatmap"] = _layers_heatmap(data)
         figures["layers_breakdown"] = _layers_breakdown(data)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, figure in figures.items():
-        for fmt in formats:
-            path = out_dir / f"{Path(results_path).stem}_{name}.{fmt}"
-            figure.savefig(path, dpi=130, bbox_inches="tight")
-            written.append(path)
-        plt.close(figure)
-    return written
+    return save_figures(figures, out_dir, formats, prefix=f"{Path(results_path).stem}_")
 
 
 def _title(data: SliceData) -> str:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from landscape_probe.plotting import save_figures
 from landscape_probe.results.train import RunResult, read_train_results, summary_rows
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
     """Draw every figure of a train results file into ``out_dir``; returns the files written."""
-    import matplotlib.pyplot as plt
-
     runs = read_train_results(results_path).runs
     shown = _shown_runs(runs)
     depths = sorted({run.depth for run in shown})
@@ -48,15 +47,7 @@ def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Pa
             figures[f"diagnostics_depth{depth}"] = _diagnostics(at_depth, depth)
     if len(depths) > 1:
         figures["depth"] = _depth_sweep(runs)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, figure in figures.items():
-        for fmt in formats:
-            path = out_dir / f"{name}.{fmt}"
-            figure.savefig(path, dpi=130, bbox_inches="tight")
-            written.append(path)
-        plt.close(figure)
-    return written
+    return save_figures(figures, out_dir, formats)
 
 
 def _shown_runs(runs: list[RunResult]) -> list[RunResult]:

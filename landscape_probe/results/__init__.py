@@ -10,7 +10,9 @@ from landscape_probe.results.hdf5 import (
     atomic_h5,
     check_writable,
     open_results,
+    plain_value,
     provenance,
+    read_attrs,
     read_group,
     write_dataset,
 )
@@ -24,5 +26,7 @@ __all__ = [
     "write_dataset",
     # reading
     "open_results",
+    "read_attrs",
     "read_group",
+    "plain_value",
 ]

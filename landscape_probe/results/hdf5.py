@@ -154,6 +154,20 @@ def read_group(group: h5py.Group) -> dict[str, np.ndarray]:
     return arrays
 
 
+def read_attrs(item: h5py.Group | h5py.Dataset) -> dict[str, Any]:
+    """An object's attributes as plain Python values: ``str``, ``int``, ``float``, ``bool``."""
+    return {key: plain_value(value) for key, value in item.attrs.items()}
+
+
+def plain_value(value: Any) -> Any:
+    """An attribute as h5py returns it (bytes, numpy scalars) turned into a plain Python value."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def _attr_value(value: Any) -> Any:
     if value is None:
         return ""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from landscape_probe.results.hdf5 import atomic_h5, open_results, read_group, write_dataset
+from landscape_probe.results.hdf5 import atomic_h5, open_results, plain_value, read_attrs, read_group, write_dataset
 
 if TYPE_CHECKING:
     import h5py
@@ -138,7 +138,7 @@ def read_slice(path: Path | str) -> SliceData:
     with open_results(path) as h5:
         if h5.attrs["kind"] != "slice":
             raise ProbeError(f"'{path}' holds {h5.attrs['kind']} results, not a slice.")
-        attrs = {key: _plain(value) for key, value in h5.attrs.items()}
+        attrs = read_attrs(h5)
         root = read_group(h5)
         layer_names = [str(name) for name in root["layer_names"]]
         swept = h5["layers"] if "layers" in h5 else {}
@@ -208,13 +208,6 @@ def _read_sweep(group: h5py.Group) -> dict[str, Any]:
     sweep["calibration_constants"] = {name: float(group[name].attrs["calibration_constant"]) for name in calibrated}
     sweep["first_divergence"] = {name: float(group[name].attrs["first_divergence"]) for name in calibrated}
     for key in (*SWEEP_ATTRIBUTES, "nonfinite_points"):
-        sweep[key] = _plain(group.attrs.get(key, ""))
+        sweep[key] = plain_value(group.attrs.get(key, ""))
     return sweep
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

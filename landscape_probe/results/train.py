@@ -191,16 +191,16 @@ def read_train_results(path: Path | str) -> TrainResults:
         ProbeError: if the file is missing, not ours, or not a train results file.
     """
     from landscape_probe.errors import ProbeError
-    from landscape_probe.results.hdf5 import open_results, read_group
+    from landscape_probe.results.hdf5 import open_results, plain_value, read_attrs, read_group
 
     with open_results(path) as h5:
         if h5.attrs["kind"] != "train":
             raise ProbeError(f"'{path}' holds {h5.attrs['kind']} results, not train results.")
-        attrs = {key: _plain(value) for key, value in h5.attrs.items()}
+        attrs = read_attrs(h5)
         runs = []
         for group in h5["runs"].values():
             arrays = read_group(group)
-            meta = {key: _plain(group.attrs[key]) for key in ("optimizer", "lr", "depth", "seed", "diverged",
+            meta = {key: plain_value(group.attrs[key]) for key in ("optimizer", "lr", "depth", "seed", "diverged",
                                                                 "completed", "best_of_grid", "steps")}
             runs.append(RunResult(
                 model_args=json.loads(group.attrs["model_args"]),
@@ -209,14 +209,6 @@ def read_train_results(path: Path | str) -> TrainResults:
                 records={name: arrays[name] for name in RECORDS}, **meta,
             ))
     return TrainResults(attrs, json.loads(attrs["config"]), bool(attrs["incomplete"]), runs)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 @dataclass(frozen=True)
