@@ -211,7 +211,6 @@ def _slice_and_write(
 
 def print_summary(results_path: Path, console: Console) -> None:
     """Print a slice results file: settings, a table of measured vs predicted, and the verdicts in words."""
-    import numpy as np
     from rich import box
     from rich.table import Table
 
