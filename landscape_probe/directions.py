@@ -80,7 +80,8 @@ def checkpoint_direction(params: Params, other: Params) -> Params:
     other checkpoint's tensors are cast to this one's dtypes and devices.
 
     Raises:
-        ProbeError: if the two checkpoints have different parameter names or shapes.
+        ProbeError: if the two checkpoints have different parameter names or
+            shapes, or the same weights.
     """
     missing, extra = sorted(set(params) - set(other)), sorted(set(other) - set(params))
     if missing or extra:
@@ -96,7 +97,10 @@ def checkpoint_direction(params: Params, other: Params) -> Params:
             f"but this checkpoint's has {tuple(params[k].shape)}"
             + (f" ({len(mismatched) - 1} more differ)." if len(mismatched) > 1 else ".")
         )
-    return {k: other[k].to(dtype=v.dtype, device=v.device) - v for k, v in params.items()}
+    direction = {k: other[k].to(dtype=v.dtype, device=v.device) - v for k, v in params.items()}
+    if all(not torch.any(d) for d in direction.values()):
+        raise ProbeError("The two checkpoints have identical weights in the perturbed layers: there is no direction.")
+    return direction
 
 
 def eigenvector_direction(loss_fn: LossFn, params: Params, seed: int, *, iterations: int = 50) -> Params:

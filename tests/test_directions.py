@@ -134,6 +134,8 @@ def test_checkpoint_direction_and_its_errors() -> None:
         checkpoint_direction(w, {k: v for k, v in other.items() if k != "fc.bias"})
     with pytest.raises(ProbeError, match=r"'fc.weight'.*\(5, 4\).*\(5, 3\)"):
         checkpoint_direction(w, {**other, "fc.weight": torch.zeros(5, 4)})
+    with pytest.raises(ProbeError, match="identical weights"):
+        checkpoint_direction(w, {k: v.clone() for k, v in w.items()})
 
 
 def test_eigenvector_direction_is_the_top_eigenvector() -> None:
