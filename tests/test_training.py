@@ -52,7 +52,7 @@ def test_records_match_a_plain_sgd_loop(tiny_data: Dataset) -> None:
         expected["gradient_norm"].append(math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads)))
         expected["weight_norm"].append([float(w.double().norm()) for w in before])
         expected["relative_update"].append(
-            [float((w - b).double().norm() / b.double().norm()) for w, b in zip(layers, before)])
+            [float((w.detach() - b).double().norm() / b.double().norm()) for w, b in zip(layers, before)])
         if (step + 1) % STEPS_PER_EPOCH == 0:
             with torch.no_grad():
                 expected["epoch_train_loss"].append(float(F.cross_entropy(model(tiny_data.x_train), tiny_data.y_train)))
