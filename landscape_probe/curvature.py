@@ -92,19 +92,10 @@ def hessian_vector_product(loss_fn: LossFn, params: Params, vector: Params) -> P
 
 
 def hessian_vector_product_forward_over_reverse(loss_fn: LossFn, params: Params, vector: Params) -> Params:
-    """``H v`` forward-over-reverse with ``torch.func``; falls back to :func:`hessian_vector_product`.
+    """``H v`` forward-over-reverse: the directional derivative of the gradient, ``jvp(grad(loss_fn), W, v)``.
 
-    ``(H v)_l = Σ_m ∂²loss / ∂W_l ∂W_m · v_m``, computed as the directional
-    derivative of the gradient, ``jvp(grad(loss_fn), W, v)``, without forming H.
-    Works whether or not ``params`` require grad and inside ``torch.no_grad()``.
-
-    Args:
-        loss_fn: parameter dict → scalar loss.
-        params: the point W at which the Hessian is taken.
-        vector: v, same keys and shapes as ``params``.
-
-    Returns:
-        ``H v`` as a parameter dict.
+    Same arguments and result as :func:`hessian_vector_product`, to which it
+    falls back where ``torch.func`` cannot follow the model (TorchScript).
     """
     primal = {k: v.detach() for k, v in params.items()}
     tangent = {k: vector[k].detach().to(dtype=v.dtype, device=v.device) for k, v in primal.items()}

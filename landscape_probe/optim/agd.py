@@ -35,6 +35,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from landscape_probe.optim.per_tensor import evaluate_closure
+
 
 def fan_ratio(p: Tensor) -> float:
     """sqrt(d_l / d_{l−1}) for a weight tensor: sqrt(output size / fan-in); sqrt(d) for a 1-D tensor."""
@@ -63,10 +65,7 @@ class AGD(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """Take one AGD step on every parameter that has a gradient."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         stepping = [(p, group["lr"]) for group in self.param_groups for p in group["params"] if p.grad is not None]
         layers = [p for p, _ in stepping if p.ndim >= 2]
         if not layers:

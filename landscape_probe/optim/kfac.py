@@ -56,6 +56,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from landscape_probe.optim.per_tensor import evaluate_closure
+
 
 @dataclass(frozen=True)
 class KroneckerFactors:
@@ -163,10 +165,7 @@ class KFAC(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """Precondition every layer with captured statistics, then take a momentum-SGD step."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         directions: dict[Tensor, Tensor] = {}
         for module in self.layers:
             captured = self._captured.get(module, {})

@@ -17,16 +17,21 @@ import torch
 from torch import Tensor
 
 
+def evaluate_closure(closure: Callable[[], Tensor] | None) -> Tensor | None:
+    """Run an optimiser's ``closure`` (which recomputes the loss) with gradients on, as ``step`` must."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class PerTensorOptimizer(torch.optim.Optimizer):
     """A ``torch.optim.Optimizer`` whose step is the same rule applied to every tensor with a gradient."""
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """Apply :meth:`update` to every parameter that has a gradient; returns the closure's loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = evaluate_closure(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
