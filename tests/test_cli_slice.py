@@ -162,7 +162,7 @@ def test_default_output_names_a_train_run_by_its_folder(tmp_path: Path, monkeypa
 
 
 def test_breakdown_at_the_first_scale_is_shown_as_an_upper_bound() -> None:
-    from landscape_probe.cli.slice import _breakdown_cell, _breakdown_words
+    from landscape_probe.cli.slice_summary import _breakdown_cell, _breakdown_words
 
     scales = np.array([1e-3, 1e-2, 1e-1])
     assert _breakdown_cell(1e-3, scales) == "≤ 0.001"
