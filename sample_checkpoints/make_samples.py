@@ -37,6 +37,8 @@ import torch
 
 from landscape_probe.checkpoint import load_checkpoint
 from landscape_probe.data import load_dataset_spec
+from landscape_probe.losses import loss_function
+from landscape_probe.training import evaluate
 
 OUT = Path(__file__).resolve().parent
 DEPTHS = (2, 16)
@@ -56,12 +58,6 @@ ARGS = [
     "--no-plots",
     "--device", "cpu",
 ]
-
-
-def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of examples whose largest logit is the true class."""
-    with torch.no_grad():
-        return (model(x).argmax(1) == y).float().mean().item()
 
 
 def find_checkpoint(folder: Path, depth: int) -> Path:
@@ -88,8 +84,9 @@ def main() -> None:
             loaded = load_checkpoint(target)
             model = loaded.model.eval()
             dataset = load_dataset_spec(loaded.data)
-            train_acc = accuracy(model, dataset.x_train, dataset.y_train)
-            test_acc = accuracy(model, dataset.x_test, dataset.y_test)
+            loss = loss_function("cross_entropy")
+            _, train_acc = evaluate(model, loss, dataset.x_train, dataset.y_train)
+            _, test_acc = evaluate(model, loss, dataset.x_test, dataset.y_test)
             print(f"{target.name}: step {loaded.step}, train accuracy {train_acc:.3f}, test accuracy {test_acc:.3f}")
             if depth == 2:
                 torch.save(model.state_dict(), OUT / "mlp2_digits_state_dict.pt")
