@@ -32,9 +32,7 @@ def draw_figures(results_path: Path, out_dir: Path, formats: tuple[str, ...], ki
     import matplotlib
 
     matplotlib.use("Agg")
-    module = import_module(f"landscape_probe.plotting.{kind}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return module.draw(results_path, out_dir, formats)
+    return import_module(f"landscape_probe.plotting.{kind}").draw(results_path, out_dir, formats)
 
 
 def save_figures(figures: dict[str, Figure], out_dir: Path, formats: tuple[str, ...], prefix: str = "") -> list[Path]:
