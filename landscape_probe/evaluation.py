@@ -50,12 +50,12 @@ class Evaluation:
     Attributes:
         outputs: F, the N × outputs matrix of network outputs (detached).
         loss: the mean loss over the probe set.
-        gradient: ∇L over the perturbed layers (detached), or None when not asked for.
+        gradient: ∇L over the perturbed layers (detached).
     """
 
     outputs: Tensor
     loss: float
-    gradient: Params | None
+    gradient: Params
 
 
 class ProbeEvaluator:
@@ -111,25 +111,23 @@ class ProbeEvaluator:
             total = total + self.loss(self.forward(weights, x), y) * (len(x) / len(self.x))
         return total
 
-    def evaluate(self, weights: Params, gradient: bool = True) -> Evaluation:
-        """Outputs F, mean loss and (optionally) its gradient over the perturbed layers at ``weights``.
+    def evaluate(self, weights: Params) -> Evaluation:
+        """Outputs F, mean loss and its gradient over the perturbed layers at ``weights``.
 
         Non-finite values (a huge step overflowing) are returned as they are, never raised.
         """
         outputs: list[Tensor] = []
         loss_total = 0.0
-        grads: Params | None = {k: torch.zeros_like(v) for k, v in weights.items()} if gradient else None
+        grads = {k: torch.zeros_like(v) for k, v in weights.items()}
         for x, y in self._batches():
-            share = len(x) / len(self.x)
-            with torch.enable_grad() if gradient else torch.no_grad():
-                leaves = {k: v.detach().requires_grad_(gradient) for k, v in weights.items()}
+            with torch.enable_grad():
+                leaves = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
                 out = self.forward(leaves, x)
-                batch_loss = self.loss(out, y) * share
-                if grads is not None:
-                    parts = torch.autograd.grad(batch_loss, list(leaves.values()), allow_unused=True)
-                    for name, part in zip(leaves, parts):
-                        if part is not None:
-                            grads[name] += part
+                batch_loss = self.loss(out, y) * (len(x) / len(self.x))
+                parts = torch.autograd.grad(batch_loss, list(leaves.values()), allow_unused=True)
+            for name, part in zip(leaves, parts):
+                if part is not None:
+                    grads[name] += part
             outputs.append(out.detach().reshape(len(x), -1))
             loss_total += float(batch_loss.detach())
         return Evaluation(outputs=torch.cat(outputs), loss=loss_total, gradient=grads)
