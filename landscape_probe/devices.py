@@ -9,9 +9,6 @@ from landscape_probe.errors import ProbeError
 if TYPE_CHECKING:
     import torch
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
-
-
 def resolve_device(name: str) -> "torch.device":
     """Turn ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` into a ``torch.device``.
 

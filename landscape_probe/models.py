@@ -22,16 +22,7 @@ from torch import Tensor, nn
 
 from landscape_probe.cnn import CNN
 from landscape_probe.errors import ProbeError
-from landscape_probe.layers import (
-    ACTIVATIONS,
-    INITS,
-    NORMS,
-    check_choice,
-    init_affine,
-    init_linear_weight,
-    make_activation,
-    make_norm,
-)
+from landscape_probe.layers import NORMS, check_choice, init_affine, make_activation, make_norm
 from landscape_probe.specs import parse_spec
 from landscape_probe.transformer import Transformer
 
@@ -39,17 +30,12 @@ if TYPE_CHECKING:
     from landscape_probe.data import Dataset
 
 __all__ = [
-    "ACTIVATIONS",
     "CNN",
-    "INITS",
     "MLP",
-    "NORMS",
     "ZOO",
     "Transformer",
     "build_model",
     "complete_model_args",
-    "count_parameters",
-    "init_linear_weight",
     "parse_zoo_spec",
 ]
 
@@ -178,8 +164,3 @@ def _image_shape(shape: list[int]) -> list[int]:
     if len(shape) == 3:
         return shape
     raise ProbeError(f"A CNN takes examples shaped (C, H, W), (H, W) or flat vectors, not {tuple(shape)}.")
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable scalars."""
-    return sum(p.numel() for p in model.parameters())

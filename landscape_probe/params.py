@@ -49,16 +49,6 @@ def select_layers(model: nn.Module, pattern: str | None = None, include_1d: bool
     return names
 
 
-def is_layer(tensor: Tensor) -> bool:
-    """Whether a parameter counts as a layer by default (ndim >= 2)."""
-    return tensor.ndim >= 2
-
-
-def map_params(fn: Callable[[Tensor], Tensor], a: Params) -> Params:
-    """Apply ``fn`` to each tensor."""
-    return {k: fn(v) for k, v in a.items()}
-
-
 def zip_map(fn: Callable[[Tensor, Tensor], Tensor], a: Params, b: Params) -> Params:
     """Apply ``fn`` to matching tensors of two dicts with the same keys."""
     return {k: fn(a[k], b[k]) for k in a}
@@ -112,11 +102,6 @@ def zeros_like(a: Params) -> Params:
 def clone(a: Params) -> Params:
     """Independent copies."""
     return {k: v.clone() for k, v in a.items()}
-
-
-def to(a: Params, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Params:
-    """Move (and optionally cast) every tensor."""
-    return {k: v.to(device=device, dtype=dtype) for k, v in a.items()}
 
 
 def flatten(a: Params) -> Tensor:
