@@ -34,7 +34,7 @@ def check_model_accepts(model: nn.Module, dataset: Dataset) -> None:
     x = dataset.x_train[:2]
     if reference is not None:
         x = x.to(device=reference.device, dtype=reference.dtype)
-    switched = model.training and _try_train_mode(model, False)
+    switched = model.training and _try_eval(model)
     try:
         with torch.no_grad():
             outputs = model(x)
@@ -55,10 +55,10 @@ def check_model_accepts(model: nn.Module, dataset: Dataset) -> None:
         )
 
 
-def _try_train_mode(model: nn.Module, mode: bool) -> bool:
-    """Set train/eval mode; False for modules that refuse to switch (``torch.export`` modules)."""
+def _try_eval(model: nn.Module) -> bool:
+    """Switch to eval mode; False for modules that refuse to switch (``torch.export`` modules)."""
     try:
-        model.train(mode)
+        model.eval()
     except NotImplementedError:
         return False
     return True
