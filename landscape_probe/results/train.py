@@ -30,6 +30,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import fmean
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,7 +56,6 @@ RECORDS: dict[str, tuple[str, str]] = {
     "effective_learning_rate": ("η_s / ||W_l||² for each layer followed by normalisation", "1"),
     "intrinsic_learning_rate": ("λ·η_s, weight decay λ times learning rate (Li, Lyu & Arora 2020)", "1"),
 }
-STEP_RECORDS = ("loss", "learning_rate", "gradient_norm", "weight_norm", "relative_update")
 EPOCH_RECORDS = ("epoch_train_loss", "epoch_train_accuracy", "epoch_test_loss", "epoch_test_accuracy")
 PER_LAYER = {"weight_norm": "layer_names", "relative_update": "layer_names", "spectral_shift": "layer_names",
              "effective_learning_rate": "normalised_layer_names"}
@@ -236,18 +236,17 @@ def summary_rows(runs: list[RunResult]) -> list[SummaryRow]:
     for run in runs:
         if run.best_of_grid:
             groups.setdefault((run.optimizer, run.depth), []).append(run)
-    rows = []
-    for (optimizer, depth), members in sorted(groups.items()):
-        def mean(values: list[float]) -> float:
-            return float(np.mean(values))
 
-        rows.append(SummaryRow(
+    def counted(run: RunResult, accuracy: float) -> float:
+        return 0.0 if run.diverged or math.isnan(accuracy) else accuracy
+
+    return [
+        SummaryRow(
             optimizer, depth, members[0].lr,
-            train_loss=mean([r.final_train_loss for r in members]),
-            train_accuracy=mean([0.0 if r.diverged or math.isnan(r.final_train_accuracy) else r.final_train_accuracy
-                                 for r in members]),
-            test_accuracy=mean([0.0 if r.diverged or math.isnan(r.final_test_accuracy) else r.final_test_accuracy
-                                for r in members]),
+            train_loss=fmean(r.final_train_loss for r in members),
+            train_accuracy=fmean(counted(r, r.final_train_accuracy) for r in members),
+            test_accuracy=fmean(counted(r, r.final_test_accuracy) for r in members),
             diverged=sum(r.diverged for r in members), seeds=len(members),
-        ))
-    return rows
+        )
+        for (optimizer, depth), members in sorted(groups.items())
+    ]
