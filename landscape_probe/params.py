@@ -7,7 +7,7 @@ measures them, so that no other module loops over layers by hand.
 Example:
     >>> import torch
     >>> a = {"w": torch.ones(2, 2), "b": torch.ones(2)}
-    >>> float(norm(a)) ** 2
+    >>> round(float(norm(a)) ** 2, 4)
     6.0
     >>> axpy(2.0, a, a)["w"][0, 0].item()
     3.0
