@@ -36,7 +36,13 @@ from landscape_probe.devices import resolve_device
 from landscape_probe.errors import ProbeError
 from landscape_probe.optim import OPTIMIZERS
 from landscape_probe.results.hdf5 import check_writable, provenance
-from landscape_probe.results.train import RunResult, read_train_results, run_name, write_train_results
+from landscape_probe.results.train import (
+    RunResult,
+    TrainResults,
+    read_train_results,
+    run_name,
+    write_train_results,
+)
 from landscape_probe.training import TrainConfig, train_run
 
 RESULTS_NAME = "results.h5"
@@ -100,6 +106,18 @@ def load_training_data(config: TrainConfig) -> Dataset:
     return load_dataset(name, **options)
 
 
+def read_resumable(output_dir: Path | str) -> TrainResults:
+    """The results file of an interrupted grid in ``output_dir``, to resume from.
+
+    Raises:
+        ProbeError: ``output_dir`` holds no results file.
+    """
+    results_path = Path(output_dir) / RESULTS_NAME
+    if not results_path.is_file():
+        raise ProbeError(f"Nothing to resume: '{results_path}' does not exist.")
+    return read_train_results(results_path)
+
+
 def train_many(
     config: TrainConfig,
     output_dir: Path | str,
@@ -133,9 +151,7 @@ def train_many(
     results_path = output_dir / RESULTS_NAME
     done: dict[str, RunResult] = {}
     if resume:
-        if not results_path.is_file():
-            raise ProbeError(f"Nothing to resume: '{results_path}' does not exist.")
-        done = {run.name: run for run in read_train_results(results_path).runs}
+        done = {run.name: run for run in read_resumable(output_dir).runs}
     else:
         output_dir.mkdir(parents=True, exist_ok=True)
         check_writable(results_path, overwrite)

@@ -74,13 +74,12 @@ def train_command(
     """
     with user_errors(debug):
         from landscape_probe.plotting import draw_figures, parse_formats
-        from landscape_probe.results.train import read_train_results
-        from landscape_probe.sweep import RESULTS_NAME, stop_on_interrupt, train_many
+        from landscape_probe.sweep import read_resumable, stop_on_interrupt, train_many
         from landscape_probe.training import TrainConfig
 
         figure_formats = parse_formats(formats) if plots else ()
         if resume:
-            config = TrainConfig.from_dict(read_train_results(_existing(output / RESULTS_NAME)).config)
+            config = TrainConfig.from_dict(read_resumable(output).config)
             console.print(f"Resuming {output} with its stored options; other options are ignored.")
         else:
             names = _optimizer_names(optimizer or ["fromage"])
@@ -125,12 +124,6 @@ def print_summary(results_path: Path, console: Console) -> None:
                       f"{row.train_accuracy:.3f}", f"{row.test_accuracy:.3f}",
                       f"[red]{row.diverged}/{row.seeds}[/]" if row.diverged else f"0/{row.seeds}")
     console.print(table)
-
-
-def _existing(path: Path) -> Path:
-    if not path.is_file():
-        raise ProbeError(f"Nothing to resume: '{path}' does not exist.")
-    return path
 
 
 def _optimizer_names(names: list[str]) -> tuple[str, ...]:
