@@ -53,8 +53,8 @@ class Predictions:
             off by more than 2× from what it was fitted to (NaN: never).
         breakdown_scale: first positive scale where the relative gradient change reaches 1 (NaN: never).
         shape, function_shape: which shape (compounding, linear, indistinguishable) the
-            relative gradient / function change follows, from :func:`trust.which_shape`.
-        verdict, function_verdict: one sentence each for the summary, from :func:`trust.verdict`.
+            relative gradient / function change follows, from :func:`trust.compare_shapes`.
+        verdict, function_verdict: one sentence each for the summary, from :func:`trust.describe`.
     """
 
     drt_prediction: np.ndarray
@@ -95,22 +95,24 @@ def predict(sweep: Sweep, scales: np.ndarray, fit_points: int = 3) -> Prediction
             trust.taylor_loss_model(sweep.loss0, sweep.slope, sweep.curvature, scales), dtype=np.float64
         ),
     )
-    targets = {
-        "calibrated_drt_prediction": (drt, sweep.relative_gradient_change),
-        "calibrated_euclidean_gradient_prediction": (euclidean, sweep.relative_gradient_change),
-        "calibrated_drt_function_prediction": (drt, sweep.relative_function_change),
-        "calibrated_euclidean_function_prediction": (euclidean, sweep.relative_function_change),
+    gradient = trust.compare_shapes(scales, sweep.relative_gradient_change, drt, euclidean, fit_points)
+    function = trust.compare_shapes(scales, sweep.relative_function_change, drt, euclidean, fit_points)
+    calibrated = {
+        "calibrated_drt_prediction": (drt, gradient.drt_constant, gradient.drt_divergence),
+        "calibrated_euclidean_gradient_prediction": (
+            euclidean, gradient.euclidean_constant, gradient.euclidean_divergence,
+        ),
+        "calibrated_drt_function_prediction": (drt, function.drt_constant, function.drt_divergence),
+        "calibrated_euclidean_function_prediction": (
+            euclidean, function.euclidean_constant, function.euclidean_divergence,
+        ),
     }
-    for name, (raw, measured) in targets.items():
-        constant, calibrated = trust.calibrate(raw, measured, scales, fit_points=fit_points)
+    for name, (raw, constant, divergence) in calibrated.items():
         predictions.calibration_constants[name] = float(constant)
-        predictions.calibrated[name] = np.asarray(calibrated, dtype=np.float64)
-        predictions.first_divergence[name] = float(trust.first_divergence(scales, measured, calibrated, factor=2.0))
+        predictions.calibrated[name] = constant * raw
+        predictions.first_divergence[name] = float(divergence)
     predictions.breakdown_scale = float(trust.breakdown_scale(scales, sweep.relative_gradient_change, threshold=1.0))
-    gradient = (scales, sweep.relative_gradient_change, drt, euclidean)
-    function = (scales, sweep.relative_function_change, drt, euclidean)
-    predictions.shape = trust.which_shape(*gradient)
-    predictions.function_shape = trust.which_shape(*function)
-    predictions.verdict = trust.verdict(*gradient, quantity="relative gradient change")
-    predictions.function_verdict = trust.verdict(*function, quantity="relative function change")
+    predictions.shape, predictions.function_shape = gradient.shape, function.shape
+    predictions.verdict = trust.describe(gradient, "relative gradient change")
+    predictions.function_verdict = trust.describe(function, "relative function change")
     return predictions

@@ -221,7 +221,11 @@ def verdict(
     trust) shape; calibrated, deep relative trust is within 2× at every scale and
     Euclidean trust off by more than 2× from t = 0.0316."
     """
-    comparison = compare_shapes(scales, measured, drt, euclidean)
+    return describe(compare_shapes(scales, measured, drt, euclidean), quantity)
+
+
+def describe(comparison: ShapeComparison, quantity: str = "relative gradient change") -> str:
+    """The sentence of :func:`verdict` for a comparison already made."""
     if comparison.shape == INDISTINGUISHABLE:
         opening = f"The {quantity} does not tell the two shapes apart"
     else:
