@@ -9,13 +9,20 @@ from typing import Annotated
 import typer
 
 from landscape_probe.cli.app import DebugOption, app, console, user_errors
+from landscape_probe.errors import ProbeError
+
+KINDS = ("slice", "train")
 
 
 def _results_kind(path: Path) -> str:
     from landscape_probe.results.hdf5 import open_results
 
     with open_results(path) as h5:
-        return str(h5.attrs["kind"])
+        kind = str(h5.attrs["kind"])
+    if kind not in KINDS:
+        raise ProbeError(f"'{path}' holds results of kind '{kind}', which this version cannot show; "
+                         f"it knows {', '.join(KINDS)}.")
+    return kind
 
 
 @app.command()
