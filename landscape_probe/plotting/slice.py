@@ -46,33 +46,39 @@ def _title(data: SliceData) -> str:
     return f"{attrs.get('architecture', '')}: {attrs['direction']} direction, {attrs['scaling']} scaling"
 
 
+RELATIVE_CHANGE_PANELS = {
+    "relative_function_change": (
+        "relative function change ||F(t) − F(0)|| / ||F(0)||",
+        [
+            ("drt_prediction", "DRT", DRT, "--"),
+            ("calibrated_drt_function_prediction", "DRT, calibrated", DRT, ":"),
+            ("calibrated_euclidean_function_prediction", "linear in ||ΔW||, calibrated", EUCLIDEAN, ":"),
+        ],
+    ),
+    "relative_gradient_change": (
+        "relative gradient change ||g(t) − g(0)|| / ||g(0)||",
+        [
+            ("drt_prediction", "DRT", DRT, "--"),
+            ("calibrated_drt_prediction", "DRT, calibrated", DRT, ":"),
+            ("euclidean_gradient_prediction", "Euclidean |λ|·||ΔW||/||g||", EUCLIDEAN, "--"),
+            ("calibrated_euclidean_gradient_prediction", "Euclidean, calibrated", EUCLIDEAN, ":"),
+        ],
+    ),
+}
+"""Per panel of the ``relative_change`` figure: the measured dataset, its y label, and the predictions drawn beside it."""
+
+
 def _relative_change(data: SliceData) -> Figure:
     import matplotlib.pyplot as plt
 
     whole, positive = data.whole, data.scales > 0
     t = data.scales[positive]
-    figure, (function_axes, gradient_axes) = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
-    _loglog(function_axes, t, whole["relative_function_change"][positive], "measured", MEASURED, "-", marker="o")
-    _loglog(function_axes, t, whole["drt_prediction"][positive], "DRT", DRT, "--")
-    _loglog(function_axes, t, whole["calibrated_drt_function_prediction"][positive], "DRT, calibrated", DRT, ":")
-    _loglog(
-        function_axes, t, whole["calibrated_euclidean_function_prediction"][positive],
-        "linear in ||ΔW||, calibrated", EUCLIDEAN, ":",
-    )
-    function_axes.set_ylabel("relative function change ||F(t) − F(0)|| / ||F(0)||")
-    _loglog(gradient_axes, t, whole["relative_gradient_change"][positive], "measured", MEASURED, "-", marker="o")
-    _loglog(gradient_axes, t, whole["drt_prediction"][positive], "DRT", DRT, "--")
-    _loglog(gradient_axes, t, whole["calibrated_drt_prediction"][positive], "DRT, calibrated", DRT, ":")
-    _loglog(
-        gradient_axes, t, whole["euclidean_gradient_prediction"][positive],
-        "Euclidean |λ|·||ΔW||/||g||", EUCLIDEAN, "--",
-    )
-    _loglog(
-        gradient_axes, t, whole["calibrated_euclidean_gradient_prediction"][positive],
-        "Euclidean, calibrated", EUCLIDEAN, ":",
-    )
-    gradient_axes.set_ylabel("relative gradient change ||g(t) − g(0)|| / ||g(0)||")
-    for axes, measured in ((function_axes, "relative_function_change"), (gradient_axes, "relative_gradient_change")):
+    figure, panels = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    for axes, (measured, (ylabel, predictions)) in zip(panels, RELATIVE_CHANGE_PANELS.items()):
+        _loglog(axes, t, whole[measured][positive], "measured", MEASURED, "-", marker="o")
+        for name, label, color, style in predictions:
+            _loglog(axes, t, whole[name][positive], label, color, style)
+        axes.set_ylabel(ylabel)
         axes.set_xlabel("scale t")
         axes.axhline(1.0, color="grey", linewidth=0.6)
         axes.legend(fontsize=7)
