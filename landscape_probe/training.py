@@ -43,13 +43,14 @@ import torch
 from torch import Tensor, nn
 
 from landscape_probe import diagnostics
+from landscape_probe import params as P
 from landscape_probe.data import Dataset
 from landscape_probe.devices import resolve_device
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import LossFn, default_loss_name, loss_function
 from landscape_probe.models import build_model, complete_model_args
 from landscape_probe.optim import build_optimizer
-from landscape_probe.params import select_layers
+from landscape_probe.params import detached_params, select_layers
 from landscape_probe.results.train import EPOCH_RECORDS, RunResult, empty_records
 
 SCHEDULES = ("constant", "step", "exponential", "inverse", "cosine")
@@ -214,7 +215,7 @@ def train_run(
     factor = partial(schedule_factor, config.schedule, total_steps=total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     loss_fn = loss_function(config.loss or default_loss_name(dataset))
-    layers = {name: p for name, p in model.named_parameters() if name in select_layers(model)}
+    layers = detached_params(model, select_layers(model))  # views: they follow the optimiser's in-place steps
     normalised = diagnostics.normalised_layers(model)
     x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
     x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
@@ -252,18 +253,17 @@ def train_run(
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        before = {name: p.detach().clone() for name, p in layers.items()}
+        before = P.clone(layers)
         gradients = [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
         record["loss"].append(loss.item())
         record["learning_rate"].append(learning_rate)
         record["gradient_norm"].append(float(torch.linalg.vector_norm(torch.cat(gradients))))
-        record["weight_norm"].append([float(w.norm()) for w in before.values()])
+        record["weight_norm"].append([float(w) for w in P.layer_norms(before).values()])
         optimizer.step()
         scheduler.step()
-        after = {name: p.detach() for name, p in layers.items()}
-        record["relative_update"].append([float((after[n] - w).norm() / w.norm()) for n, w in before.items()])
+        record["relative_update"].append([float((layers[n] - w).norm() / w.norm()) for n, w in before.items()])
         if diagnose:
-            record["spectral_shift"].append([diagnostics.spectral_shift(w, after[n]) for n, w in before.items()])
+            record["spectral_shift"].append([diagnostics.spectral_shift(w, layers[n]) for n, w in before.items()])
         step += 1
 
         if step % steps_per_epoch == 0:
