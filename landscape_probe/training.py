@@ -258,10 +258,12 @@ def train_run(
         record["loss"].append(loss.item())
         record["learning_rate"].append(learning_rate)
         record["gradient_norm"].append(float(torch.linalg.vector_norm(torch.cat(gradients))))
-        record["weight_norm"].append([float(w) for w in P.layer_norms(before).values()])
+        weight_norms = P.layer_norms(before)
+        record["weight_norm"].append([float(w) for w in weight_norms.values()])
         optimizer.step()
         scheduler.step()
-        record["relative_update"].append([float((layers[n] - w).norm() / w.norm()) for n, w in before.items()])
+        update_norms = P.layer_norms(P.sub(layers, before))
+        record["relative_update"].append([float(update_norms[n] / weight_norms[n]) for n in layers])
         if diagnose:
             record["spectral_shift"].append([diagnostics.spectral_shift(w, layers[n]) for n, w in before.items()])
         step += 1
