@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from landscape_probe import directions
 from landscape_probe.errors import ProbeError
+from landscape_probe.layer_norms import NORMS
 
 DIRECTIONS = ("gradient", "random", "eigenvector", "checkpoint")
-SCALINGS = ("relative", "global", "filter", "none")
-NORMS = ("frobenius", "spectral", "neuron")
+SCALINGS = (*directions.SCALINGS, "none")
 
 
 @dataclass(frozen=True)

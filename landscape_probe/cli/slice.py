@@ -30,7 +30,7 @@ from landscape_probe.cli.slice_summary import print_summary
 from landscape_probe.errors import ProbeError
 
 if TYPE_CHECKING:
-    from landscape_probe.slicing import SliceConfig
+    from landscape_probe.slice_config import SliceConfig
 
 @app.command("slice")
 def slice_command(
@@ -94,7 +94,7 @@ def slice_command(
     with user_errors(debug):
         from landscape_probe.plotting import draw_figures, parse_formats
         from landscape_probe.results.hdf5 import check_writable
-        from landscape_probe.slicing import SliceConfig, log_scales
+        from landscape_probe.slice_config import SliceConfig, log_scales
 
         figure_formats = parse_formats(formats)
         config = SliceConfig(
