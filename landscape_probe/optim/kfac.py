@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from landscape_probe.optim.per_tensor import evaluate_closure
+from landscape_probe.optim.per_tensor import evaluate_closure, group_of, heavy_ball
 
 
 @dataclass(frozen=True)
@@ -156,11 +156,8 @@ class KFAC(torch.optim.Optimizer):
     def kronecker_factors(self, module: nn.Module) -> KroneckerFactors:
         """The running factors A, G of ``module`` and their damped versions Ā, Ḡ."""
         state = self.state[module.weight]
-        damping = self._group_of(module.weight)["damping"]
+        damping = group_of(self, module.weight)["damping"]
         return KroneckerFactors(state["A"], state["G"], *_damped(state["A"], state["G"], damping))
-
-    def _group_of(self, p: Tensor) -> dict[str, Any]:
-        return next(g for g in self.param_groups if any(q is p for q in g["params"]))
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
@@ -179,16 +176,13 @@ class KFAC(torch.optim.Optimizer):
                 direction = directions.get(p)
                 if direction is None:
                     direction = p.grad + group["weight_decay"] * p
-                if group["momentum"] > 0.0:
-                    state = self.state[p]
-                    if "momentum_buffer" not in state:
-                        state["momentum_buffer"] = torch.zeros_like(p)
-                    direction = state["momentum_buffer"].mul_(group["momentum"]).add_(direction)
+                if group["momentum"] > 0.0:  # only then does a parameter get state, as in torch's SGD
+                    direction = heavy_ball(self.state[p], direction, group["momentum"])
                 p.sub_(group["lr"] * direction)
         return loss
 
     def _precondition(self, module: nn.Module, captured: dict[str, Any]) -> dict[Tensor, Tensor]:
-        group = self._group_of(module.weight)
+        group = group_of(self, module.weight)
         batch = captured["batch"]
         a = _input_rows(module, captured["input"]).to(module.weight.dtype)
         delta = batch * _output_rows(module, captured["output_grad"]).to(module.weight.dtype)

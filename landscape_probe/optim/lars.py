@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from landscape_probe.optim.per_tensor import PerTensorOptimizer
+from landscape_probe.optim.per_tensor import PerTensorOptimizer, heavy_ball
 
 
 class Lars(PerTensorOptimizer):
@@ -59,16 +59,11 @@ class Lars(PerTensorOptimizer):
 
     def update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
         """One LARS step on ``p`` (see the module docstring)."""
-        lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
+        lr, decay = group["lr"], group["weight_decay"]
         weight_norm = torch.linalg.vector_norm(p)
         denominator = torch.linalg.vector_norm(p.grad) + decay * weight_norm
         usable = (weight_norm > 0) & (denominator > 0)
         local_lr = torch.where(
             usable, group["trust_coefficient"] * weight_norm / torch.where(usable, denominator, 1.0), 1.0
         )
-        update = lr * local_lr * (p.grad + decay * p)
-        if momentum > 0.0:
-            if "momentum_buffer" not in state:
-                state["momentum_buffer"] = torch.zeros_like(p)
-            update = state["momentum_buffer"].mul_(momentum).add_(update)
-        p.sub_(update)
+        p.sub_(heavy_ball(state, lr * local_lr * (p.grad + decay * p), group["momentum"]))

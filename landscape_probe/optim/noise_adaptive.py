@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from landscape_probe.optim.per_tensor import PerTensorOptimizer
+from landscape_probe.optim.per_tensor import PerTensorOptimizer, group_of
 
 
 class NoiseAdaptiveSGD(PerTensorOptimizer):
@@ -78,7 +78,7 @@ class NoiseAdaptiveSGD(PerTensorOptimizer):
 
     def step_sizes(self, p: Tensor, group: dict[str, Any] | None = None) -> Tensor:
         """η_c for every coordinate of ``p`` from the current estimates (η_max before any step)."""
-        group = group or next(g for g in self.param_groups if any(q is p for q in g["params"]))
+        group = group or group_of(self, p)
         state = self.state[p]
         cap = torch.full_like(p, group["lr"])
         if not state:

@@ -25,6 +25,23 @@ def evaluate_closure(closure: Callable[[], Tensor] | None) -> Tensor | None:
         return closure()
 
 
+def heavy_ball(state: dict[str, Any], direction: Tensor, momentum: float) -> Tensor:
+    """``u ← momentum · u + direction`` in ``state["momentum_buffer"]`` (zeros at first); returns u.
+
+    With ``momentum`` 0 it returns ``direction`` and keeps no buffer.
+    """
+    if momentum <= 0.0:
+        return direction
+    if "momentum_buffer" not in state:
+        state["momentum_buffer"] = torch.zeros_like(direction)
+    return state["momentum_buffer"].mul_(momentum).add_(direction)
+
+
+def group_of(optimizer: torch.optim.Optimizer, p: Tensor) -> dict[str, Any]:
+    """The parameter group that holds ``p``."""
+    return next(g for g in optimizer.param_groups if any(q is p for q in g["params"]))
+
+
 class PerTensorOptimizer(torch.optim.Optimizer):
     """A ``torch.optim.Optimizer`` whose step is the same rule applied to every tensor with a gradient."""
 
