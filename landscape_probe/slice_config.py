@@ -1,9 +1,9 @@
 """The settings of a slice: a frozen :class:`SliceConfig`, checked in one place, and the scale grid.
 
 Example:
-    >>> config = SliceConfig(direction="checkpoint:other.pt", scales=log_scales(1.0, 4))
+    >>> config = SliceConfig(direction="checkpoint:other.pt", scales=log_scales(1.0, 6))
     >>> config.resolved_scaling, config.scales
-    ('none', (0.001, 0.01, 0.1, 1.0))
+    ('none', (1e-05, 0.0001, 0.001, 0.01, 0.1, 1.0))
 """
 
 from __future__ import annotations
