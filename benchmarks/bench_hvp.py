@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from landscape_probe.checkpoint import load_checkpoint
-from landscape_probe.curvature import hessian_vector_product, hessian_vector_product_forward_over_reverse
-from landscape_probe.data import load_dataset_spec, probe_set
-from landscape_probe.evaluation import ProbeEvaluator
+from landscape_probe.checkpoints.load import load_checkpoint
+from landscape_probe.curvature.hessian import hessian_vector_product, hessian_vector_product_forward_over_reverse
+from landscape_probe.data.datasets import load_dataset_spec, probe_set
+from landscape_probe.slicing.evaluator import ProbeEvaluator
 from landscape_probe.params import select_layers
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_checkpoints" / "mlp16_digits.pt"

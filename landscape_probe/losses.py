@@ -11,7 +11,7 @@ from torch import Tensor
 from landscape_probe.errors import ProbeError
 
 if TYPE_CHECKING:
-    from landscape_probe.data import Dataset
+    from landscape_probe.data.datasets import Dataset
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 

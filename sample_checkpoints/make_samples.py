@@ -35,10 +35,10 @@ from pathlib import Path
 
 import torch
 
-from landscape_probe.checkpoint import load_checkpoint
-from landscape_probe.data import load_dataset_spec
+from landscape_probe.checkpoints.load import load_checkpoint
+from landscape_probe.data.datasets import load_dataset_spec
 from landscape_probe.losses import loss_function
-from landscape_probe.training import evaluate
+from landscape_probe.training.loop import evaluate
 
 OUT = Path(__file__).resolve().parent
 DEPTHS = (2, 16)

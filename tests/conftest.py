@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from landscape_probe.checkpoint import save_checkpoint
-from landscape_probe.models import build_model
+from landscape_probe.checkpoints.load import save_checkpoint
+from landscape_probe.models.zoo import build_model
 
 TINY_ARGS: dict[str, Any] = {"name": "mlp", "in_features": 5, "num_outputs": 3, "depth": 3, "width": 7}
 

@@ -14,9 +14,9 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from landscape_probe.checkpoint import describe_parameters, load_checkpoint, save_checkpoint, summarize
+from landscape_probe.checkpoints.load import describe_parameters, load_checkpoint, save_checkpoint, summarize
 from landscape_probe.errors import ProbeError
-from landscape_probe.models import build_model
+from landscape_probe.models.zoo import build_model
 
 
 def assert_same_function(loaded: nn.Module, original: nn.Module, x: torch.Tensor) -> None:

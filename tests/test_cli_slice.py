@@ -12,9 +12,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from landscape_probe.checkpoint import save_checkpoint
+from landscape_probe.checkpoints.load import save_checkpoint
 from landscape_probe.cli import app
-from landscape_probe.models import build_model
+from landscape_probe.models.zoo import build_model
 
 runner = CliRunner()
 ARGS = {"name": "mlp", "in_features": 64, "num_outputs": 10, "depth": 3, "width": 8}
@@ -162,7 +162,7 @@ def test_default_output_names_a_train_run_by_its_folder(tmp_path: Path, monkeypa
 
 
 def test_breakdown_at_the_first_scale_is_shown_as_an_upper_bound() -> None:
-    from landscape_probe.cli.slice_summary import _breakdown_cell, _breakdown_words
+    from landscape_probe.slicing.summary import _breakdown_cell, _breakdown_words
 
     scales = np.array([1e-3, 1e-2, 1e-1])
     assert _breakdown_cell(1e-3, scales) == "≤ 0.001"

@@ -10,9 +10,9 @@ import h5py
 import pytest
 from typer.testing import CliRunner
 
-from landscape_probe import sweep
+from landscape_probe.training import grid as sweep
 from landscape_probe.cli import app
-from landscape_probe.results.train import RECORDS
+from landscape_probe.training.store import RECORDS
 
 runner = CliRunner()
 TINY = ["--dataset", "digits", "--depth", "2", "--width", "16", "--epochs", "1", "--batch-size", "128",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from landscape_probe import params as P
-from landscape_probe.curvature import (
+from landscape_probe.curvature.hessian import (
     directional_curvature,
     gaussian_like,
     hessian_trace,

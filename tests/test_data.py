@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscape_probe.data import (
+from landscape_probe.data.datasets import (
     check_model_accepts,
     load_dataset,
     load_dataset_spec,
@@ -19,8 +19,8 @@ from landscape_probe.data import (
     probe_set,
 )
 from landscape_probe.errors import ProbeError
-from landscape_probe.models import MLP, build_model, complete_model_args
-from landscape_probe.synthetic import teacher
+from landscape_probe.models.zoo import MLP, build_model, complete_model_args
+from landscape_probe.data.synthetic import teacher
 
 
 def _sorted_rows(x: torch.Tensor, y: torch.Tensor) -> list[tuple]:
@@ -260,7 +260,7 @@ def test_check_model_accepts_runs_torch_export_modules_that_cannot_switch_modes(
 def test_digits_read_from_the_shipped_file_equal_load_digits():
     from sklearn.datasets import load_digits
 
-    from landscape_probe.data import digits_arrays
+    from landscape_probe.data.datasets import digits_arrays
 
     pixels, labels = digits_arrays()
     bunch = load_digits()

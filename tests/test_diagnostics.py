@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from landscape_probe import diagnostics
+from landscape_probe.training import diagnostics
 from landscape_probe.losses import loss_function
-from landscape_probe.models import build_model
+from landscape_probe.models.zoo import build_model
 
 CROSS_ENTROPY = loss_function("cross_entropy")
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from landscape_probe import params as P
-from landscape_probe.directions import (
+from landscape_probe.slicing.directions import (
     checkpoint_direction,
     eigenvector_direction,
     filter_normalize,

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape_probe.errors import ProbeError
-from landscape_probe.layers import init_linear_weight
-from landscape_probe.models import MLP, build_model, complete_model_args, parse_zoo_spec
+from landscape_probe.models.blocks import init_linear_weight
+from landscape_probe.models.zoo import MLP, build_model, complete_model_args, parse_zoo_spec
 
 DIGITS_LIKE = SimpleNamespace(input_shape=(64,), num_outputs=10)
 MNIST1D_LIKE = SimpleNamespace(input_shape=(40,), num_outputs=10)

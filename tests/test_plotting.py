@@ -3,7 +3,7 @@
 import pytest
 
 from landscape_probe.errors import ProbeError
-from landscape_probe.plotting import parse_formats
+from landscape_probe.figures import parse_formats
 
 
 def test_parse_formats_reads_a_comma_list_in_any_case():
@@ -21,7 +21,7 @@ def test_show_and_plot_refuse_an_unknown_kind_in_one_sentence(command, tmp_path)
     from typer.testing import CliRunner
 
     from landscape_probe.cli import app
-    from landscape_probe.results import atomic_h5
+    from landscape_probe.hdf5 import atomic_h5
 
     path = tmp_path / "future.h5"
     with atomic_h5(path, kind="sweep3d", attrs={}, overwrite=False):

@@ -13,10 +13,10 @@ import pytest
 import torch
 from torch import nn
 
-from landscape_probe.plotting import slice as slice_plots
-from landscape_probe.results.hdf5 import provenance
-from landscape_probe.results.slice import read_slice, write_slice
-from landscape_probe.slicing import SliceConfig, run_slice
+from landscape_probe.slicing import plots as slice_plots
+from landscape_probe.hdf5 import provenance
+from landscape_probe.slicing.store import read_slice, write_slice
+from landscape_probe.slicing.engine import SliceConfig, run_slice
 
 
 def write_results(path: Path, **changes) -> Path:

@@ -9,7 +9,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from landscape_probe.results.train import (
+from landscape_probe.training.store import (
     RunResult,
     empty_records,
     read_train_results,
@@ -61,7 +61,7 @@ def test_summary_rows_average_the_best_rate_over_seeds(results_file: Path) -> No
 def test_draw_writes_every_figure_and_the_depth_plot_shows_the_summary(results_file: Path, tmp_path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from landscape_probe.plotting import train
+    from landscape_probe.training import plots as train
 
     written = train.draw(results_file, tmp_path / "plots", ("png",))
     names = {path.name for path in written}
@@ -77,7 +77,7 @@ def test_draw_writes_every_figure_and_the_depth_plot_shows_the_summary(results_f
 
 
 def test_a_single_depth_has_no_depth_plot(tmp_path: Path) -> None:
-    from landscape_probe.plotting import train
+    from landscape_probe.training import plots as train
 
     path = tmp_path / "one.h5"
     write_train_results(path, {}, [_run("adam", 4, 0, 0.9)], attrs={}, incomplete=True, overwrite=False)

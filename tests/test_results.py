@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from landscape_probe.errors import ProbeError
-from landscape_probe.results import (
+from landscape_probe.hdf5 import (
     SCHEMA_VERSION,
     atomic_h5,
     check_writable,

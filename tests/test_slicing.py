@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape_probe.errors import ProbeError
-from landscape_probe.slicing import SliceConfig, log_scales, run_slice
+from landscape_probe.slicing.engine import SliceConfig, log_scales, run_slice
 
 SCALES = (1e-3, 1e-2, 1e-1, 0.5, 2.0)
 

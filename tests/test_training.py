@@ -11,12 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from landscape_probe.checkpoint import load_checkpoint
-from landscape_probe.data import Dataset
+from landscape_probe.checkpoints.load import load_checkpoint
+from landscape_probe.data.datasets import Dataset
 from landscape_probe.errors import ProbeError
-from landscape_probe.results.train import RECORDS, RunResult, read_train_results
-from landscape_probe.sweep import lr_grid_values, mark_best_of_grid, planned_runs, train_many
-from landscape_probe.training import TrainConfig, batch_order, init_model, model_args_for, schedule_factor, train_run
+from landscape_probe.training.store import RECORDS, RunResult, read_train_results
+from landscape_probe.training.grid import lr_grid_values, mark_best_of_grid, planned_runs, train_many
+from landscape_probe.training.loop import TrainConfig, batch_order, init_model, model_args_for, schedule_factor, train_run
 
 CONFIG = TrainConfig(optimizers=("sgd", "adam"), width=8, epochs=2, batch_size=16, diagnostics_every=2,
                      diagnostic_batch_size=8, sharpness_iterations=3, dataset="tiny")
@@ -183,7 +183,7 @@ def test_first_ctrl_c_becomes_a_stop_request() -> None:
     import os
     import signal
 
-    from landscape_probe.sweep import stop_on_interrupt
+    from landscape_probe.training.grid import stop_on_interrupt
 
     before = signal.getsignal(signal.SIGINT)
     with stop_on_interrupt() as should_stop:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from landscape_probe.trust import (
+from landscape_probe.slicing.trust import (
     COMPOUNDING,
     INDISTINGUISHABLE,
     LINEAR,

@@ -55,7 +55,7 @@ def info(
       [bold]probe info net.pt --arch mypkg.models:make_net --arch-kwargs '{"width": 64}' --json[/]
     """
     with user_errors(debug):
-        from landscape_probe.checkpoint import load_checkpoint, summarize
+        from landscape_probe.checkpoints.load import load_checkpoint, summarize
 
         config = InfoConfig(checkpoint, arch, parse_arch_kwargs(arch_kwargs), trust)
         summary = summarize(load_checkpoint(config.checkpoint, config.arch, config.arch_kwargs, config.trust))

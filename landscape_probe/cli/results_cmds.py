@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import import_module
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +14,7 @@ KINDS = ("slice", "train")
 
 
 def _results_kind(path: Path) -> str:
-    from landscape_probe.results.hdf5 import open_results
+    from landscape_probe.hdf5 import open_results
 
     with open_results(path) as h5:
         kind = str(h5.attrs["kind"])
@@ -39,7 +38,7 @@ def plot(
     Example: [bold]probe plot runs/mlp16.h5 --format png,pdf[/]
     """
     with user_errors(debug):
-        from landscape_probe.plotting import draw_figures, parse_formats
+        from landscape_probe.figures import draw_figures, parse_formats
 
         kind = _results_kind(results)
         out_dir = output or results.with_name(results.stem + "_plots")
@@ -59,4 +58,8 @@ def show(
     """
     with user_errors(debug):
         kind = _results_kind(results)
-        import_module(f"landscape_probe.cli.{kind}").print_summary(results, console)
+        from landscape_probe.slicing.summary import print_summary as print_slice
+        from landscape_probe.training.summary import print_summary as print_train
+
+        printers = {"slice": print_slice, "train": print_train}
+        printers[kind](results, console)

@@ -1,7 +1,7 @@
 """`probe slice`: measure function and gradient change along a weight perturbation.
 
-Options become a frozen :class:`~landscape_probe.slicing.SliceConfig`, one call
-to :func:`~landscape_probe.slicing.run_slice` does the work, the results file is
+Options become a frozen :class:`~landscape_probe.slicing.engine.SliceConfig`, one call
+to :func:`~landscape_probe.slicing.engine.run_slice` does the work, the results file is
 written, and :func:`print_summary` prints it back from the file (as ``probe
 show`` does).
 """
@@ -26,11 +26,11 @@ from landscape_probe.cli.app import (
     parse_arch_kwargs,
     user_errors,
 )
-from landscape_probe.cli.slice_summary import print_summary
+from landscape_probe.slicing.summary import print_summary
 from landscape_probe.errors import ProbeError
 
 if TYPE_CHECKING:
-    from landscape_probe.slice_config import SliceConfig
+    from landscape_probe.slicing.config import SliceConfig
 
 @app.command("slice")
 def slice_command(
@@ -92,9 +92,9 @@ def slice_command(
     [bold]probe slice a.pt --direction checkpoint:b.pt --scales 0.25,0.5,0.75,1[/]
     """
     with user_errors(debug):
-        from landscape_probe.plotting import draw_figures, parse_formats
-        from landscape_probe.results.hdf5 import check_writable
-        from landscape_probe.slice_config import SliceConfig, log_scales
+        from landscape_probe.figures import draw_figures, parse_formats
+        from landscape_probe.hdf5 import check_writable
+        from landscape_probe.slicing.config import SliceConfig, log_scales
 
         figure_formats = parse_formats(formats)
         config = SliceConfig(
@@ -154,13 +154,13 @@ def _slice_and_write(
     """Load the checkpoint and probe set, run the slice with a progress bar, write the results file."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from landscape_probe.checkpoint import load_checkpoint
-    from landscape_probe.data import check_model_accepts, load_dataset, load_dataset_spec, parse_data_spec, probe_set
+    from landscape_probe.checkpoints.load import load_checkpoint
+    from landscape_probe.data.datasets import check_model_accepts, load_dataset, load_dataset_spec, parse_data_spec, probe_set
     from landscape_probe.devices import resolve_device
     from landscape_probe.losses import default_loss_name
-    from landscape_probe.results.hdf5 import provenance
-    from landscape_probe.results.slice import write_slice
-    from landscape_probe.slicing import run_slice
+    from landscape_probe.hdf5 import provenance
+    from landscape_probe.slicing.store import write_slice
+    from landscape_probe.slicing.engine import run_slice
 
     loaded = load_checkpoint(checkpoint, arch, arch_kwargs, trust)
     if data is not None:

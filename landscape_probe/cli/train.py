@@ -1,7 +1,7 @@
 """`probe train`: train one zoo model with several optimisers on the same data, and compare them.
 
-Options become a frozen :class:`~landscape_probe.training.TrainConfig`, one call
-to :func:`~landscape_probe.sweep.train_many` trains the grid and writes the
+Options become a frozen :class:`~landscape_probe.training.loop.TrainConfig`, one call
+to :func:`~landscape_probe.training.grid.train_many` trains the grid and writes the
 results file and checkpoints, and :func:`print_summary` prints the table back
 from the file (as ``probe show`` does).
 """
@@ -16,9 +16,9 @@ import typer
 
 from landscape_probe.cli.app import DebugOption, DeviceOption, app, command_line, console, error_console, user_errors
 from landscape_probe.errors import ProbeError
+from landscape_probe.training.summary import print_summary
 
 if TYPE_CHECKING:
-    from rich.console import Console
     from rich.progress import Progress
 
 
@@ -73,9 +73,9 @@ def train_command(
     [bold]probe train --resume --output runs/train[/]   (after Ctrl-C)
     """
     with user_errors(debug):
-        from landscape_probe.plotting import draw_figures, parse_formats
-        from landscape_probe.sweep import read_resumable, stop_on_interrupt, train_many
-        from landscape_probe.training import TrainConfig
+        from landscape_probe.figures import draw_figures, parse_formats
+        from landscape_probe.training.grid import read_resumable, stop_on_interrupt, train_many
+        from landscape_probe.training.loop import TrainConfig
 
         figure_formats = parse_formats(formats) if plots else ()
         if resume:
@@ -103,31 +103,8 @@ def train_command(
             raise typer.Exit(130)
 
 
-def print_summary(results_path: Path, console: Console) -> None:
-    """Print the optimiser × depth table of a train results file.
-
-    One row per optimiser and depth, for the best learning rate of the grid:
-    final training loss (mean over seeds), final train and test accuracy, and
-    how many seeds diverged.
-    """
-    from rich.table import Table
-
-    from landscape_probe.results.train import read_train_results, summary_rows
-
-    results = read_train_results(results_path)
-    title = f"probe train: {results_path}" + (" [bold red](incomplete)[/]" if results.incomplete else "")
-    table = Table(title=title)
-    for column in ("optimizer", "depth", "lr", "final train loss", "train acc", "test acc", "diverged"):
-        table.add_column(column, justify="left" if column == "optimizer" else "right")
-    for row in summary_rows(results.runs):
-        table.add_row(row.optimizer, str(row.depth), f"{row.lr:g}", f"{row.train_loss:.4g}",
-                      f"{row.train_accuracy:.3f}", f"{row.test_accuracy:.3f}",
-                      f"[red]{row.diverged}/{row.seeds}[/]" if row.diverged else f"0/{row.seeds}")
-    console.print(table)
-
-
 def _optimizer_names(names: list[str]) -> tuple[str, ...]:
-    from landscape_probe.optim import OPTIMIZER_NAMES
+    from landscape_probe.training.optim import OPTIMIZER_NAMES
 
     wanted = [n.strip().lower() for name in names for n in name.split(",") if n.strip()]
     if "all" in wanted:

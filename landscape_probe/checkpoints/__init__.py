@@ -1,0 +1,1 @@
+"""Checkpoints: load any supported file safely, save our own self-describing ones."""

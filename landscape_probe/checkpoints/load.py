@@ -1,0 +1,281 @@
+"""Load any supported PyTorch checkpoint safely; save self-describing ones.
+
+Formats, detected from the file's content rather than its extension:
+
+- ``landscape_probe``: the tool's own dict ``{"format": "landscape_probe",
+  "format_version", "model_args", "state_dict", "optimizer"?, "step"?,
+  "config"?, "data"?}``; ``model_args`` rebuilds a zoo model with no other input.
+- ``torchscript``: an archive written by ``torch.jit.save``.
+- ``export``: a ``torch.export`` program (``.pt2``), run through ``.module()``.
+- ``state_dict``: a bare state_dict or a common wrapper around one (``state_dict``,
+  ``model_state_dict``, ``model``; ``module.`` from DDP, ``model.`` from
+  Lightning, ``_orig_mod.`` from ``torch.compile``), with an architecture.
+- ``safetensors``: a safetensors file, with an architecture.
+- ``pickled_module``: ``torch.save(model)``, only with ``trust=True``.
+
+Without ``trust`` every pickle is read with ``torch.load(weights_only=True)``,
+which refuses any Python object other than tensors and plain containers, so a
+hostile file cannot run code.
+
+Example:
+    >>> loaded = load_checkpoint("sample_checkpoints/mlp16_digits.pt")   # doctest: +SKIP
+    >>> loaded.format, loaded.architecture                               # doctest: +SKIP
+    ('landscape_probe', 'mlp depth=16 width=64 ...')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from landscape_probe.checkpoints.architecture import build_architecture, load_weights, state_dict_in
+from landscape_probe.atomic import atomic_path
+from landscape_probe.checkpoints.formats import (
+    detect_format,
+    file_sha256,
+    read_export,
+    read_safetensors,
+    read_torch_file,
+    read_torchscript,
+)
+from landscape_probe.errors import ProbeError
+from landscape_probe.models.zoo import build_model
+
+FORMAT_NAME = "landscape_probe"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A model loaded from a checkpoint, with what the file says about it.
+
+    Attributes:
+        model: the network, in ``eval()`` mode, float32, on the CPU.
+        format: landscape_probe, torchscript, export, state_dict, safetensors or pickled_module.
+        path: the file it came from.
+        sha256: hex digest of the file's bytes.
+        architecture: human-readable, e.g. ``mlp depth=16 width=64`` or a class name.
+        model_args: zoo arguments when known (always for ``landscape_probe``).
+        data: the ``Dataset.spec`` recorded at training time.
+        step: training step at which it was saved.
+        config: the training configuration recorded with it.
+        optimizer: the optimizer's state_dict, when saved.
+    """
+
+    model: nn.Module
+    format: str
+    path: Path
+    sha256: str
+    architecture: str
+    model_args: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    step: int | None = None
+    config: dict[str, Any] | None = None
+    optimizer: dict[str, Any] | None = None
+
+
+def load_checkpoint(
+    path: Path | str,
+    arch: str | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
+    trust: bool = False,
+) -> LoadedCheckpoint:
+    """Load a checkpoint of any supported format.
+
+    Args:
+        path: the checkpoint file.
+        arch: architecture for a bare state_dict or safetensors file: a zoo spec
+            (``mlp:depth=16,width=64``; missing MLP sizes are read off the
+            weights) or an import path ``pkg.module:factory``.
+        arch_kwargs: keyword arguments for the factory (or extra zoo arguments).
+        trust: allow unpickling arbitrary Python objects (whole ``nn.Module``s).
+
+    Returns:
+        The model in eval mode, float32, on the CPU, and the file's metadata.
+
+    Raises:
+        ProbeError: for a missing, unreadable, corrupt, unsafe or unsupported
+            file, a missing architecture, or weights that do not fit it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ProbeError(f"Checkpoint '{path}' does not exist.")
+    if not path.is_file():
+        raise ProbeError(f"Checkpoint '{path}' is not a file.")
+    kind = detect_format(path)
+    if kind == "torchscript":
+        loaded = _checkpoint(path, "torchscript", read_torchscript(path))
+    elif kind == "export":
+        loaded = _checkpoint(path, "export", read_export(path))
+    elif kind == "safetensors":
+        loaded = _from_state_dict(path, "safetensors", read_safetensors(path), arch, arch_kwargs)
+    else:
+        loaded = _from_pickle(path, read_torch_file(path, trust), arch, arch_kwargs)
+    _to_eval_float_cpu(loaded.model, exported=kind == "export")
+    return loaded
+
+
+def save_checkpoint(
+    path: Path | str,
+    model: nn.Module,
+    model_args: dict[str, Any],
+    *,
+    optimizer: torch.optim.Optimizer | dict[str, Any] | None = None,
+    step: int | None = None,
+    config: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Write a self-describing checkpoint atomically (temporary file, then rename).
+
+    The file is a plain dict that ``torch.load(weights_only=True)`` reads, so
+    ``config`` and ``data`` must hold only strings, numbers, booleans, lists and dicts.
+    """
+    payload: dict[str, Any] = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "model_args": dict(model_args),
+        "state_dict": {name: t.detach().cpu() for name, t in model.state_dict().items()},
+    }
+    if isinstance(optimizer, torch.optim.Optimizer):
+        optimizer = optimizer.state_dict()
+    extras = {"optimizer": optimizer, "step": step, "config": config, "data": data}
+    payload.update({key: value for key, value in extras.items() if value is not None})
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def describe_parameters(model: nn.Module) -> list[dict[str, Any]]:
+    """Name, shape, count and norms of every parameter, for ``probe info``.
+
+    The spectral norm ||W||_* = σ_max(W) is computed in float64 for matrices;
+    a conv kernel of shape (out, in, k...) is read as the (out, in·k...) matrix;
+    1-D parameters get None. ``is_layer`` marks ndim ≥ 2 (DESIGN §2).
+    """
+    rows = []
+    for name, param in model.named_parameters():
+        weight = param.detach().to(torch.float64)
+        spectral = None
+        if weight.ndim >= 2:
+            spectral = float(torch.linalg.matrix_norm(weight.reshape(weight.shape[0], -1), ord=2))
+        rows.append(
+            {
+                "name": name,
+                "shape": list(weight.shape),
+                "numel": weight.numel(),
+                "frobenius_norm": float(weight.norm()),
+                "spectral_norm": spectral,
+                "is_layer": weight.ndim >= 2,
+            }
+        )
+    return rows
+
+
+def summarize(loaded: LoadedCheckpoint) -> dict[str, Any]:
+    """Everything ``probe info`` reports: the file, its format and architecture, each parameter, and totals.
+
+    ``totals`` counts tensors and scalars over all parameters and over the
+    layers (ndim ≥ 2), and the Frobenius norm of the whole parameter vector,
+    sqrt(Σ_l ||W_l||_F²).
+    """
+    rows = describe_parameters(loaded.model)
+    layers = [row for row in rows if row["is_layer"]]
+    return {
+        "path": str(loaded.path),
+        "sha256": loaded.sha256,
+        "format": loaded.format,
+        "architecture": loaded.architecture,
+        "model_args": loaded.model_args,
+        "data": loaded.data,
+        "step": loaded.step,
+        "parameters": rows,
+        "totals": {
+            "tensors": len(rows),
+            "numel": sum(row["numel"] for row in rows),
+            "layers": len(layers),
+            "layer_numel": sum(row["numel"] for row in layers),
+            "frobenius_norm": sum(row["frobenius_norm"] ** 2 for row in rows) ** 0.5,
+        },
+    }
+
+
+def _checkpoint(path: Path, kind: str, model: nn.Module, **fields: Any) -> LoadedCheckpoint:
+    architecture = fields.pop("architecture", None) or _class_name(model)
+    return LoadedCheckpoint(model, kind, path, file_sha256(path), architecture, **fields)
+
+
+def _class_name(model: nn.Module) -> str:
+    return getattr(model, "original_name", None) or type(model).__name__
+
+
+def _from_pickle(path: Path, payload: Any, arch: str | None, arch_kwargs: dict[str, Any] | None) -> LoadedCheckpoint:
+    if isinstance(payload, nn.Module):
+        return _checkpoint(path, "pickled_module", payload)
+    if isinstance(payload, dict) and payload.get("format") == FORMAT_NAME:
+        return _self_describing(path, payload)
+    state_dict = state_dict_in(payload)
+    if state_dict is None:
+        raise ProbeError(f"Checkpoint '{path}' holds no model weights (found {_payload_summary(payload)}).")
+    return _from_state_dict(path, "state_dict", state_dict, arch, arch_kwargs)
+
+
+def _self_describing(path: Path, payload: dict[str, Any]) -> LoadedCheckpoint:
+    version = payload.get("format_version", FORMAT_VERSION)
+    if version > FORMAT_VERSION:
+        raise ProbeError(f"Checkpoint '{path}' has format version {version}; this tool reads up to {FORMAT_VERSION}.")
+    model_args = payload.get("model_args")
+    if not isinstance(model_args, dict) or not isinstance(payload.get("state_dict"), dict):
+        raise ProbeError(f"Checkpoint '{path}' says it is a landscape_probe checkpoint but lacks model_args or state_dict.")
+    model = build_model(model_args)
+    load_weights(model, payload["state_dict"], path)
+    return _checkpoint(
+        path,
+        FORMAT_NAME,
+        model,
+        architecture=_describe_args(model_args),
+        model_args=model_args,
+        data=payload.get("data"),
+        step=payload.get("step"),
+        config=payload.get("config"),
+        optimizer=payload.get("optimizer"),
+    )
+
+
+def _from_state_dict(
+    path: Path, kind: str, state_dict: dict[str, Tensor], arch: str | None, arch_kwargs: dict[str, Any] | None
+) -> LoadedCheckpoint:
+    if arch is None:
+        raise ProbeError(
+            f"Checkpoint '{path}' holds only weights; name the architecture with --arch "
+            "(a zoo spec such as mlp:depth=2,width=64, or an import path such as mypkg.models:make_net)."
+        )
+    model, model_args = build_architecture(arch, arch_kwargs or {}, state_dict)
+    load_weights(model, state_dict, path)
+    architecture = _describe_args(model_args) if model_args else f"{arch} ({_class_name(model)})"
+    return _checkpoint(path, kind, model, architecture=architecture, model_args=model_args)
+
+
+def _to_eval_float_cpu(model: nn.Module, exported: bool) -> None:
+    model.to(device="cpu", dtype=torch.float32)
+    if not exported:
+        model.eval()
+        return
+    # an exported program's module() refuses .eval(); its train/eval behaviour was fixed at export time
+    for module in model.modules():
+        module.training = False
+
+
+def _describe_args(model_args: dict[str, Any]) -> str:
+    rest = " ".join(f"{key}={value}" for key, value in model_args.items() if key != "name")
+    return f"{model_args.get('name', '?')} {rest}".strip()
+
+
+def _payload_summary(payload: Any) -> str:
+    if isinstance(payload, dict):
+        keys = ", ".join(map(str, list(payload)[:6]))
+        return f"a dict with keys {keys}" if keys else "an empty dict"
+    return f"a {type(payload).__name__}"

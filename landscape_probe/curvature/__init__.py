@@ -1,0 +1,1 @@
+"""Curvature: Hessian-vector products and Hessian eigenvalues."""

@@ -1,0 +1,77 @@
+"""Does a model fit a data set? Run it on two examples and say clearly when not.
+
+Example:
+    >>> from landscape_probe.data.datasets import load_dataset
+    >>> from landscape_probe.models.zoo import MLP
+    >>> check_model_accepts(MLP(64, 10), load_dataset("digits"))
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from landscape_probe.errors import ProbeError
+
+if TYPE_CHECKING:
+    from landscape_probe.data.datasets import Dataset
+
+
+def check_model_accepts(model: nn.Module, dataset: Dataset) -> None:
+    """Run ``model`` on two training examples and check that the output size fits the data.
+
+    The model is run in eval mode without gradients, and left in the mode it
+    was in (``torch.export`` modules, which cannot switch modes, run as they are).
+
+    Raises:
+        ProbeError: naming the example shape and what the model expects, when
+            the model cannot take the examples or gives the wrong number of outputs.
+    """
+    reference = next(model.parameters(), None)
+    x = dataset.x_train[:2]
+    if reference is not None:
+        x = x.to(device=reference.device, dtype=reference.dtype)
+    switched = model.training and _try_eval(model)
+    try:
+        with torch.no_grad():
+            outputs = model(x)
+    except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ProbeError(
+            f"The data set '{dataset.name}' has examples of shape {dataset.input_shape}, but the model "
+            f"expects {_expected_input(model)} ({first_line})."
+        ) from None
+    finally:
+        if switched:
+            model.train()
+    given = outputs[0].numel() if isinstance(outputs, Tensor) and outputs.ndim >= 1 else None
+    if given != dataset.num_outputs:
+        raise ProbeError(
+            f"The model gives {given} outputs per example, but the {dataset.task} data set "
+            f"'{dataset.name}' needs {dataset.num_outputs}."
+        )
+
+
+def _try_eval(model: nn.Module) -> bool:
+    """Switch to eval mode; False for modules that refuse to switch (``torch.export`` modules)."""
+    try:
+        model.eval()
+    except NotImplementedError:
+        return False
+    return True
+
+
+def _expected_input(model: nn.Module) -> str:
+    """What the model's first layer takes, in words."""
+    shape = getattr(model, "input_shape", None)
+    if isinstance(shape, (list, tuple)):
+        return f"examples of shape {tuple(shape)} or {math.prod(shape)} flat features"
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            return f"{module.in_features} input features"
+        if isinstance(module, nn.modules.conv._ConvNd):
+            return f"{module.in_channels} input channels"
+    return "a different input"

@@ -1,0 +1,53 @@
+"""Figures, drawn from results files only, so that a user can redraw them later.
+
+Each kind of results file has its figures in its feature package (``slicing/plots.py``,
+``training/plots.py``), each with ``draw(results_path, out_dir, formats) -> list[Path]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from landscape_probe.errors import ProbeError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+FORMATS = ("png", "svg", "pdf")
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """Read ``png,svg`` into ``("png", "svg")``, refusing unknown formats."""
+    formats = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ProbeError(f"Unknown plot format '{','.join(unknown) or text}'; use any of {', '.join(FORMATS)}.")
+    return formats
+
+
+def draw_figures(results_path: Path, out_dir: Path, formats: tuple[str, ...], kind: str) -> list[Path]:
+    """Draw every figure of a results file of the given kind; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from landscape_probe.slicing.plots import draw as draw_slice
+    from landscape_probe.training.plots import draw as draw_train
+
+    drawers = {"slice": draw_slice, "train": draw_train}
+    return drawers[kind](results_path, out_dir, formats)
+
+
+def save_figures(figures: dict[str, Figure], out_dir: Path, formats: tuple[str, ...], prefix: str = "") -> list[Path]:
+    """Write each figure as ``out_dir/<prefix><name>.<format>`` in every format, close it, and list the files."""
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, figure in figures.items():
+        for fmt in formats:
+            path = out_dir / f"{prefix}{name}.{fmt}"
+            figure.savefig(path, dpi=130, bbox_inches="tight")
+            written.append(path)
+        plt.close(figure)
+    return written

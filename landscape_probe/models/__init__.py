@@ -1,0 +1,1 @@
+"""The model zoo: MLP, CNN, transformer and their building blocks."""

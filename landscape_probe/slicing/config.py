@@ -1,0 +1,126 @@
+"""The settings of a slice: a frozen :class:`SliceConfig`, checked in one place, and the scale grid.
+
+Example:
+    >>> config = SliceConfig(direction="checkpoint:other.pt", scales=log_scales(1.0, 6))
+    >>> config.resolved_scaling, config.scales
+    ('none', (1e-05, 0.0001, 0.001, 0.01, 0.1, 1.0))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from landscape_probe.slicing import directions
+from landscape_probe.errors import ProbeError
+from landscape_probe.norms import NORMS
+
+DIRECTIONS = ("gradient", "random", "eigenvector", "checkpoint")
+SCALINGS = (*directions.SCALINGS, "none")
+
+
+@dataclass(frozen=True)
+class SliceConfig:
+    """Everything that decides a slice, recorded in the results file.
+
+    Attributes:
+        direction: gradient, random, eigenvector, or ``checkpoint:OTHER.pt``.
+        seed: seed of random directions, power iteration and the probe set.
+        scaling: relative, global, filter or none (u = d). None picks ``none``
+            for a checkpoint direction (t = 1 reaches the other checkpoint:
+            linear interpolation) and ``relative`` otherwise.
+        norm: frobenius, spectral or neuron, for κ and the relative scaling.
+        scales: the positive scales t, in increasing order.
+        two_sided: also evaluate −t for every t.
+        per_layer: repeat the sweep once per layer, perturbing it alone.
+        select: glob(s) on parameter names restricting the perturbed layers.
+        include_1d: also perturb biases and normalisation parameters.
+        probe_size: examples in the probe set (used by whoever builds it).
+        loss: the ``--loss`` asked for, or None for the data set's default.
+        device: auto, cpu, cuda or cuda:N.
+        dtype: float32 or float64: the model and probe set are cast to it.
+        power_iterations: most Hessian-vector products for λ_max.
+        power_tolerance: relative residual at which power iteration stops.
+        batch_size: most probe examples per forward pass.
+        fit_points: smallest positive scales used to calibrate the predictions.
+    """
+
+    direction: str = "gradient"
+    seed: int = 0
+    scaling: str | None = None
+    norm: str = "frobenius"
+    scales: tuple[float, ...] = (0.001, 0.01, 0.1)
+    two_sided: bool = False
+    per_layer: bool = False
+    select: str | None = None
+    include_1d: bool = False
+    probe_size: int = 512
+    loss: str | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+    power_iterations: int = 50
+    power_tolerance: float = 1e-4
+    batch_size: int = 1024
+    fit_points: int = 3
+
+    @property
+    def direction_kind(self) -> str:
+        """``checkpoint`` for ``checkpoint:OTHER.pt``, else the direction itself."""
+        return self.direction.split(":", 1)[0]
+
+    @property
+    def resolved_scaling(self) -> str:
+        """The scaling actually used (see ``scaling``)."""
+        if self.scaling is not None:
+            return self.scaling
+        return "none" if self.direction_kind == "checkpoint" else "relative"
+
+    @property
+    def all_scales(self) -> np.ndarray:
+        """The evaluated scales: ``−t`` (largest first) then ``t`` when two-sided, else ``t``."""
+        positive = np.asarray(self.scales, dtype=np.float64)
+        return np.concatenate([-positive[::-1], positive]) if self.two_sided else positive
+
+    def check(self) -> None:
+        """Refuse values that cannot make a slice, with one sentence.
+
+        Raises:
+            ProbeError: for an unknown direction, scaling or norm, or bad scales.
+        """
+        if self.direction_kind not in DIRECTIONS:
+            raise ProbeError(
+                f"Unknown direction '{self.direction}'; use gradient, random, eigenvector or checkpoint:OTHER.pt."
+            )
+        if self.direction_kind == "checkpoint" and not self.direction.partition(":")[2]:
+            raise ProbeError("A checkpoint direction needs a file: write --direction checkpoint:OTHER.pt.")
+        if self.resolved_scaling not in SCALINGS:
+            raise ProbeError(f"Unknown scaling '{self.scaling}'; use one of {', '.join(SCALINGS)}.")
+        if self.norm not in NORMS:
+            raise ProbeError(f"Unknown norm '{self.norm}'; use one of {', '.join(NORMS)}.")
+        if self.dtype not in ("float32", "float64"):
+            raise ProbeError(f"Unknown dtype '{self.dtype}'; use float32 or float64.")
+        scales = np.asarray(self.scales, dtype=np.float64)
+        if scales.size == 0 or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
+            raise ProbeError("Scales must be positive finite numbers, e.g. --scales 0.001,0.01,0.1.")
+        if np.any(np.diff(scales) <= 0):
+            raise ProbeError("Scales must be distinct and in increasing order.")
+
+
+DEFAULT_DECADES_FACTOR = 1e-5
+
+
+def log_scales(max_scale: float, points: int, min_scale: float | None = None) -> tuple[float, ...]:
+    """``points`` scales log-spaced from ``min_scale`` to ``max_scale``, both included.
+
+    The default ``min_scale`` is ``max_scale / 10**5``: five decades, so that a
+    deep network's linear regime (often below t = 10⁻³) is on the axis and the
+    calibration on the smallest scales sees it.
+
+    Raises:
+        ProbeError: unless ``0 < min_scale < max_scale`` and ``points >= 2``.
+    """
+    low = max_scale * DEFAULT_DECADES_FACTOR if min_scale is None else min_scale
+    if not (0 < low < max_scale) or points < 2:
+        raise ProbeError("--max-scale must be positive and above --min-scale, and --points at least 2.")
+    return tuple(float(t) for t in np.geomspace(low, max_scale, points))

@@ -1,0 +1,297 @@
+"""The slicing engine of ``probe slice``: walk W + t·u and measure what changes.
+
+For a direction d and scaling mode (DESIGN.md §2) the unit step u is fixed once,
+so that ΔW(t) = t·u. At every scale t the model is evaluated on the probe set
+(:class:`~landscape_probe.slicing.evaluator.ProbeEvaluator`, no model copies) and
+compared with t = 0 (DESIGN.md §3):
+
+    relative_function_change(t) = ||F(t) − F(0)||_F / ||F(0)||_F
+    relative_gradient_change(t) = ||g(t) − g(0)|| / ||g(0)||      (and per layer)
+    kl_divergence(t)            = mean_n KL(p_0(·|x_n) || p_t(·|x_n))
+    step_norm(t) = |t|·||u||,   kappa_l(t) = |t|·||u_l|| / ||W_l||   (chosen norm)
+
+Once, at W: λ_max (power iteration on Hessian-vector products), the slope g·u
+and the curvature uᵀHu. The predictions of DESIGN.md §4 come from
+:mod:`landscape_probe.slicing.trust` (see :mod:`landscape_probe.slicing.predictions`).
+With ``per_layer`` the same sweep is repeated perturbing one layer at a time
+along that layer's part of the direction, with that layer's own gradient and
+Hessian block.
+
+A huge step may overflow: the non-finite values are recorded as they are and
+counted, never raised.
+
+Example:
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    >>> x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    >>> result = run_slice(model, x, y, "cross_entropy", SliceConfig(scales=(0.01, 0.1)))
+    >>> result.whole.relative_function_change.shape
+    (2,)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from landscape_probe.curvature import hessian as curvature
+from landscape_probe.slicing import directions
+from landscape_probe import params as P
+from landscape_probe.errors import ProbeError
+from landscape_probe.slicing.evaluator import Evaluation, ProbeEvaluator
+from landscape_probe.params import Params
+from landscape_probe.slicing.config import SliceConfig, log_scales
+from landscape_probe.slicing.predictions import Predictions, predict
+
+__all__ = ["Progress", "SliceConfig", "SliceResult", "Sweep", "log_scales", "run_slice"]
+
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, label)``: called after every evaluated point."""
+
+
+@dataclass
+class Sweep:
+    """Measurements along one perturbation (all layers, or one layer alone), one entry per scale.
+
+    Attributes:
+        layer_names: the perturbed layers (columns of the per-layer arrays).
+        loss, accuracy, relative_function_change, relative_gradient_change,
+            kl_divergence, step_norm: arrays over scales (accuracy and
+            kl_divergence are None for regression).
+        relative_gradient_change_per_layer, kappa: arrays [scales, layers].
+        loss0, gradient_norm, unit_step_norm: at W: loss, ||g(0)||, ||u||.
+        slope, curvature: g·u and uᵀHu (dL/dt and d²L/dt² at t = 0).
+        lambda_max: the top Hessian eigenvalue (largest |λ|, sign kept) over the perturbed layers.
+        predictions: the DRT and Euclidean predictions and loss models.
+        nonfinite_points: scales at which loss or a relative change overflowed.
+    """
+
+    layer_names: list[str]
+    loss: np.ndarray
+    accuracy: np.ndarray | None
+    relative_function_change: np.ndarray
+    relative_gradient_change: np.ndarray
+    relative_gradient_change_per_layer: np.ndarray
+    kl_divergence: np.ndarray | None
+    step_norm: np.ndarray
+    kappa: np.ndarray
+    loss0: float
+    gradient_norm: float
+    unit_step_norm: float
+    slope: float
+    curvature: float
+    lambda_max: float
+    predictions: Predictions
+    nonfinite_points: int
+
+
+@dataclass
+class SliceResult:
+    """A whole slice: the sweep over all layers and, with ``per_layer``, one per layer."""
+
+    config: SliceConfig
+    scales: np.ndarray
+    loss_name: str
+    classification: bool
+    whole: Sweep
+    layers: dict[str, Sweep] = field(default_factory=dict)
+
+
+def run_slice(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    loss_name: str,
+    config: SliceConfig,
+    progress: Progress | None = None,
+    other: nn.Module | None = None,
+) -> SliceResult:
+    """Slice ``model`` along the configured direction on the probe set (x, y).
+
+    Args:
+        model: the network; it is moved to the configured device and dtype and put in ``eval()`` mode.
+        x, y: the probe set.
+        loss_name: the loss to measure.
+        config: the slice settings (checked here).
+        progress: called after every evaluated point.
+        other: the second network, for a checkpoint direction.
+
+    Returns:
+        The measurements and predictions, as numpy arrays.
+
+    Raises:
+        ProbeError: for bad settings, no layer to perturb, or a missing second checkpoint.
+    """
+    from landscape_probe.devices import resolve_device
+
+    config.check()
+    device = resolve_device(config.device)
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    model = _in_eval_mode(model.to(device=device, dtype=dtype))
+    x = x.to(device=device, dtype=dtype if torch.is_floating_point(x) else x.dtype)
+    y = y.to(device=device, dtype=dtype if torch.is_floating_point(y) else y.dtype)
+    layer_names = P.select_layers(model, config.select, config.include_1d)
+    if not layer_names:
+        raise ProbeError("No parameter matches the layer selection; check --select and --include-1d.")
+    scales = config.all_scales
+    total = len(scales) * (1 + (len(layer_names) if config.per_layer else 0))
+    counter = _Counter(total, progress)
+
+    evaluator = ProbeEvaluator(model, x, y, loss_name, layer_names, config.batch_size)
+    at_zero = evaluator.evaluate(evaluator.base)
+    direction = _direction(config, evaluator, at_zero, other, device, dtype)
+    whole = _sweep(evaluator, at_zero, direction, scales, config, counter, "all layers")
+    layers = {}
+    if config.per_layer:
+        for name in layer_names:
+            alone = ProbeEvaluator(model, x, y, loss_name, [name], config.batch_size)
+            at_zero_alone = alone.evaluate(alone.base)
+            layers[name] = _sweep(alone, at_zero_alone, {name: direction[name]}, scales, config, counter, name)
+    return SliceResult(
+        config=config,
+        scales=scales,
+        loss_name=loss_name,
+        classification=not torch.is_floating_point(y),
+        whole=whole,
+        layers=layers,
+    )
+
+
+def _direction(
+    config: SliceConfig,
+    evaluator: ProbeEvaluator,
+    at_zero: Evaluation,
+    other: nn.Module | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Params:
+    """The direction d at W over the perturbed layers; the gradient one is −g(0) over the whole probe set."""
+    base = evaluator.base
+    kind = config.direction_kind
+    if kind == "gradient":
+        return P.scale(-1.0, at_zero.gradient)
+    if kind == "random":
+        return directions.random_direction(base, config.seed)
+    if kind == "eigenvector":
+        return directions.eigenvector_direction(
+            evaluator.loss_fn, base, config.seed, iterations=config.power_iterations
+        )
+    if other is None:
+        raise ProbeError("A checkpoint direction needs the second checkpoint loaded.")
+    other_params = {name: tensor.detach().to(device=device, dtype=dtype) for name, tensor in other.named_parameters()}
+    return directions.checkpoint_direction(base, {name: other_params[name] for name in base if name in other_params})
+
+
+def _sweep(
+    evaluator: ProbeEvaluator,
+    at_zero: Evaluation,
+    direction: Params,
+    scales: np.ndarray,
+    config: SliceConfig,
+    counter: _Counter,
+    label: str,
+) -> Sweep:
+    """Evaluate W + t·u at every scale and set the predictions beside the measurements."""
+    base, g0 = evaluator.base, at_zero.gradient
+    scaling = config.resolved_scaling
+    unit = direction if scaling == "none" else directions.unit_step(direction, base, scaling, config.norm)
+    unit_kappa = directions.kappa(unit, base, config.norm)
+    names = evaluator.layer_names
+    classification = not torch.is_floating_point(evaluator.y)
+    g0_layer_norms = P.layer_norms(g0)
+    rows: list[dict[str, float | list[float]]] = []
+    for t in scales:
+        at_t = evaluator.evaluate(P.axpy(float(t), unit, base))
+        difference = P.sub(at_t.gradient, g0)
+        rows.append(
+            {
+                "loss": at_t.loss,
+                "accuracy": _accuracy(at_t.outputs, evaluator.y) if classification else float("nan"),
+                "relative_function_change": _ratio(
+                    torch.linalg.norm(at_t.outputs - at_zero.outputs), torch.linalg.norm(at_zero.outputs)
+                ),
+                "relative_gradient_change": _ratio(P.norm(difference), P.norm(g0)),
+                "per_layer": [_ratio(torch.linalg.vector_norm(difference[n]), g0_layer_norms[n]) for n in names],
+                "kl_divergence": _kl_divergence(at_zero.outputs, at_t.outputs) if classification else float("nan"),
+            }
+        )
+        counter.advance(label)
+
+    def column(key: str) -> np.ndarray:
+        return np.array([row[key] for row in rows], dtype=np.float64)
+
+    counter.note(f"{label}: λ_max")
+    lambda_max, _ = curvature.top_hessian_eigenvalue(
+        evaluator.loss_fn, base, iterations=config.power_iterations, tolerance=config.power_tolerance, seed=config.seed
+    )
+    unit_step_norm = float(P.norm(unit))
+    sweep = Sweep(
+        layer_names=list(names),
+        loss=column("loss"),
+        accuracy=column("accuracy") if classification else None,
+        relative_function_change=column("relative_function_change"),
+        relative_gradient_change=column("relative_gradient_change"),
+        relative_gradient_change_per_layer=np.array([row["per_layer"] for row in rows], dtype=np.float64).reshape(
+            len(scales), len(names)
+        ),
+        kl_divergence=column("kl_divergence") if classification else None,
+        step_norm=np.abs(scales) * unit_step_norm,
+        kappa=np.outer(np.abs(scales), [float(unit_kappa[n]) for n in names]),
+        loss0=at_zero.loss,
+        gradient_norm=float(P.norm(g0)),
+        unit_step_norm=unit_step_norm,
+        slope=float(P.dot(g0, unit)),
+        curvature=curvature.directional_curvature(evaluator.loss_fn, base, unit),
+        lambda_max=float(lambda_max),
+        predictions=Predictions.empty(),
+        nonfinite_points=0,
+    )
+    measured = sweep.loss + sweep.relative_function_change + sweep.relative_gradient_change
+    sweep.nonfinite_points = int(np.sum(~np.isfinite(measured)))
+    sweep.predictions = predict(sweep, scales, config.fit_points)
+    return sweep
+
+
+def _in_eval_mode(model: nn.Module) -> nn.Module:
+    """``model.eval()``, also for ``torch.export`` modules that refuse it (their mode was fixed at export)."""
+    try:
+        return model.eval()
+    except NotImplementedError:
+        for module in model.modules():
+            module.training = False
+        return model
+
+
+def _ratio(numerator: Tensor, denominator: Tensor) -> float:
+    denominator = float(denominator)
+    return float(numerator) / denominator if denominator > 0 else float("nan")
+
+
+def _accuracy(outputs: Tensor, targets: Tensor) -> float:
+    return float((outputs.argmax(dim=1) == targets.reshape(-1)).double().mean())
+
+
+def _kl_divergence(logits0: Tensor, logits: Tensor) -> float:
+    """mean_n Σ_c p0 (log p0 − log pt) from logits."""
+    log_p0 = torch.log_softmax(logits0.double(), dim=1)
+    log_pt = torch.log_softmax(logits.double(), dim=1)
+    return float((log_p0.exp() * (log_p0 - log_pt)).sum(dim=1).mean())
+
+
+class _Counter:
+    """Counts evaluated points for the progress callback."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.done, self.total, self.progress = 0, total, progress
+
+    def advance(self, label: str) -> None:
+        self.done += 1
+        self.note(label)
+
+    def note(self, label: str) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.total, label)

@@ -1,0 +1,1 @@
+"""``probe train``: the loop, the optimiser grid, diagnostics, the results file and figures."""

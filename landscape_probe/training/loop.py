@@ -1,0 +1,299 @@
+"""One training loop for every optimiser, and what it records.
+
+``train_run`` trains one zoo model with one optimiser, learning rate, depth and
+seed. Everything that is not the optimiser is shared: at a given seed and depth
+every optimiser starts from the same weights and sees the same batches in the
+same order, so differences between runs are the optimiser's doing.
+
+Recorded (the names are the HDF5 dataset names of docs/hdf5-format.md), with
+``W_l`` the layers of DESIGN.md §2 (parameters with ndim ≥ 2):
+
+- per step s, at the weights W_s the batch loss was computed at: ``loss``,
+  ``learning_rate`` (η_s used for the step), ``gradient_norm`` (||∇loss|| over
+  all parameters), ``weight_norm`` (||W_l||_F) and ``relative_update``
+  (||W_{s+1,l} − W_{s,l}||_F / ||W_{s,l}||_F);
+- per epoch, on the whole train and test sets in ``eval()`` mode:
+  ``epoch_train_loss``, ``epoch_train_accuracy``, ``epoch_test_loss``,
+  ``epoch_test_accuracy``;
+- every ``diagnostics_every`` steps, on a fixed batch (see
+  :mod:`landscape_probe.training.diagnostics`): ``sharpness``, ``gradient_noise_scale``,
+  ``spectral_shift`` (of that step's update), ``effective_learning_rate``
+  η_s / ||W_l||² for layers followed by normalisation, and the intrinsic
+  learning rate λ·η_s (λ the weight decay), at ``diagnostic_steps``.
+
+A run whose batch loss becomes NaN or infinite stops and is marked diverged.
+Example:
+    >>> from landscape_probe.data.datasets import load_dataset
+    >>> config = TrainConfig(epochs=1, width=16, diagnostics_every=0)
+    >>> run = train_run(config, load_dataset("digits"), "adam", 1e-3, depth=2, seed=0)
+    >>> run.completed, run.diverged, len(run.records["loss"]) == run.steps
+    (True, False, True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from landscape_probe.training import diagnostics
+from landscape_probe import params as P
+from landscape_probe.data.datasets import Dataset
+from landscape_probe.devices import resolve_device
+from landscape_probe.errors import ProbeError
+from landscape_probe.losses import LossFn, default_loss_name, loss_function
+from landscape_probe.models.zoo import build_model, complete_model_args
+from landscape_probe.training.optim import build_optimizer
+from landscape_probe.params import detached_params, select_layers
+from landscape_probe.training.store import EPOCH_RECORDS, RunResult, empty_records
+
+SCHEDULES = ("constant", "step", "exponential", "inverse", "cosine")
+ProgressFn = Callable[[int, int, float], None]
+"""``progress(step, total_steps, loss)``, called after every step."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a `probe train` experiment: the grid and the shared settings.
+
+    The grid is optimiser × learning rate × depth × seed. ``learning_rates``
+    maps an optimiser to its base rate (missing: the optimiser table's default);
+    ``lr_grid`` = n > 1 tries n rates spaced by decades around the base
+    (see :func:`landscape_probe.training.grid.lr_grid_values`).
+    """
+
+    optimizers: tuple[str, ...] = ("fromage",)
+    learning_rates: dict[str, float] = field(default_factory=dict)
+    lr_grid: int = 1
+    depths: tuple[int, ...] = (2,)
+    seeds: tuple[int, ...] = (0,)
+    model: str = "mlp"
+    width: int = 64
+    activation: str = "relu"
+    init: str = "lecun"
+    norm: str = "none"
+    dataset: str = "digits"
+    loss: str | None = None
+    epochs: int = 5
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: str = "constant"
+    diagnostics_every: int = 50
+    diagnostic_batch_size: int = 128
+    sharpness_iterations: int = 20
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ProbeError(f"Unknown schedule '{self.schedule}'; use one of {', '.join(SCHEDULES)}.")
+        for name, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 1),
+                                 ("--lr-grid", self.lr_grid, 1), ("--diagnostics-every", self.diagnostics_every, 0)):
+            if value < low:
+                raise ProbeError(f"{name} must be at least {low}, not {value}.")
+        if not self.optimizers or not self.depths or not self.seeds:
+            raise ProbeError("Give at least one optimizer, one depth and one seed.")
+        if any(d < 1 for d in self.depths):
+            raise ProbeError(f"Every depth must be at least 1, not {min(self.depths)}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (tuples become lists), stored in results files and checkpoints."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict` (lists become tuples again)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known})
+
+
+def schedule_factor(schedule: str, step: int, total_steps: int) -> float:
+    """The multiplier of the base learning rate at ``step`` (η_s = η · factor).
+
+    ``constant``: 1. ``step``: 0.1 from half-way, 0.01 from three quarters.
+    ``exponential``: 0.01^(s/T), so 1 % of η at the end. ``inverse``:
+    1 / (1 + 9 s/T), inverse-time decay to η/10. ``cosine``: ½(1 + cos(π s/T)),
+    annealed to 0. Here T is the total number of steps.
+    """
+    fraction = step / max(total_steps, 1)
+    if schedule == "constant":
+        return 1.0
+    if schedule == "step":
+        return 1.0 if fraction < 0.5 else 0.1 if fraction < 0.75 else 0.01
+    if schedule == "exponential":
+        return 0.01**fraction
+    if schedule == "inverse":
+        return 1.0 / (1.0 + 9.0 * fraction)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * fraction))
+    raise ProbeError(f"Unknown schedule '{schedule}'; use one of {', '.join(SCHEDULES)}.")
+
+
+def model_args_for(config: TrainConfig, dataset: Dataset, depth: int) -> dict[str, Any]:
+    """The zoo ``model_args`` of one run: the config's architecture sized for the data set.
+
+    ``width`` is the MLP's hidden width, the CNN's channel count and the
+    transformer's ``d_model``; the transformer has its own (layer) normalisation.
+    """
+    args: dict[str, Any] = {"name": config.model, "depth": depth, "activation": config.activation, "init": config.init}
+    if config.model == "cnn":
+        args.update(channels=config.width, norm=config.norm)
+    elif config.model == "transformer":
+        args.update(d_model=config.width)
+    else:
+        args.update(width=config.width, norm=config.norm)
+    return complete_model_args(args, dataset)
+
+
+def init_model(model_args: dict[str, Any], seed: int) -> nn.Module:
+    """Build the model with weights drawn from ``seed`` alone (the global RNG is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(model_args)
+
+
+def batch_order(num_examples: int, seed: int, epoch: int) -> Tensor:
+    """The permutation of the training set used in ``epoch``: a function of (seed, epoch) only."""
+    generator = torch.Generator().manual_seed(1_000_003 * seed + epoch)
+    return torch.randperm(num_examples, generator=generator)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, batch_size: int = 1024) -> tuple[float, float]:
+    """Mean loss and accuracy over a whole set, in ``eval()`` mode, in batches.
+
+    Accuracy is NaN for regression targets (floating-point ``y``).
+    """
+    total_loss, correct = 0.0, 0
+    with diagnostics.evaluation_mode(model):
+        for start in range(0, len(x), batch_size):
+            outputs = model(x[start : start + batch_size])
+            targets = y[start : start + batch_size]
+            total_loss += float(loss_fn(outputs, targets)) * len(targets)
+            if not targets.is_floating_point():
+                correct += int((outputs.argmax(dim=1) == targets).sum())
+    accuracy = math.nan if y.is_floating_point() else correct / len(x)
+    return total_loss / len(x), accuracy
+
+
+def train_run(
+    config: TrainConfig,
+    dataset: Dataset,
+    optimizer_name: str,
+    lr: float,
+    depth: int,
+    seed: int,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    resume: RunResult | None = None,
+) -> RunResult:
+    """Train one model with one optimiser for ``config.epochs`` epochs; see the module docstring.
+
+    Args:
+        config: shared settings (architecture, data order, schedule, diagnostics).
+        dataset: the train/test split.
+        optimizer_name, lr, depth, seed: this run's place in the grid.
+        progress: called after every step.
+        should_stop: polled before every step; when it returns True the run stops
+            between two steps and comes back with ``completed=False`` and a
+            resumable ``state``.
+        resume: an interrupted run (with ``state``) to continue; the result equals
+            that of a run never interrupted.
+    """
+    device = resolve_device(config.device)
+    model_args = model_args_for(config, dataset, depth)
+    model = init_model(model_args, seed).to(device)
+    optimizer = build_optimizer(optimizer_name, model, lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    factor = partial(schedule_factor, config.schedule, total_steps=total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    loss_fn = loss_function(config.loss or default_loss_name(dataset))
+    layers = detached_params(model, select_layers(model))  # views: they follow the optimiser's in-place steps
+    normalised = diagnostics.normalised_layers(model)
+    x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
+    x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
+    probe = (x_train[: config.diagnostic_batch_size], y_train[: config.diagnostic_batch_size])
+    run = RunResult(optimizer_name, lr, depth, seed, model_args, list(layers), normalised,
+                    empty_records(), model=model)
+    step = 0
+    if resume is not None:
+        model.load_state_dict(resume.state["model"])
+        optimizer.load_state_dict(resume.state["optimizer"])
+        scheduler.load_state_dict(resume.state["scheduler"])
+        torch.set_rng_state(resume.state["torch_rng"])
+        run.records = {name: list(values) for name, values in resume.records.items()}
+        step = resume.state["step"]
+    record = run.records
+
+    while step < total_steps:
+        if should_stop is not None and should_stop():
+            run.completed = False
+            break
+        epoch, index = divmod(step, steps_per_epoch)
+        batch = batch_order(len(x_train), seed, epoch)[index * config.batch_size : (index + 1) * config.batch_size]
+        learning_rate = optimizer.param_groups[0]["lr"]
+        diagnose = config.diagnostics_every > 0 and step % config.diagnostics_every == 0
+        if diagnose:
+            # before the training forward pass, so that optimisers with hooks (K-FAC) see the training batch last
+            _record_diagnostics(record, model, loss_fn, probe, config, learning_rate, normalised, step, seed)
+
+        model.train()
+        loss = loss_fn(model(x_train[batch]), y_train[batch])
+        if not torch.isfinite(loss):
+            run.diverged = True
+            if len(record["spectral_shift"]) < len(record["diagnostic_steps"]):
+                record["spectral_shift"].append([math.nan] * len(layers))
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        before = P.clone(layers)
+        gradients = [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
+        record["loss"].append(loss.item())
+        record["learning_rate"].append(learning_rate)
+        record["gradient_norm"].append(float(torch.linalg.vector_norm(torch.cat(gradients))))
+        weight_norms = P.layer_norms(before)
+        record["weight_norm"].append([float(w) for w in weight_norms.values()])
+        optimizer.step()
+        scheduler.step()
+        update_norms = P.layer_norms(P.sub(layers, before))
+        record["relative_update"].append([float(update_norms[n] / weight_norms[n]) for n in layers])
+        if diagnose:
+            record["spectral_shift"].append([diagnostics.spectral_shift(w, layers[n]) for n, w in before.items()])
+        step += 1
+
+        if step % steps_per_epoch == 0:
+            evaluations = (*evaluate(model, loss_fn, x_train, y_train), *evaluate(model, loss_fn, x_test, y_test))
+            for name, value in zip(EPOCH_RECORDS, evaluations):
+                record[name].append(value)
+            if not math.isfinite(evaluations[0]):
+                run.diverged = True
+                break
+        if progress is not None:
+            progress(step, total_steps, record["loss"][-1])
+
+    run.steps = step
+    run.state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}
+    return run
+
+
+def _record_diagnostics(
+    record: dict[str, list], model: nn.Module, loss_fn: LossFn, probe: tuple[Tensor, Tensor], config: TrainConfig,
+    learning_rate: float, normalised: list[str], step: int, seed: int,
+) -> None:
+    """Append the every-k-steps diagnostics at the current weights (``spectral_shift`` follows the step)."""
+    inputs, targets = probe
+    named = dict(model.named_parameters())
+    record["diagnostic_steps"].append(step)
+    record["sharpness"].append(
+        diagnostics.sharpness(model, loss_fn, inputs, targets, iterations=config.sharpness_iterations, seed=seed))
+    record["gradient_noise_scale"].append(diagnostics.gradient_noise_scale(model, loss_fn, inputs, targets))
+    record["effective_learning_rate"].append([learning_rate / float(named[n].detach().norm()) ** 2 for n in normalised])
+    record["intrinsic_learning_rate"].append(config.weight_decay * learning_rate)

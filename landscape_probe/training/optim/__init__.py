@@ -1,0 +1,39 @@
+"""Optimisers for ``probe train``: one module per rule, and one table of them all.
+
+``build_optimizer(name, model, lr)`` is the one entry point the training loop
+needs; the classes are importable for use in a user's own loop.
+"""
+
+from landscape_probe.training.optim.agd import AGD
+from landscape_probe.training.optim.fromage import Fromage
+from landscape_probe.training.optim.kfac import KFAC, KroneckerFactors
+from landscape_probe.training.optim.lars import Lars
+from landscape_probe.training.optim.madam import Madam
+from landscape_probe.training.optim.nero import Nero
+from landscape_probe.training.optim.noise_adaptive import NoiseAdaptiveSGD
+from landscape_probe.training.optim.table import (
+    OPTIMIZER_NAMES,
+    OPTIMIZERS,
+    OptimizerFactory,
+    OptimizerSpec,
+    build_optimizer,
+)
+
+__all__ = [
+    # the table
+    "OPTIMIZERS",
+    "OPTIMIZER_NAMES",
+    "OptimizerSpec",
+    "OptimizerFactory",
+    "build_optimizer",
+    # relative (trust-ratio) updates
+    "Fromage",
+    "Lars",
+    "Nero",
+    "Madam",
+    "AGD",
+    # curvature and noise
+    "KFAC",
+    "KroneckerFactors",
+    "NoiseAdaptiveSGD",
+]

@@ -1,0 +1,81 @@
+"""AGD: automatic gradient descent (Bernstein, Mingard, Huang, Azizzadenesheli & Yue, 2023).
+
+The layers are the parameter tensors with ndim ≥ 2, W_l of shape
+d_l × d_{l−1} (output size × fan-in, a conv kernel flattened over its fan-in);
+L is their number. Each step:
+
+    G = (1/L) Σ_l sqrt(d_l / d_{l−1}) · ||∇W_l||_F
+    η = log((1 + sqrt(1 + 4G)) / 2)
+    W_l ← W_l − s · (η / L) · sqrt(d_l / d_{l−1}) · ∇W_l / ||∇W_l||_F
+
+where s is the learning rate (1 = the paper's hyperparameter-free AGD; a
+scheduler scales it). The paper also prescribes an orthogonal initialisation;
+this class uses whatever initialisation the model has.
+
+The paper's networks have no biases. Here a 1-D tensor of size d (bias, norm
+scale) is treated as a d × 1 layer fed by a constant input, so it takes the
+step s · (η / L) · sqrt(d) · g / ||g||, with η and L those of the weight layers;
+it does not enter G or L. A tensor with zero gradient does not move.
+
+Example:
+    >>> import torch
+    >>> w = torch.nn.Parameter(torch.zeros(1, 1))
+    >>> w.grad = torch.tensor([[2.0]])
+    >>> AGD([w]).step()
+    >>> round(w.item(), 4)   # G = 2, η = log 2
+    -0.6931
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from landscape_probe.training.optim.per_tensor import evaluate_closure
+
+
+def fan_ratio(p: Tensor) -> float:
+    """sqrt(d_l / d_{l−1}) for a weight tensor: sqrt(output size / fan-in); sqrt(d) for a 1-D tensor."""
+    if p.ndim >= 2:
+        return math.sqrt(p.shape[0] / p[0].numel())
+    return math.sqrt(p.numel())
+
+
+class AGD(torch.optim.Optimizer):
+    """Automatic gradient descent (formulas in the module docstring).
+
+    Args:
+        params: parameters or parameter groups.
+        lr: s, a multiplier on the automatic step size η (default 1).
+
+    Attributes:
+        last_eta: η of the most recent step, before the multiplier s.
+    """
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], lr: float = 1.0) -> None:
+        if lr <= 0.0:
+            raise ValueError(f"AGD needs a positive learning-rate multiplier, not {lr}")
+        super().__init__(params, {"lr": lr})
+        self.last_eta = 0.0
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        """Take one AGD step on every parameter that has a gradient."""
+        loss = evaluate_closure(closure)
+        stepping = [(p, group["lr"]) for group in self.param_groups for p in group["params"] if p.grad is not None]
+        layers = [p for p, _ in stepping if p.ndim >= 2]
+        if not layers:
+            return loss
+        depth = len(layers)
+        gain = sum(fan_ratio(p) * float(torch.linalg.vector_norm(p.grad)) for p in layers) / depth
+        eta = math.log((1.0 + math.sqrt(1.0 + 4.0 * gain)) / 2.0)
+        self.last_eta = eta
+        for p, lr in stepping:
+            grad_norm = torch.linalg.vector_norm(p.grad)
+            if grad_norm > 0:
+                p.sub_((lr * eta / depth * fan_ratio(p)) * p.grad / grad_norm)
+        return loss

@@ -1,0 +1,171 @@
+"""The table of optimisers that ``probe train`` can use, and how to build one.
+
+Every entry is built from the same four arguments — the model, a learning rate,
+a momentum and a weight decay — so the training loop treats them all alike:
+forward, ``loss.backward()``, ``optimizer.step()``, ``optimizer.zero_grad()``.
+An optimiser that has no use for momentum or weight decay ignores them; its
+``description`` says which it uses ("neither" for those that use neither).
+
+Example:
+    >>> from torch import nn
+    >>> model = nn.Linear(4, 2)
+    >>> optimizer = build_optimizer("adam", model)
+    >>> optimizer.param_groups[0]["lr"]
+    0.001
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from landscape_probe.errors import ProbeError
+from landscape_probe.training.optim.agd import AGD
+from landscape_probe.training.optim.fromage import Fromage
+from landscape_probe.training.optim.kfac import KFAC
+from landscape_probe.training.optim.lars import Lars
+from landscape_probe.training.optim.madam import Madam
+from landscape_probe.training.optim.nero import Nero
+from landscape_probe.training.optim.noise_adaptive import NoiseAdaptiveSGD
+
+OptimizerFactory = Callable[[nn.Module, float, float, float], torch.optim.Optimizer]
+"""``factory(model, lr, momentum, weight_decay)`` returns a ready optimiser."""
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One row of the table.
+
+    Attributes:
+        name: the name users type (``--optimizer NAME``).
+        default_lr: a learning rate that trains a small MLP on ``digits`` with
+            cross-entropy; ``--lr-grid`` searches around it.
+        description: one line: the rule, and which of momentum / weight decay it uses.
+        factory: ``factory(model, lr, momentum, weight_decay)``.
+    """
+
+    name: str
+    default_lr: float
+    description: str
+    factory: OptimizerFactory
+
+
+def _sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def _momentum(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _nesterov(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    if momentum <= 0.0:
+        raise ProbeError("Nesterov momentum needs --momentum greater than 0.")
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
+
+
+def _adagrad(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.Adagrad(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def _rmsprop(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def _adam(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def _adamw(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def _fromage(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return Fromage(model.parameters(), lr=lr)
+
+
+def _lars(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return Lars(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _nero(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return Nero(model.parameters(), lr=lr)
+
+
+def _madam(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return Madam(model.parameters(), lr=lr)
+
+
+def _agd(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return AGD(model.parameters(), lr=lr)
+
+
+def _kfac(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return KFAC(model, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def _noise_adaptive(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return NoiseAdaptiveSGD(model.parameters(), lr=lr)
+
+
+_SPECS: tuple[OptimizerSpec, ...] = (
+    OptimizerSpec("sgd", 0.1, "SGD, W ← W − η·g (weight decay)", _sgd),
+    OptimizerSpec("momentum", 0.01, "SGD with heavy-ball momentum (momentum, weight decay)", _momentum),
+    OptimizerSpec("nesterov", 0.01, "SGD with Nesterov momentum (momentum, weight decay)", _nesterov),
+    OptimizerSpec("adagrad", 0.01, "AdaGrad, Duchi et al. 2011 (weight decay)", _adagrad),
+    OptimizerSpec("rmsprop", 1e-3, "RMSProp, Tieleman & Hinton 2012 (weight decay)", _rmsprop),
+    OptimizerSpec("adam", 1e-3, "Adam, Kingma & Ba 2015 (weight decay as L2)", _adam),
+    OptimizerSpec("adamw", 1e-3, "AdamW, Loshchilov & Hutter 2019 (decoupled weight decay)", _adamw),
+    OptimizerSpec("fromage", 0.01, "Fromage, Bernstein et al. 2020: relative step η per layer (neither)", _fromage),
+    OptimizerSpec("lars", 1e-3, "LARS, You et al. 2017: trust-ratio step (momentum, weight decay)", _lars),
+    OptimizerSpec("nero", 0.01, "Nero, Liu et al. 2021: per-neuron relative step (neither)", _nero),
+    OptimizerSpec("madam", 0.01, "Madam, Bernstein et al. 2020: multiplicative Adam (neither)", _madam),
+    OptimizerSpec("agd", 1.0, "AGD, Bernstein et al. 2023: automatic step size, lr scales it (neither)", _agd),
+    OptimizerSpec("kfac", 3e-3, "K-FAC, Martens & Grosse 2015 (momentum, weight decay)", _kfac),
+    OptimizerSpec("noise_adaptive", 0.5, "SGD, per-coordinate step B/(2·B*·L) capped by lr (neither)", _noise_adaptive),
+)
+
+OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in _SPECS}
+OPTIMIZER_NAMES: tuple[str, ...] = tuple(OPTIMIZERS)
+
+
+def build_optimizer(
+    name: str,
+    model: nn.Module,
+    lr: float | None = None,
+    *,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+) -> torch.optim.Optimizer:
+    """Build the optimiser called ``name`` for ``model``'s parameters.
+
+    Args:
+        name: a key of :data:`OPTIMIZERS` (case-insensitive; "-" reads as "_").
+        model: the network; K-FAC also registers hooks on its Linear/Conv2d modules.
+        lr: learning rate; ``None`` takes the table's ``default_lr``.
+        momentum: momentum coefficient in [0, 1), for the optimisers that use one.
+        weight_decay: non-negative weight decay, for the optimisers that use one.
+
+    Returns:
+        A ``torch.optim.Optimizer`` whose ``param_groups[i]["lr"]`` is the learning
+        rate, so LR schedulers work.
+
+    Raises:
+        ProbeError: unknown name, or a learning rate, momentum or weight decay out of range.
+    """
+    key = name.strip().lower().replace("-", "_")
+    if key not in OPTIMIZERS:
+        raise ProbeError(f"Unknown optimizer '{name}'; use one of: {', '.join(OPTIMIZER_NAMES)}.")
+    spec = OPTIMIZERS[key]
+    lr = spec.default_lr if lr is None else float(lr)
+    if not (math.isfinite(lr) and lr > 0.0):
+        raise ProbeError(f"The learning rate for {key} must be a positive number, not {lr}.")
+    if not 0.0 <= momentum < 1.0:
+        raise ProbeError(f"--momentum must be in [0, 1), not {momentum}.")
+    if not (math.isfinite(weight_decay) and weight_decay >= 0.0):
+        raise ProbeError(f"--weight-decay must be a non-negative number, not {weight_decay}.")
+    return spec.factory(model, lr, momentum, weight_decay)
