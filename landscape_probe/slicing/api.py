@@ -74,8 +74,8 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     ``probe slice`` options in snake_case.
 
     Args:
-        model: an ``nn.Module`` (moved to ``device``/``dtype`` and put in eval mode)
-            or a checkpoint file of any format ``probe info`` reads.
+        model: an ``nn.Module`` (run on ``device`` in ``dtype`` and eval mode, then put back
+            as it was; its weights are not changed) or a checkpoint file of any format ``probe info`` reads.
         data: a built-in name (``"digits"``), spec or .npz/.pt path; an ``(x, y)``
             pair of tensors or arrays; a torch ``Dataset`` or ``DataLoader``; or
             None for the data set a self-describing checkpoint records.
@@ -146,7 +146,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     other = None
     if config.direction_kind == "checkpoint":
         other = _load(config.direction.partition(":")[2], arch, arch_kwargs, trust_checkpoint)
-    with _progress(progress) as report:
+    with _progress(progress) as report, _left_as_given(module):
         result = run_slice(
             module, x, y, loss or default_loss_name(dataset), config, report, other.model if other else None
         )
@@ -174,6 +174,21 @@ def _call_text(model: Any, data: Any, config: Any) -> str:
     model_text = repr(str(model)) if isinstance(model, (str, Path)) else type(model).__name__
     data_text = repr(str(data)) if isinstance(data, (str, Path)) else type(data).__name__
     return f"lp.slice({model_text}, {data_text}, direction={config.direction!r}, scales={list(config.scales)})"
+
+
+@contextlib.contextmanager
+def _left_as_given(module: nn.Module) -> Iterator[None]:
+    """Put a user's module back on its device, dtype and train/eval mode after the slice moved it."""
+    first = next(module.parameters(), None)
+    where = (first.device, first.dtype) if first is not None else None
+    training = module.training
+    try:
+        yield
+    finally:
+        if where is not None:
+            module.to(device=where[0], dtype=where[1])
+        if training:
+            module.train()
 
 
 @contextlib.contextmanager
