@@ -57,11 +57,29 @@ def test_user_errors_debug_shows_traceback(capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
-def test_resolve_device():
-    assert resolve_device("cpu").type == "cpu"
-    assert resolve_device("auto").type in ("cpu", "cuda")
-    with pytest.raises(ProbeError):
+@pytest.mark.parametrize("gpu", [False, True])
+def test_resolve_device(gpu, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cuda" if gpu else "cpu")
+    if gpu:
+        assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    else:
+        with pytest.raises(ProbeError, match="no CUDA GPU"):
+            resolve_device("cuda")
+    with pytest.raises(ProbeError, match="Unknown device 'tpu'"):
         resolve_device("tpu")
+
+
+def test_help_shows_no_value_after_flags_and_one_type_for_repeated_options():
+    sliced = runner.invoke(app, ["slice", "--help"], terminal_width=200)
+    layers = next(line for line in sliced.output.splitlines() if "--layers" in line and "sweep" in line)
+    assert "<bool>" not in sliced.output and "<" not in layers
+    assert "<float>" in sliced.output
+    trained = runner.invoke(app, ["train", "--help"], terminal_width=200)
+    assert "<list[" not in trained.output and "<str>..." in trained.output
 
 
 def test_command_line_rebuilds_what_the_user_typed():

@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 
 from landscape_probe.checkpoints.load import save_checkpoint
 from landscape_probe.cli import app
+from landscape_probe.layout import quantities
 from landscape_probe.models.zoo import build_model
+from landscape_probe.slicing.result import SliceSweep
 
 runner = CliRunner()
 ARGS = {"name": "mlp", "in_features": 64, "num_outputs": 10, "depth": 3, "width": 8}
@@ -78,11 +80,52 @@ def test_slice_writes_a_self_describing_results_file(results, checkpoint):
         for dataset in datasets:
             assert dataset.attrs["description"], dataset.name
             assert "units" in dataset.attrs, dataset.name
-        assert "follows" in h5.attrs["verdict"] or "does not tell" in h5.attrs["verdict"]
-    assert "DRT" in output and str(h5py.File(path, "r").attrs["verdict"])[:30] in output.replace("\n", " ")
+        measured = h5["relative_gradient_change"][()]
+        drt, euclidean = h5["drt_prediction"][()], h5["euclidean_gradient_prediction"][()]
+        expected_shape, constants = _shape_by_hand(measured, drt, euclidean)
+        assert h5["calibrated_drt_prediction"].attrs["calibration_constant"] == pytest.approx(constants[0], rel=1e-12)
+        assert h5.attrs["shape"] == expected_shape
+        opening = ("does not tell the two shapes apart" if expected_shape == "indistinguishable"
+                   else f"follows the {expected_shape} shape")
+        assert h5.attrs["verdict"].startswith(f"The relative gradient change {opening}")
+        verdict = str(h5.attrs["verdict"])
+    assert "DRT" in output and verdict[:30] in output.replace("\n", " ")
+    assert f"wrote {path}" in output.replace("\n", "")
     assert sorted(p.name for p in (path.parent / "plots").iterdir()) == [
         "s_layers_breakdown.png", "s_layers_heatmap.png", "s_loss.png", "s_relative_change.png",
     ]
+
+
+def _shape_by_hand(measured, drt, euclidean, fit_points=3, margin=1.25):
+    """DESIGN.md §4 by hand: fit c on the smallest scales (geometric mean), compare RMS log errors."""
+    constants, errors = [], []
+    for prediction in (drt, euclidean):
+        c = float(np.exp(np.mean(np.log(measured[:fit_points] / prediction[:fit_points]))))
+        constants.append(c)
+        errors.append(float(np.sqrt(np.mean(np.log(measured / (c * prediction)) ** 2))))
+    if abs(errors[0] - errors[1]) <= np.log(margin):
+        return "indistinguishable", constants
+    return ("compounding (deep relative trust)" if errors[0] < errors[1] else "linear (Euclidean trust)"), constants
+
+
+def test_probe_slice_and_the_python_api_give_identical_arrays(checkpoint, tmp_path):
+    from landscape_probe.slicing.api import slice as slice_model
+    from landscape_probe.slicing.result import SliceResult
+
+    words = ["slice", str(checkpoint), *FAST, "--direction", "random", "--two-sided", "--layers", "--seed", "3",
+             "--output", str(tmp_path / "cli.h5"), "--no-plots"]
+    assert runner.invoke(app, words).exit_code == 0
+    from_cli = SliceResult.load(tmp_path / "cli.h5")
+    from_api = slice_model(checkpoint, probe_size=32, scales=(0.01, 0.1, 1.0), power_iterations=5, device="cpu",
+                           direction="random", two_sided=True, layers=True, seed=3)
+    sweeps = [(from_cli.whole, from_api.whole)] + [(from_cli.layers[n], from_api.layers[n]) for n in from_api.layers]
+    assert len(sweeps) == 4
+    for cli_sweep, api_sweep in sweeps:
+        for q in quantities(SliceSweep):
+            np.testing.assert_array_equal(getattr(cli_sweep, q.name), getattr(api_sweep, q.name), err_msg=q.name)
+    np.testing.assert_array_equal(from_cli.scales, from_api.scales)
+    for key in ("checkpoint_sha256", "checkpoint_format", "architecture", "data", "split", "seed", "device"):
+        assert from_cli.provenance[key] == from_api.provenance[key], key
 
 
 def test_show_prints_the_summary_again(results):

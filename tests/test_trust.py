@@ -123,7 +123,10 @@ def test_verdict_names_the_shape_and_divergence_scales() -> None:
     measured = (1 + SCALES) ** layers - 1
     comparison = compare_shapes(SCALES, measured, drt, SCALES)
     assert math.isnan(comparison.drt_divergence)
-    calibrated_linear = comparison.euclidean_constant * SCALES
+    # the linear shape calibrated by hand: c = geometric mean of measured / t over the 3 smallest scales
+    constant = math.exp(sum(math.log(measured[i] / SCALES[i]) for i in range(3)) / 3)
+    assert comparison.euclidean_constant == pytest.approx(constant, rel=1e-12)
+    calibrated_linear = constant * SCALES
     assert comparison.euclidean_divergence == loop_first_divergence(SCALES, measured, calibrated_linear, 2.0)
     sentence = verdict(SCALES, measured, drt, SCALES)
     assert COMPOUNDING in sentence and "within 2× at every scale" in sentence

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperOption
 
 from landscape_probe import __version__
 from landscape_probe.errors import ProbeError
@@ -32,6 +33,25 @@ app = typer.Typer(
 
 console = Console()
 error_console = Console(stderr=True)
+
+_typer_value_column = TyperOption.display_type_rich
+
+
+def _value_column(option: TyperOption, ctx: Any) -> str | None:
+    """The value column of ``--help``: empty for a flag, ``<str>...`` for an option given once per value.
+
+    Typer writes ``<bool>`` after flags, which take no value, and ``<list[str]>``
+    for repeatable options, which take one value each time.
+    """
+    if option.is_flag:
+        return None
+    value = _typer_value_column(option, ctx)
+    if option.multiple and value and value.startswith("<list[") and value.endswith("]>"):
+        return f"<{value[len('<list['):-len(']>')]}>..."
+    return value
+
+
+TyperOption.display_type_rich = _value_column
 
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback when something fails.")]
 DeviceOption = Annotated[

@@ -1,16 +1,14 @@
 """`probe slice`: measure function and gradient change along a weight perturbation.
 
-Options become a frozen :class:`~landscape_probe.slicing.engine.SliceConfig`, one call
-to :func:`~landscape_probe.slicing.engine.run_slice` does the work, the results file is
-written, and :func:`print_summary` prints it back from the file (as ``probe
-show`` does).
+Options become the keywords of :func:`landscape_probe.slicing.api.slice` (``lp.slice``),
+whose result is saved, summarised (as ``probe show`` prints it) and drawn.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -26,11 +24,7 @@ from landscape_probe.cli.app import (
     parse_arch_kwargs,
     user_errors,
 )
-from landscape_probe.slicing.summary import print_summary
 from landscape_probe.errors import ProbeError
-
-if TYPE_CHECKING:
-    from landscape_probe.slicing.config import SliceConfig
 
 @app.command("slice")
 def slice_command(
@@ -94,34 +88,24 @@ def slice_command(
     with user_errors(debug):
         from landscape_probe.figures import draw_figures, parse_formats
         from landscape_probe.hdf5 import check_writable
-        from landscape_probe.slicing.config import SliceConfig, log_scales
+        from landscape_probe.slicing.api import slice as slice_model
+        from landscape_probe.slicing.summary import print_result
 
         figure_formats = parse_formats(formats)
-        config = SliceConfig(
-            direction=direction,
-            seed=seed,
-            scaling=scaling,
-            norm=norm,
-            scales=_parse_scales(scales) if scales else log_scales(max_scale, points, min_scale),
-            two_sided=two_sided,
-            per_layer=layers,
-            select=select,
-            include_1d=include_1d,
-            probe_size=probe_size,
-            loss=loss,
-            device=device,
-            dtype=dtype,
-            power_iterations=power_iterations,
-        )
-        config.check()
+        explicit_scales = _parse_scales(scales) if scales else None
         output = output or default_output(checkpoint)
         check_writable(output, overwrite)
-        loaded_arch_kwargs = parse_arch_kwargs(arch_kwargs)
-        _slice_and_write(
-            checkpoint, data, split, config, output, overwrite, arch, loaded_arch_kwargs, trust_checkpoint,
-            command_line(ctx),
+        result = slice_model(
+            checkpoint, data, scales=explicit_scales, direction=direction, scaling=scaling, norm=norm,
+            layers=layers, select=select, include_1d=include_1d, probe_size=probe_size, split=split, loss=loss,
+            device=device, dtype=dtype, seed=seed, power_iterations=power_iterations, max_scale=max_scale,
+            min_scale=min_scale, points=points, two_sided=two_sided, arch=arch,
+            arch_kwargs=parse_arch_kwargs(arch_kwargs), trust_checkpoint=trust_checkpoint, progress=True,
         )
-        print_summary(output, console)
+        result = dataclasses.replace(result, provenance={**result.provenance, "command_line": command_line(ctx)})
+        result.save(output, overwrite=overwrite)
+        print_result(result, console)
+        console.print(f"wrote {output}")
         if not no_plots:
             plots_dir = plots or output.with_name(output.stem + "_plots")
             for path in draw_figures(output, plots_dir, figure_formats, "slice"):
@@ -137,69 +121,6 @@ def default_output(checkpoint: Path) -> Path:
     """
     name = checkpoint.parent.resolve().name if checkpoint.stem == "checkpoint" else checkpoint.stem
     return Path.cwd() / f"{name or checkpoint.stem}_slice.h5"
-
-
-def _slice_and_write(
-    checkpoint: Path,
-    data: str | None,
-    split: str,
-    config: SliceConfig,
-    output: Path,
-    overwrite: bool,
-    arch: str | None,
-    arch_kwargs: dict | None,
-    trust: bool,
-    invocation: str,
-) -> None:
-    """Load the checkpoint and probe set, run the slice with a progress bar, write the results file."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from landscape_probe.checkpoints.load import load_checkpoint
-    from landscape_probe.data.datasets import check_model_accepts, load_dataset, load_dataset_spec, parse_data_spec, probe_set
-    from landscape_probe.devices import resolve_device
-    from landscape_probe.losses import default_loss_name
-    from landscape_probe.hdf5 import provenance
-    from landscape_probe.slicing.store import write_slice
-    from landscape_probe.slicing.engine import run_slice
-
-    loaded = load_checkpoint(checkpoint, arch, arch_kwargs, trust)
-    if data is not None:
-        name, options = parse_data_spec(data)
-        dataset = load_dataset(name, **options)
-    elif loaded.data:
-        dataset = load_dataset_spec(loaded.data)
-    else:
-        raise ProbeError(f"'{checkpoint}' does not record its data set; name one with --data (e.g. --data digits).")
-    check_model_accepts(loaded.model, dataset)
-    x, y = probe_set(dataset, config.probe_size, config.seed, split)
-    other = None
-    if config.direction_kind == "checkpoint":
-        other = load_checkpoint(config.direction.partition(":")[2], arch, arch_kwargs, trust)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("slicing", total=None)
-
-        def advance(done: int, total: int, label: str) -> None:
-            bar.update(task, completed=done, total=total, description=label)
-
-        loss_name = config.loss or default_loss_name(dataset)
-        result = run_slice(loaded.model, x, y, loss_name, config, advance, other.model if other else None)
-    attrs = provenance(command_line=invocation, device=str(resolve_device(config.device)), seed=config.seed,
-                       checkpoint=checkpoint)
-    attrs.update(
-        checkpoint_format=loaded.format,
-        architecture=loaded.architecture,
-        data=json.dumps(dataset.spec, sort_keys=True),
-        split=split,
-        other_checkpoint_sha256=other.sha256 if other else "",
-    )
-    write_slice(output, result, attrs, overwrite=overwrite)
 
 
 def _parse_scales(text: str) -> tuple[float, ...]:

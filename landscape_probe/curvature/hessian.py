@@ -32,7 +32,8 @@ from torch import Tensor
 from landscape_probe import params as P
 from landscape_probe.params import Params
 
-LossFn = Callable[[Params], Tensor]
+ParamsLossFn = Callable[[Params], Tensor]
+"""A loss as a function of a parameter dict (model and data closed over); cf. ``losses.LossFn(outputs, targets)``."""
 
 
 def gaussian_like(params: Params, seed: int) -> Params:
@@ -58,7 +59,7 @@ def rademacher_like(params: Params, seed: int) -> Params:
     }
 
 
-def hessian_vector_product(loss_fn: LossFn, params: Params, vector: Params) -> Params:
+def hessian_vector_product(loss_fn: ParamsLossFn, params: Params, vector: Params) -> Params:
     """The Hessian of the loss at ``params`` applied to ``vector``: ``H v``.
 
     ``(H v)_l = Σ_m ∂²loss / ∂W_l ∂W_m · v_m``, computed reverse-over-reverse
@@ -91,7 +92,7 @@ def hessian_vector_product(loss_fn: LossFn, params: Params, vector: Params) -> P
     return {k: torch.zeros_like(v) if s is None else s.detach() for (k, v), s in zip(leaves.items(), second)}
 
 
-def hessian_vector_product_forward_over_reverse(loss_fn: LossFn, params: Params, vector: Params) -> Params:
+def hessian_vector_product_forward_over_reverse(loss_fn: ParamsLossFn, params: Params, vector: Params) -> Params:
     """``H v`` forward-over-reverse: the directional derivative of the gradient, ``jvp(grad(loss_fn), W, v)``.
 
     Same arguments and result as :func:`hessian_vector_product`, to which it
@@ -109,7 +110,7 @@ def hessian_vector_product_forward_over_reverse(loss_fn: LossFn, params: Params,
         return hessian_vector_product(loss_fn, primal, tangent)
 
 
-def directional_curvature(loss_fn: LossFn, params: Params, direction: Params) -> float:
+def directional_curvature(loss_fn: ParamsLossFn, params: Params, direction: Params) -> float:
     """The curvature of the loss along ``direction``: ``dᵀ H d`` (one Hessian-vector product).
 
     Not normalised: for a unit curvature divide by ``||d||²``. This is the
@@ -120,7 +121,7 @@ def directional_curvature(loss_fn: LossFn, params: Params, direction: Params) ->
 
 
 def top_hessian_eigenvalue(
-    loss_fn: LossFn,
+    loss_fn: ParamsLossFn,
     params: Params,
     *,
     iterations: int = 50,
@@ -165,7 +166,7 @@ def top_hessian_eigenvalue(
     return eigenvalue, vector
 
 
-def hessian_trace(loss_fn: LossFn, params: Params, *, samples: int = 100, seed: int = 0) -> float:
+def hessian_trace(loss_fn: ParamsLossFn, params: Params, *, samples: int = 100, seed: int = 0) -> float:
     """Hutchinson's estimate of the Hessian trace: the mean of ``zᵀ H z`` over Rademacher z.
 
     ``E[zᵀ H z] = tr H`` for z with independent ±1 entries (Hutchinson 1989);

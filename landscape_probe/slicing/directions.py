@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from landscape_probe import params as P
-from landscape_probe.curvature.hessian import LossFn, gaussian_like, top_hessian_eigenvalue
+from landscape_probe.curvature.hessian import ParamsLossFn, gaussian_like, top_hessian_eigenvalue
 from landscape_probe.errors import ProbeError
 from landscape_probe.norms import NORMS, layer_norm, row_norms
 from landscape_probe.params import Params
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 
-def loss_gradient(loss_fn: LossFn, params: Params) -> Params:
+def loss_gradient(loss_fn: ParamsLossFn, params: Params) -> Params:
     """``∇loss(W)`` by reverse-mode autograd on fresh leaves (params may not require grad)."""
     leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     with torch.enable_grad():
@@ -59,7 +59,7 @@ def loss_gradient(loss_fn: LossFn, params: Params) -> Params:
     return {k: torch.zeros_like(v) if g is None else g.detach() for (k, v), g in zip(leaves.items(), gradient)}
 
 
-def gradient_direction(loss_fn: LossFn, params: Params) -> Params:
+def gradient_direction(loss_fn: ParamsLossFn, params: Params) -> Params:
     """The descent direction ``d = −∇loss(W)``."""
     return P.scale(-1.0, loss_gradient(loss_fn, params))
 
@@ -103,7 +103,7 @@ def checkpoint_direction(params: Params, other: Params) -> Params:
     return direction
 
 
-def eigenvector_direction(loss_fn: LossFn, params: Params, seed: int, *, iterations: int = 50) -> Params:
+def eigenvector_direction(loss_fn: ParamsLossFn, params: Params, seed: int, *, iterations: int = 50) -> Params:
     """The unit eigenvector of the Hessian eigenvalue of largest magnitude (its sign is arbitrary)."""
     return top_hessian_eigenvalue(loss_fn, params, iterations=iterations, seed=seed)[1]
 

@@ -25,80 +25,33 @@ Example:
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
     >>> x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
     >>> result = run_slice(model, x, y, "cross_entropy", SliceConfig(scales=(0.01, 0.1)))
-    >>> result.whole.relative_function_change.shape
+    >>> result.relative_function_change.shape
     (2,)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from landscape_probe.curvature import hessian as curvature
-from landscape_probe.slicing import directions
 from landscape_probe import params as P
+from landscape_probe.curvature import hessian as curvature
 from landscape_probe.errors import ProbeError
-from landscape_probe.slicing.evaluator import Evaluation, ProbeEvaluator
+from landscape_probe.models.modes import eval_mode
 from landscape_probe.params import Params
-from landscape_probe.slicing.config import SliceConfig, log_scales
-from landscape_probe.slicing.predictions import Predictions, predict
+from landscape_probe.slicing import directions
+from landscape_probe.slicing.config import SliceConfig
+from landscape_probe.slicing.evaluator import Evaluation, ProbeEvaluator
+from landscape_probe.slicing.predictions import predict
+from landscape_probe.slicing.result import Measurements, SliceResult, SliceSweep
 
-__all__ = ["Progress", "SliceConfig", "SliceResult", "Sweep", "log_scales", "run_slice"]
+__all__ = ["Progress", "run_slice"]
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, label)``: called after every evaluated point."""
-
-
-@dataclass
-class Sweep:
-    """Measurements along one perturbation (all layers, or one layer alone), one entry per scale.
-
-    Attributes:
-        layer_names: the perturbed layers (columns of the per-layer arrays).
-        loss, accuracy, relative_function_change, relative_gradient_change,
-            kl_divergence, step_norm: arrays over scales (accuracy and
-            kl_divergence are None for regression).
-        relative_gradient_change_per_layer, kappa: arrays [scales, layers].
-        loss0, gradient_norm, unit_step_norm: at W: loss, ||g(0)||, ||u||.
-        slope, curvature: g·u and uᵀHu (dL/dt and d²L/dt² at t = 0).
-        lambda_max: the top Hessian eigenvalue (largest |λ|, sign kept) over the perturbed layers.
-        predictions: the DRT and Euclidean predictions and loss models.
-        nonfinite_points: scales at which loss or a relative change overflowed.
-    """
-
-    layer_names: list[str]
-    loss: np.ndarray
-    accuracy: np.ndarray | None
-    relative_function_change: np.ndarray
-    relative_gradient_change: np.ndarray
-    relative_gradient_change_per_layer: np.ndarray
-    kl_divergence: np.ndarray | None
-    step_norm: np.ndarray
-    kappa: np.ndarray
-    loss0: float
-    gradient_norm: float
-    unit_step_norm: float
-    slope: float
-    curvature: float
-    lambda_max: float
-    predictions: Predictions
-    nonfinite_points: int
-
-
-@dataclass
-class SliceResult:
-    """A whole slice: the sweep over all layers and, with ``per_layer``, one per layer."""
-
-    config: SliceConfig
-    scales: np.ndarray
-    loss_name: str
-    classification: bool
-    whole: Sweep
-    layers: dict[str, Sweep] = field(default_factory=dict)
 
 
 def run_slice(
@@ -131,7 +84,7 @@ def run_slice(
     config.check()
     device = resolve_device(config.device)
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
-    model = _in_eval_mode(model.to(device=device, dtype=dtype))
+    model = eval_mode(model.to(device=device, dtype=dtype))
     x = x.to(device=device, dtype=dtype if torch.is_floating_point(x) else x.dtype)
     y = y.to(device=device, dtype=dtype if torch.is_floating_point(y) else y.dtype)
     layer_names = P.select_layers(model, config.select, config.include_1d)
@@ -152,12 +105,13 @@ def run_slice(
             at_zero_alone = alone.evaluate(alone.base)
             layers[name] = _sweep(alone, at_zero_alone, {name: direction[name]}, scales, config, counter, name)
     return SliceResult(
-        config=config,
         scales=scales,
-        loss_name=loss_name,
-        classification=not torch.is_floating_point(y),
+        layer_names=list(layer_names),
         whole=whole,
         layers=layers,
+        config=config,
+        loss_name=loss_name,
+        classification=not torch.is_floating_point(y),
     )
 
 
@@ -194,7 +148,7 @@ def _sweep(
     config: SliceConfig,
     counter: _Counter,
     label: str,
-) -> Sweep:
+) -> SliceSweep:
     """Evaluate W + t·u at every scale and set the predictions beside the measurements."""
     base, g0 = evaluator.base, at_zero.gradient
     scaling = config.resolved_scaling
@@ -229,41 +183,31 @@ def _sweep(
         evaluator.loss_fn, base, iterations=config.power_iterations, tolerance=config.power_tolerance, seed=config.seed
     )
     unit_step_norm = float(P.norm(unit))
-    sweep = Sweep(
+    loss, function_change, gradient_change = (
+        column("loss"), column("relative_function_change"), column("relative_gradient_change")
+    )
+    measured = Measurements(
         layer_names=list(names),
-        loss=column("loss"),
+        loss=loss,
         accuracy=column("accuracy") if classification else None,
-        relative_function_change=column("relative_function_change"),
-        relative_gradient_change=column("relative_gradient_change"),
+        relative_function_change=function_change,
+        relative_gradient_change=gradient_change,
         relative_gradient_change_per_layer=np.array([row["per_layer"] for row in rows], dtype=np.float64).reshape(
             len(scales), len(names)
         ),
         kl_divergence=column("kl_divergence") if classification else None,
         step_norm=np.abs(scales) * unit_step_norm,
         kappa=np.outer(np.abs(scales), [float(unit_kappa[n]) for n in names]),
-        loss0=at_zero.loss,
+        lambda_max=float(lambda_max),
+        loss_at_zero=at_zero.loss,
         gradient_norm=float(P.norm(g0)),
         unit_step_norm=unit_step_norm,
         slope=float(P.dot(g0, unit)),
         curvature=curvature.directional_curvature(evaluator.loss_fn, base, unit),
-        lambda_max=float(lambda_max),
-        predictions=Predictions.empty(),
-        nonfinite_points=0,
+        nonfinite_points=int(np.sum(~np.isfinite(loss + function_change + gradient_change))),
     )
-    measured = sweep.loss + sweep.relative_function_change + sweep.relative_gradient_change
-    sweep.nonfinite_points = int(np.sum(~np.isfinite(measured)))
-    sweep.predictions = predict(sweep, scales, config.fit_points)
-    return sweep
-
-
-def _in_eval_mode(model: nn.Module) -> nn.Module:
-    """``model.eval()``, also for ``torch.export`` modules that refuse it (their mode was fixed at export)."""
-    try:
-        return model.eval()
-    except NotImplementedError:
-        for module in model.modules():
-            module.training = False
-        return model
+    predicted = predict(measured, scales, config.fit_points)
+    return SliceSweep(**vars(measured), **vars(predicted))
 
 
 def _ratio(numerator: Tensor, denominator: Tensor) -> float:

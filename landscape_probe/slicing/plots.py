@@ -2,12 +2,17 @@
 
 - ``relative_change``: relative function change and relative gradient change
   against t on log–log axes, measured, with deep relative trust and Euclidean
-  trust raw (dashed) and calibrated on the smallest scales (dotted);
+  trust raw (dashed) and calibrated on the smallest scales (dotted; the legend
+  gives the constant c). A calibrated line whose c is within 10% of 1 would lie
+  on the raw one: it is not drawn, and the raw line's legend says so. Both
+  calibrated lines meet at the smallest scales, where they were fitted;
 - ``loss``: the loss along the slice with the quadratic and Taylor models;
-- with per-layer sweeps, ``layers_heatmap`` (layer × t, colour = log10 of the
-  relative gradient change when that layer alone is perturbed) and
+- with per-layer sweeps, ``layers_heatmap`` (layer × t on a log axis, colour =
+  log10 of the relative gradient change when that layer alone is perturbed) and
   ``layers_breakdown`` (each layer's breakdown scale, where that change first
-  reaches 1, as a dot on a log axis; grey arrows for layers that never reach it).
+  reaches 1, as a dot on a log axis, grey arrows for layers that never reach it;
+  beside it the scale at which DRT and Euclidean trust predict it, both linear in
+  |t| for one layer: t* = |t| / prediction(t)).
 
 Example:
     >>> draw(Path("mlp16_digits_slice.h5"), Path("plots"), ("png",))  # doctest: +SKIP
@@ -22,13 +27,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from landscape_probe.figures import save_figures
-from landscape_probe.slicing.store import SliceData, read_slice
+from landscape_probe.slicing.result import SliceResult, SliceSweep
+from landscape_probe.slicing.store import read_slice
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 MEASURED, DRT, EUCLIDEAN = "black", "tab:red", "tab:blue"
+SAME_LINE = 0.1
+"""A calibration constant c with |c − 1| below this draws a line indistinguishable from the raw one."""
 
 
 def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
@@ -41,53 +49,72 @@ def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Pa
     return save_figures(figures, out_dir, formats, prefix=f"{Path(results_path).stem}_")
 
 
-def _title(data: SliceData) -> str:
-    attrs = data.attrs
-    return f"{attrs.get('architecture', '')}: {attrs['direction']} direction, {attrs['scaling']} scaling"
+def _title(data: SliceResult) -> str:
+    architecture = data.provenance.get("architecture", "")
+    return f"{architecture}: {data.config.direction} direction, {data.config.resolved_scaling} scaling"
 
 
 RELATIVE_CHANGE_PANELS = {
     "relative_function_change": (
         "relative function change ||F(t) − F(0)|| / ||F(0)||",
         [
-            ("drt_prediction", "DRT", DRT, "--"),
-            ("calibrated_drt_function_prediction", "DRT, calibrated", DRT, ":"),
-            ("calibrated_euclidean_function_prediction", "linear in ||ΔW||, calibrated", EUCLIDEAN, ":"),
+            ("drt_prediction", "DRT", DRT, "--", None),
+            ("calibrated_drt_function_prediction", "DRT, calibrated", DRT, ":", "drt_prediction"),
+            ("calibrated_euclidean_function_prediction", "linear in ||ΔW||, calibrated", EUCLIDEAN, ":", None),
         ],
     ),
     "relative_gradient_change": (
         "relative gradient change ||g(t) − g(0)|| / ||g(0)||",
         [
-            ("drt_prediction", "DRT", DRT, "--"),
-            ("calibrated_drt_prediction", "DRT, calibrated", DRT, ":"),
-            ("euclidean_gradient_prediction", "Euclidean |λ|·||ΔW||/||g||", EUCLIDEAN, "--"),
-            ("calibrated_euclidean_gradient_prediction", "Euclidean, calibrated", EUCLIDEAN, ":"),
+            ("drt_prediction", "DRT", DRT, "--", None),
+            ("calibrated_drt_prediction", "DRT, calibrated", DRT, ":", "drt_prediction"),
+            ("euclidean_gradient_prediction", "Euclidean |λ|·||ΔW||/||g||", EUCLIDEAN, "--", None),
+            ("calibrated_euclidean_gradient_prediction", "Euclidean, calibrated", EUCLIDEAN, ":",
+             "euclidean_gradient_prediction"),
         ],
     ),
 }
-"""Per panel of the ``relative_change`` figure: the measured dataset, its y label, and the predictions drawn beside it."""
+"""Per panel of the ``relative_change`` figure: the measured dataset, its y label, and the predictions
+drawn beside it (dataset, label, colour, line style, and for a calibrated one the raw prediction it scales)."""
 
 
-def _relative_change(data: SliceData) -> Figure:
+def _relative_change(data: SliceResult) -> Figure:
     import matplotlib.pyplot as plt
 
     whole, positive = data.whole, data.scales > 0
     t = data.scales[positive]
     figure, panels = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
     for axes, (measured, (ylabel, predictions)) in zip(panels, RELATIVE_CHANGE_PANELS.items()):
-        _loglog(axes, t, whole[measured][positive], "measured", MEASURED, "-", marker="o")
-        for name, label, color, style in predictions:
-            _loglog(axes, t, whole[name][positive], label, color, style)
+        _loglog(axes, t, getattr(whole, measured)[positive], "measured", MEASURED, "-", marker="o")
+        for name, label, color, style in _lines(whole, predictions):
+            _loglog(axes, t, getattr(whole, name)[positive], label, color, style)
         axes.set_ylabel(ylabel)
         axes.set_xlabel("scale t")
         axes.axhline(1.0, color="grey", linewidth=0.6)
-        axes.legend(fontsize=7)
-        finite = whole[measured][positive]
+        axes.legend(fontsize=7, title="calibrated lines meet where fitted", title_fontsize=6)
+        finite = getattr(whole, measured)[positive]
         finite = finite[np.isfinite(finite) & (finite > 0)]
         if finite.size:
             axes.set_ylim(bottom=min(finite.min(), 1.0) / 10, top=max(finite.max(), 1.0) * 100)
     figure.suptitle(_title(data), fontsize=10)
     return figure
+
+
+def _lines(sweep: SliceSweep, predictions: list) -> list[tuple[str, str, str, str]]:
+    """The lines to draw: each calibrated line labelled with its constant c, or left out when c ≈ 1.
+
+    A calibrated prediction c · raw with |c − 1| < ``SAME_LINE`` lies on the raw
+    line at the figure's resolution; the raw line's label then says so.
+    """
+    lines: dict[str, list[str]] = {}
+    for name, label, color, style, raw in predictions:
+        constant = sweep.calibration_constants.get(name, float("nan"))
+        if raw is not None and raw in lines and abs(constant - 1.0) < SAME_LINE:
+            lines[raw][1] += f" (= calibrated, c = {constant:.2g})"
+            continue
+        suffix = f" (c = {constant:.2g})" if name in sweep.calibration_constants else ""
+        lines[name] = [name, label + suffix, color, style]
+    return [tuple(line) for line in lines.values()]
 
 
 def _loglog(
@@ -97,7 +124,7 @@ def _loglog(
     axes.loglog(t, shown, linestyle=style, color=color, marker=marker, markersize=3, label=label)
 
 
-def _loss(data: SliceData) -> Figure:
+def _loss(data: SliceResult) -> Figure:
     import matplotlib.pyplot as plt
 
     whole = data.whole
@@ -105,14 +132,14 @@ def _loss(data: SliceData) -> Figure:
     t = np.append(data.scales, 0.0)[order]
 
     def with_zero(values: np.ndarray) -> np.ndarray:
-        return np.append(values, whole["loss_at_zero"])[order]
+        return np.append(values, whole.loss_at_zero)[order]
 
     figure, axes = plt.subplots(figsize=(6, 4.2))
-    measured = with_zero(whole["loss"])
+    measured = with_zero(whole.loss)
     axes.plot(t, measured, color=MEASURED, marker="o", markersize=3, label="measured loss")
-    quadratic = with_zero(whole["quadratic_loss_model"])
+    quadratic = with_zero(whole.quadratic_loss_model)
     axes.plot(t, quadratic, color=EUCLIDEAN, linestyle="--", label="quadratic model (|λ_max|)")
-    axes.plot(t, with_zero(whole["taylor_loss_model"]), color=DRT, linestyle=":", label="Taylor model (uᵀHu)")
+    axes.plot(t, with_zero(whole.taylor_loss_model), color=DRT, linestyle=":", label="Taylor model (uᵀHu)")
     smallest = np.min(np.abs(data.scales[data.scales != 0]))
     axes.set_xscale("symlog", linthresh=smallest)
     finite = measured[np.isfinite(measured)]
@@ -123,50 +150,82 @@ def _loss(data: SliceData) -> Figure:
         span = max(finite.max() - finite.min(), 1e-3 * max(abs(finite.max()), 1e-12))
         axes.set_ylim(finite.min() - 0.2 * span, finite.max() + 0.5 * span)
     axes.set_xlabel("scale t (linear below the smallest |t|, log above)")
-    axes.set_ylabel(f"probe loss ({data.attrs.get('loss', '')})")
+    axes.set_ylabel(f"probe loss ({data.loss_name})")
     axes.legend(fontsize=8)
     axes.set_title(_title(data), fontsize=10)
     return figure
 
 
-def _layers_heatmap(data: SliceData) -> Figure:
+def _layers_heatmap(data: SliceResult) -> Figure:
+    """Layer × t, t on a log axis (cells span the geometric midpoints between scales)."""
     import matplotlib.pyplot as plt
 
     positive = data.scales > 0
+    t = data.scales[positive]
     names = list(data.layers)
     with np.errstate(divide="ignore", invalid="ignore"):
-        grid = np.log10(np.array([data.layers[name]["relative_gradient_change"][positive] for name in names]))
+        grid = np.log10(np.array([data.layers[name].relative_gradient_change[positive] for name in names]))
     figure, axes = plt.subplots(figsize=(7, 0.35 * len(names) + 1.8))
-    image = axes.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap="magma", interpolation="nearest")
-    ticks = np.linspace(0, positive.sum() - 1, min(6, int(positive.sum()))).round().astype(int)
-    axes.set_xticks(ticks, [f"{value:.2g}" for value in data.scales[positive][ticks]])
+    mesh = axes.pcolormesh(_log_edges(t), np.arange(len(names) + 1) - 0.5, np.ma.masked_invalid(grid), cmap="magma")
+    axes.set_xscale("log")
     axes.set_yticks(range(len(names)), names, fontsize=7)
+    axes.invert_yaxis()
     axes.set_xlabel("scale t")
-    figure.colorbar(image, label="log10 relative gradient change")
+    figure.colorbar(mesh, label="log10 relative gradient change")
     axes.set_title(f"{_title(data)}\neach layer perturbed alone", fontsize=9)
     return figure
 
 
-def _layers_breakdown(data: SliceData) -> Figure:
+def _log_edges(t: np.ndarray) -> np.ndarray:
+    """Cell edges around increasing positive ``t``: geometric midpoints, half a step beyond the ends."""
+    logs = np.log10(t)
+    step = np.diff(logs)
+    if step.size == 0:
+        step = np.array([1.0])
+    middles = (logs[:-1] + logs[1:]) / 2
+    return 10.0 ** np.concatenate([[logs[0] - step[0] / 2], middles, [logs[-1] + step[-1] / 2]])
+
+
+def predicted_breakdown(scales: np.ndarray, prediction: np.ndarray) -> float:
+    """Where a prediction linear in |t| reaches 1: t* = |t| / prediction(t), from the largest finite point.
+
+    Exact for one layer alone: DRT is then κ_l(t) = |t|·κ_l(1), and Euclidean
+    trust |λ|·|t|·||u|| / ||g||. NaN when the prediction is 0 or not finite.
+    """
+    usable = (scales > 0) & np.isfinite(prediction) & (prediction > 0)
+    if not usable.any():
+        return float("nan")
+    i = np.flatnonzero(usable)[-1]
+    return float(scales[i] / prediction[i])
+
+
+def _layers_breakdown(data: SliceResult) -> Figure:
     import matplotlib.pyplot as plt
 
     names = list(data.layers)
-    breakdown = np.array([data.layers[name]["breakdown_scale"] for name in names])
+    sweeps = [data.layers[name] for name in names]
+    breakdown = np.array([sweep.breakdown_scale for sweep in sweeps])
+    drt = np.array([predicted_breakdown(data.scales, sweep.drt_prediction) for sweep in sweeps])
+    euclidean = np.array([predicted_breakdown(data.scales, sweep.euclidean_gradient_prediction) for sweep in sweeps])
     largest = float(np.max(np.abs(data.scales)))
-    reached = np.isfinite(breakdown)
     smallest = float(np.min(np.abs(data.scales)))
+    reached = np.isfinite(breakdown)
     rows = np.arange(len(names))
     figure, axes = plt.subplots(figsize=(6, 0.35 * len(names) + 1.8))
-    axes.hlines(rows[reached], smallest, breakdown[reached], color=DRT, linewidth=1)
-    axes.plot(breakdown[reached], rows[reached], "o", color=DRT, label="reaches 1")
+    axes.hlines(rows[reached], smallest, breakdown[reached], color=MEASURED, linewidth=1)
+    axes.plot(breakdown[reached], rows[reached], "o", color=MEASURED, label="measured: reaches 1")
     if (~reached).any():
         axes.plot(np.full((~reached).sum(), largest), rows[~reached], ">", color="grey",
-                  label=f"stays below 1 up to t = {largest:.3g}")
-    axes.set_xlim(smallest, largest * 1.5)
+                  label=f"measured: stays below 1 up to t = {largest:.3g}")
+    axes.plot(drt, rows, "x", color=DRT, label="DRT predicts (κ_l = 1)")
+    axes.plot(euclidean, rows, "+", color=EUCLIDEAN, markersize=9, label="Euclidean predicts (|λ_l|·||ΔW_l|| = ||g_l||)")
+    shown = np.concatenate([[smallest, largest], breakdown, drt, euclidean])
+    shown = shown[np.isfinite(shown) & (shown > 0)]
+    axes.set_xlim(shown.min() / 1.5, shown.max() * 1.5)
     axes.set_yticks(range(len(names)), names, fontsize=7)
     axes.invert_yaxis()
     axes.set_xscale("log")
     axes.set_xlabel("breakdown scale t (relative gradient change reaches 1)")
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes.set_title(f"{_title(data)}\neach layer perturbed alone", fontsize=9)
     return figure

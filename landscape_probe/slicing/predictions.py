@@ -19,84 +19,39 @@ For one sweep (all layers, or one layer alone):
 Only positive scales enter the fits and comparisons (trust.py skips the rest);
 predictions are given at every scale (they depend on |t|, except the loss
 models, which use t).
+
+Example:
+    >>> import numpy as np
+    >>> t = np.array([0.01, 0.1, 1.0])
+    >>> measured = Measurements(
+    ...     layer_names=["a", "b"], loss=1 + t, accuracy=None, relative_function_change=(1 + t) ** 2 - 1,
+    ...     relative_gradient_change=3 * t, relative_gradient_change_per_layer=np.stack([t, t], 1),
+    ...     kl_divergence=None, step_norm=2 * t, kappa=np.stack([t, t], 1), lambda_max=-1.5, loss_at_zero=1.0,
+    ...     gradient_norm=1.0, unit_step_norm=2.0, slope=-1.0, curvature=0.5, nonfinite_points=0)
+    >>> predicted = predict(measured, t)
+    >>> predicted.drt_prediction.round(6).tolist(), predicted.euclidean_gradient_prediction.round(6).tolist()
+    ([0.0201, 0.21, 3.0], [0.03, 0.3, 3.0])
+    >>> round(predicted.calibration_constants["calibrated_euclidean_gradient_prediction"], 6)  # 3t = c · 3t
+    1.0
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from landscape_probe.slicing import trust
-
-if TYPE_CHECKING:
-    from landscape_probe.slicing.engine import Sweep
-
-CALIBRATED = (
-    "calibrated_drt_prediction",
-    "calibrated_euclidean_gradient_prediction",
-    "calibrated_drt_function_prediction",
-    "calibrated_euclidean_function_prediction",
-)
+from landscape_probe.slicing.result import Measurements, Predictions
 
 
-@dataclass
-class Predictions:
-    """Predictions along one sweep, one entry per scale unless said otherwise.
-
-    Attributes:
-        drt_prediction, euclidean_gradient_prediction, quadratic_loss_model, taylor_loss_model: raw predictions.
-        calibrated: the calibrated predictions by dataset name (see ``CALIBRATED``).
-        calibration_constants: the fitted constant of each calibrated prediction.
-        first_divergence: by calibrated name, the first positive scale where it is
-            off by more than 2× from what it was fitted to (NaN: never).
-        breakdown_scale: first positive scale where the relative gradient change reaches 1 (NaN: never).
-        shape, function_shape: which shape (compounding, linear, indistinguishable) the
-            relative gradient / function change follows, from :func:`trust.compare_shapes`.
-        verdict, function_verdict: one sentence each for the summary, from :func:`trust.describe`.
-    """
-
-    drt_prediction: np.ndarray
-    euclidean_gradient_prediction: np.ndarray
-    quadratic_loss_model: np.ndarray
-    taylor_loss_model: np.ndarray
-    calibrated: dict[str, np.ndarray] = field(default_factory=dict)
-    calibration_constants: dict[str, float] = field(default_factory=dict)
-    first_divergence: dict[str, float] = field(default_factory=dict)
-    breakdown_scale: float = float("nan")
-    shape: str = ""
-    verdict: str = ""
-    function_shape: str = ""
-    function_verdict: str = ""
-
-    @classmethod
-    def empty(cls) -> Predictions:
-        """A placeholder before :func:`predict` runs."""
-        nothing = np.zeros(0)
-        return cls(nothing, nothing, nothing, nothing)
-
-
-def predict(sweep: Sweep, scales: np.ndarray, fit_points: int = 3) -> Predictions:
-    """All predictions for ``sweep`` measured at ``scales``."""
-    lambda_abs = abs(sweep.lambda_max)
-    drt = np.asarray(trust.drt_prediction(sweep.kappa), dtype=np.float64)
-    euclidean = np.asarray(
-        trust.euclidean_gradient_prediction(lambda_abs, sweep.step_norm, sweep.gradient_norm), dtype=np.float64
+def predict(measured: Measurements, scales: np.ndarray, fit_points: int = 3) -> Predictions:
+    """All predictions for one sweep whose measurements at ``scales`` are ``measured``."""
+    lambda_abs = abs(measured.lambda_max)
+    drt = _floats(trust.drt_prediction(measured.kappa))
+    euclidean = _floats(
+        trust.euclidean_gradient_prediction(lambda_abs, measured.step_norm, measured.gradient_norm)
     )
-    predictions = Predictions(
-        drt_prediction=drt,
-        euclidean_gradient_prediction=euclidean,
-        quadratic_loss_model=np.asarray(
-            trust.quadratic_loss_model(sweep.loss0, sweep.slope, lambda_abs, scales, sweep.unit_step_norm),
-            dtype=np.float64,
-        ),
-        taylor_loss_model=np.asarray(
-            trust.taylor_loss_model(sweep.loss0, sweep.slope, sweep.curvature, scales), dtype=np.float64
-        ),
-    )
-    gradient = trust.compare_shapes(scales, sweep.relative_gradient_change, drt, euclidean, fit_points)
-    function = trust.compare_shapes(scales, sweep.relative_function_change, drt, euclidean, fit_points)
+    gradient = trust.compare_shapes(scales, measured.relative_gradient_change, drt, euclidean, fit_points)
+    function = trust.compare_shapes(scales, measured.relative_function_change, drt, euclidean, fit_points)
     calibrated = {
         "calibrated_drt_prediction": (drt, gradient.drt_constant, gradient.drt_divergence),
         "calibrated_euclidean_gradient_prediction": (
@@ -107,12 +62,27 @@ def predict(sweep: Sweep, scales: np.ndarray, fit_points: int = 3) -> Prediction
             euclidean, function.euclidean_constant, function.euclidean_divergence,
         ),
     }
-    for name, (raw, constant, divergence) in calibrated.items():
-        predictions.calibration_constants[name] = float(constant)
-        predictions.calibrated[name] = constant * raw
-        predictions.first_divergence[name] = float(divergence)
-    predictions.breakdown_scale = float(trust.breakdown_scale(scales, sweep.relative_gradient_change, threshold=1.0))
-    predictions.shape, predictions.function_shape = gradient.shape, function.shape
-    predictions.verdict = trust.describe(gradient, "relative gradient change")
-    predictions.function_verdict = trust.describe(function, "relative function change")
-    return predictions
+    return Predictions(
+        drt_prediction=drt,
+        euclidean_gradient_prediction=euclidean,
+        quadratic_loss_model=_floats(
+            trust.quadratic_loss_model(
+                measured.loss_at_zero, measured.slope, lambda_abs, scales, measured.unit_step_norm
+            )
+        ),
+        taylor_loss_model=_floats(
+            trust.taylor_loss_model(measured.loss_at_zero, measured.slope, measured.curvature, scales)
+        ),
+        **{name: constant * raw for name, (raw, constant, _) in calibrated.items()},
+        breakdown_scale=float(trust.breakdown_scale(scales, measured.relative_gradient_change, threshold=1.0)),
+        calibration_constants={name: float(constant) for name, (_, constant, _) in calibrated.items()},
+        first_divergence={name: float(divergence) for name, (_, _, divergence) in calibrated.items()},
+        shape=gradient.shape,
+        verdict=trust.describe(gradient, "relative gradient change"),
+        function_shape=function.shape,
+        function_verdict=trust.describe(function, "relative function change"),
+    )
+
+
+def _floats(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)

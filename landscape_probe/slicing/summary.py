@@ -1,11 +1,16 @@
-"""The summary of a ``probe slice`` results file, as ``probe slice`` and ``probe show`` print it.
+"""The summary of a slice, as ``probe slice`` and ``probe show`` print it and ``SliceResult.summary()`` returns it.
 
-Everything printed is read back from the file, so that the summary after a
-run and ``probe show`` later are the same.
+Everything printed comes from the :class:`~landscape_probe.slicing.result.SliceResult`
+as the results file holds it, so that the summary after a run and ``probe
+show`` later are the same.
+
+Example:
+    >>> print(summary_text(SliceResult.load("mlp16_digits_slice.h5")))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,30 +19,44 @@ if TYPE_CHECKING:
     import numpy as np
     from rich.console import Console
 
-    from landscape_probe.slicing.store import SliceData
+    from landscape_probe.slicing.result import SliceResult
 
 SUMMARY_ROWS = 6
 
 
 def print_summary(results_path: Path, console: Console) -> None:
-    """Print a slice results file: settings, a table of measured vs predicted, and the verdicts in words."""
+    """Print a slice results file (``probe show``)."""
+    from landscape_probe.slicing.store import read_slice
+
+    print_result(read_slice(results_path), console)
+
+
+def summary_text(result: SliceResult, width: int = 100) -> str:
+    """What :func:`print_result` prints on a terminal ``width`` characters wide, as plain text."""
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    print_result(result, Console(file=buffer, width=width, color_system=None, highlight=False, emoji=False))
+    return buffer.getvalue()
+
+
+def print_result(result: SliceResult, console: Console) -> None:
+    """Print a slice: settings, a table of measured vs predicted, and the verdicts in words."""
     from rich import box
     from rich.table import Table
 
-    from landscape_probe.slicing.store import read_slice
-
-    data = read_slice(results_path)
-    attrs, whole = data.attrs, data.whole
+    config, provenance, whole = result.config, result.provenance, result.whole
+    source = str(provenance.get("checkpoint_path", "")) or (str(result.path) if result.path else "")
     console.print(
-        f"[bold]{Path(str(attrs.get('checkpoint_path', '')) or results_path).name}[/] "
-        f"({attrs.get('architecture', '?')}), {len(data.layer_names)} layers perturbed, "
-        f"direction {attrs['direction']}, scaling {attrs['scaling']}, norm {attrs['norm']}, "
-        f"{attrs['probe_size']} probe examples, loss {attrs['loss']}",
+        f"[bold]{Path(source).name or 'unsaved slice'}[/] "
+        f"({provenance.get('architecture', '?')}), {len(result.layer_names)} layers perturbed, "
+        f"direction {config.direction}, scaling {config.resolved_scaling}, norm {config.norm}, "
+        f"{config.probe_size} probe examples, loss {result.loss_name}",
         highlight=False,
     )
     console.print(
-        f"loss(0) = {whole['loss_at_zero']:.4g}, ||g(0)|| = {whole['gradient_norm']:.4g}, "
-        f"λ_max = {whole['lambda_max']:.4g}, slope g·u = {whole['slope']:.4g}, uᵀHu = {whole['curvature']:.4g}",
+        f"loss(0) = {whole.loss_at_zero:.4g}, ||g(0)|| = {whole.gradient_norm:.4g}, "
+        f"λ_max = {whole.lambda_max:.4g}, slope g·u = {whole.slope:.4g}, uᵀHu = {whole.curvature:.4g}",
         highlight=False,
     )
     table = Table(
@@ -49,48 +68,48 @@ def print_summary(results_path: Path, console: Console) -> None:
     )
     for header in ("t", "loss", "Δf", "DRT~", "Δg", "DRT", "DRT~", "Eucl", "Eucl~"):
         table.add_column(header, justify="right", min_width=7, no_wrap=True)
-    for i in _summary_rows(data.scales):
+    for i in _summary_rows(result.scales):
         table.add_row(
             *(
                 _number(values[i])
                 for values in (
-                    data.scales,
-                    whole["loss"],
-                    whole["relative_function_change"],
-                    whole["calibrated_drt_function_prediction"],
-                    whole["relative_gradient_change"],
-                    whole["drt_prediction"],
-                    whole["calibrated_drt_prediction"],
-                    whole["euclidean_gradient_prediction"],
-                    whole["calibrated_euclidean_gradient_prediction"],
+                    result.scales,
+                    whole.loss,
+                    whole.relative_function_change,
+                    whole.calibrated_drt_function_prediction,
+                    whole.relative_gradient_change,
+                    whole.drt_prediction,
+                    whole.calibrated_drt_prediction,
+                    whole.euclidean_gradient_prediction,
+                    whole.calibrated_euclidean_gradient_prediction,
                 )
             )
         )
     console.print(table)
-    console.print(whole["verdict"], highlight=False)
-    console.print(whole["function_verdict"], highlight=False)
+    console.print(whole.verdict, highlight=False)
+    console.print(whole.function_verdict, highlight=False)
     console.print(
-        f"The relative gradient change {_breakdown_words(whole['breakdown_scale'], data.scales)}.", highlight=False
+        f"The relative gradient change {_breakdown_words(whole.breakdown_scale, result.scales)}.", highlight=False
     )
-    if int(whole["nonfinite_points"]):
-        console.print(f"[yellow]{whole['nonfinite_points']} scale(s) overflowed (inf/NaN recorded).[/]")
-    if data.layers:
-        _print_layers(data, console)
+    if whole.nonfinite_points:
+        console.print(f"[yellow]{whole.nonfinite_points} scale(s) overflowed (inf/NaN recorded).[/]")
+    if result.layers:
+        _print_layers(result, console)
 
 
-def _print_layers(data: SliceData, console: Console) -> None:
+def _print_layers(result: SliceResult, console: Console) -> None:
     from rich import box
     from rich.table import Table
 
     table = Table(title="Each layer perturbed alone", box=box.SIMPLE_HEAD, pad_edge=False)
     for header in ("layer", "||u_l|| (step at t = 1)", "λ_max (own block)", "breakdown t"):
         table.add_column(header, justify="right")
-    for name, sweep in data.layers.items():
+    for name, sweep in result.layers.items():
         table.add_row(
             name,
-            _number(sweep["unit_step_norm"]),
-            _number(sweep["lambda_max"]),
-            _breakdown_cell(sweep["breakdown_scale"], data.scales),
+            _number(sweep.unit_step_norm),
+            _number(sweep.lambda_max),
+            _breakdown_cell(sweep.breakdown_scale, result.scales),
         )
     console.print(table)
     console.print(

@@ -1,0 +1,209 @@
+"""``lp.slice``: everything ``probe slice`` does, as one Python call that returns the result.
+
+Load the model (or take the one given), choose the data, check the model accepts
+it, draw the probe set, run :func:`~landscape_probe.slicing.engine.run_slice`
+and record the provenance. ``probe slice`` is this call, then
+:meth:`SliceResult.save`, the summary and the figures.
+
+Example:
+    >>> import torch
+    >>> import landscape_probe.slicing.api as api
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    >>> x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    >>> result = api.slice(model, (x, y), scales=(0.001, 0.01, 0.1), layers=True, device="cpu")
+    >>> sorted(result.layers), result.scales.tolist()
+    (['0.weight', '2.weight'], [0.001, 0.01, 0.1])
+    >>> float(result.kappa[-1, 0])  # relative scaling: every layer moves by κ_l = t
+    0.1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from landscape_probe.errors import ProbeError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from landscape_probe.slicing.result import SliceResult
+
+__all__ = ["slice"]
+
+Progress = Callable[[int, int, str], None]
+
+
+def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe slice
+    model: nn.Module | str | Path,
+    data: Any = None,
+    *,
+    scales: Sequence[float] | None = None,
+    direction: str = "gradient",
+    scaling: str | None = None,
+    norm: str = "frobenius",
+    layers: bool = False,
+    select: str | None = None,
+    include_1d: bool = False,
+    probe_size: int = 512,
+    split: str = "train",
+    loss: str | None = None,
+    device: str = "auto",
+    dtype: str = "float32",
+    seed: int = 0,
+    power_iterations: int = 50,
+    max_scale: float = 1.0,
+    min_scale: float | None = None,
+    points: int = 21,
+    two_sided: bool = False,
+    arch: str | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
+    trust_checkpoint: bool = False,
+    progress: bool | Progress = False,
+) -> SliceResult:
+    """Perturb the weights along a direction and measure how the function and gradient change.
+
+    At every scale t the model W + t·u (u the direction scaled as ``scaling``
+    says) is evaluated on the probe set and compared with t = 0, beside deep
+    relative trust, drt(t) = Π_l (1 + κ_l(t)) − 1, and Euclidean trust,
+    |λ_max|·||ΔW(t)|| / ||g(0)|| (DESIGN.md §3–§4). Keyword names are the
+    ``probe slice`` options in snake_case.
+
+    Args:
+        model: an ``nn.Module`` (run on ``device`` in ``dtype`` and eval mode, then put back
+            as it was; its weights are not changed) or a checkpoint file of any format ``probe info`` reads.
+        data: a built-in name (``"digits"``), spec or .npz/.pt path; an ``(x, y)``
+            pair of tensors or arrays; a torch ``Dataset`` or ``DataLoader``; or
+            None for the data set a self-describing checkpoint records.
+        scales: explicit positive scales t, increasing; default ``points``
+            log-spaced scales from ``min_scale`` (``max_scale``/10⁵) to ``max_scale``.
+        direction: gradient (descent), random, eigenvector (top Hessian) or ``checkpoint:OTHER.pt``.
+        scaling: relative (κ_l = t), global (||ΔW|| = t), filter or none
+            (ΔW = t·d); default relative, none for a checkpoint direction.
+        norm: frobenius, spectral or neuron, for κ and relative scaling.
+        layers: also sweep each layer alone (``result.layers[name]``).
+        select: glob(s) on parameter names to perturb, e.g. ``"hidden.*"``.
+        include_1d: also perturb biases and normalisation parameters.
+        probe_size: examples in the probe set (all of the split when fewer).
+        split: train or test: where the probe set comes from.
+        loss: cross_entropy or mse; default from the data (classes or values).
+        device: auto, cpu, cuda or cuda:N.
+        dtype: float32 or float64.
+        seed: of the probe set, a random direction and power iteration.
+        power_iterations: most Hessian-vector products for λ_max.
+        two_sided: also evaluate −t for every t.
+        arch, arch_kwargs, trust_checkpoint: loading options for a checkpoint path (see ``probe info``).
+        progress: True for a progress bar; or a callable ``progress(done, total, label)``.
+
+    Returns:
+        The :class:`~landscape_probe.slicing.result.SliceResult`, not yet saved.
+
+    Raises:
+        ProbeError: for bad settings, an unreadable checkpoint or data, or a model that does not fit the data.
+    """
+    from landscape_probe.data.compatibility import check_model_accepts
+    from landscape_probe.data.datasets import load_dataset_spec, probe_set
+    from landscape_probe.data.inputs import as_dataset
+    from landscape_probe.devices import resolve_device
+    from landscape_probe.hdf5 import provenance
+    from landscape_probe.losses import default_loss_name
+    from landscape_probe.slicing.config import SliceConfig, log_scales
+    from landscape_probe.slicing.engine import run_slice
+
+    config = SliceConfig(
+        direction=direction,
+        seed=seed,
+        scaling=scaling,
+        norm=norm,
+        scales=tuple(float(t) for t in scales) if scales is not None else log_scales(max_scale, points, min_scale),
+        two_sided=two_sided,
+        per_layer=layers,
+        select=select,
+        include_1d=include_1d,
+        probe_size=probe_size,
+        loss=loss,
+        device=device,
+        dtype=dtype,
+        power_iterations=power_iterations,
+    )
+    config.check()
+    used_device = resolve_device(device)
+    loaded = _load(model, arch, arch_kwargs, trust_checkpoint) if isinstance(model, (str, Path)) else None
+    module = loaded.model if loaded else model
+    if data is not None:
+        dataset = as_dataset(data)
+    elif loaded is not None and loaded.data:
+        dataset = load_dataset_spec(loaded.data)
+    else:
+        where = f"'{loaded.path}' does not record its data set" if loaded else "A model given as a module has no data set"
+        raise ProbeError(f"{where}; name one with --data (data= in Python), e.g. digits.")
+    check_model_accepts(module, dataset)
+    x, y = probe_set(dataset, probe_size, seed, split)
+    other = None
+    if config.direction_kind == "checkpoint":
+        other = _load(config.direction.partition(":")[2], arch, arch_kwargs, trust_checkpoint)
+    with _progress(progress) as report, _left_as_given(module):
+        result = run_slice(
+            module, x, y, loss or default_loss_name(dataset), config, report, other.model if other else None
+        )
+    attrs = provenance(command_line=_call_text(model, data, config), device=str(used_device), seed=seed)
+    attrs.update(
+        checkpoint_path=str(loaded.path.resolve()) if loaded else "",
+        checkpoint_sha256=loaded.sha256 if loaded else "",
+        checkpoint_format=loaded.format if loaded else "module",
+        architecture=loaded.architecture if loaded else type(module).__name__,
+        data=json.dumps(dataset.spec, sort_keys=True),
+        split=split,
+        other_checkpoint_sha256=other.sha256 if other else "",
+    )
+    return dataclasses.replace(result, provenance=attrs)
+
+
+def _load(path: str | Path, arch: str | None, arch_kwargs: dict[str, Any] | None, trust: bool) -> Any:
+    from landscape_probe.checkpoints.load import load_checkpoint
+
+    return load_checkpoint(path, arch, arch_kwargs, trust)
+
+
+def _call_text(model: Any, data: Any, config: Any) -> str:
+    """How the call reads, for the ``command_line`` provenance of a result made in Python."""
+    model_text = repr(str(model)) if isinstance(model, (str, Path)) else type(model).__name__
+    data_text = repr(str(data)) if isinstance(data, (str, Path)) else type(data).__name__
+    return f"lp.slice({model_text}, {data_text}, direction={config.direction!r}, scales={list(config.scales)})"
+
+
+@contextlib.contextmanager
+def _left_as_given(module: nn.Module) -> Iterator[None]:
+    """Put a user's module back on its device, dtype and train/eval mode after the slice moved it."""
+    first = next(module.parameters(), None)
+    where = (first.device, first.dtype) if first is not None else None
+    training = module.training
+    try:
+        yield
+    finally:
+        if where is not None:
+            module.to(device=where[0], dtype=where[1])
+        if training:
+            module.train()
+
+
+@contextlib.contextmanager
+def _progress(progress: bool | Progress) -> Iterator[Progress | None]:
+    """``progress`` as a callback: the callable itself, a transient rich bar for True, or None."""
+    if callable(progress) or not progress:
+        yield progress or None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("slicing", total=None)
+
+        def advance(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total, description=label)
+
+        yield advance
