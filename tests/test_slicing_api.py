@@ -81,3 +81,24 @@ def test_mistakes_are_one_sentence():
         slice_model(model, (x, y), scales=(0.1, 0.01), device="cpu")
     with pytest.raises(ProbeError, match="outputs"):
         slice_model(model, (x, torch.randint(0, 5, (40,))), scales=SCALES, device="cpu")
+
+
+def test_a_checkpoint_of_another_architecture_is_refused_even_when_the_perturbed_layers_match(tmp_path):
+    from landscape_probe.checkpoints.load import save_checkpoint
+    from landscape_probe.models.zoo import build_model
+
+    args = {"name": "mlp", "in_features": 4, "num_outputs": 3, "width": 8}
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "deeper.pt", build_model({**args, "depth": 3}), {**args, "depth": 3})
+    shallow = build_model({**args, "depth": 2})
+    _, x, y = model_and_data()
+    assert {"hidden.0.weight", "output.weight"} < dict(build_model({**args, "depth": 3}).named_parameters()).keys()
+    with pytest.raises(ProbeError, match=r"unexpected 'hidden\.1\.bias', 'hidden\.1\.weight'"):
+        slice_model(shallow, (x, y), direction=f"checkpoint:{tmp_path / 'deeper.pt'}", scales=SCALES)
+
+
+@pytest.mark.parametrize("iterations", [0, -3])
+def test_lambda_max_needs_at_least_one_power_iteration(iterations):
+    model, x, y = model_and_data()
+    with pytest.raises(ProbeError, match="at least 1"):
+        slice_model(model, (x, y), scales=SCALES, power_iterations=iterations)

@@ -86,7 +86,8 @@ class SliceConfig:
         """Refuse values that cannot make a slice, with one sentence.
 
         Raises:
-            ProbeError: for an unknown direction, scaling or norm, or bad scales.
+            ProbeError: for an unknown direction, scaling or norm, bad scales, or
+                fewer than one power iteration.
         """
         if self.direction_kind not in DIRECTIONS:
             raise ProbeError(
@@ -100,6 +101,13 @@ class SliceConfig:
             raise ProbeError(f"Unknown norm '{self.norm}'; use one of {', '.join(NORMS)}.")
         if self.dtype not in ("float32", "float64"):
             raise ProbeError(f"Unknown dtype '{self.dtype}'; use float32 or float64.")
+        if self.power_iterations < 1:
+            raise ProbeError(f"--power-iterations must be at least 1 (λ_max needs a Hessian-vector product), "
+                             f"not {self.power_iterations}.")
+        if not 0 < self.power_tolerance < 1:
+            raise ProbeError(f"The power-iteration tolerance must lie between 0 and 1, not {self.power_tolerance}.")
+        if self.probe_size is not None and self.probe_size < 1:
+            raise ProbeError(f"--probe-size must be at least 1, not {self.probe_size}.")
         scales = np.asarray(self.scales, dtype=np.float64)
         if scales.size == 0 or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
             raise ProbeError("Scales must be positive finite numbers, e.g. --scales 0.001,0.01,0.1.")

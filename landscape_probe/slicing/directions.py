@@ -83,6 +83,19 @@ def checkpoint_direction(params: Params, other: Params) -> Params:
         ProbeError: if the two checkpoints have different parameter names or
             shapes, or the same weights.
     """
+    check_same_parameters(params, other)
+    direction = {k: other[k].to(dtype=v.dtype, device=v.device) - v for k, v in params.items()}
+    if all(not torch.any(d) for d in direction.values()):
+        raise ProbeError("The two checkpoints have identical weights in the perturbed layers: there is no direction.")
+    return direction
+
+
+def check_same_parameters(params: Params, other: Params) -> None:
+    """Refuse a second checkpoint whose parameters differ from these in name or shape.
+
+    Raises:
+        ProbeError: naming the missing, unexpected or differently shaped parameters.
+    """
     missing, extra = sorted(set(params) - set(other)), sorted(set(other) - set(params))
     if missing or extra:
         raise ProbeError(
@@ -97,10 +110,6 @@ def checkpoint_direction(params: Params, other: Params) -> Params:
             f"but this checkpoint's has {tuple(params[k].shape)}"
             + (f" ({len(mismatched) - 1} more differ)." if len(mismatched) > 1 else ".")
         )
-    direction = {k: other[k].to(dtype=v.dtype, device=v.device) - v for k, v in params.items()}
-    if all(not torch.any(d) for d in direction.values()):
-        raise ProbeError("The two checkpoints have identical weights in the perturbed layers: there is no direction.")
-    return direction
 
 
 def eigenvector_direction(loss_fn: ParamsLossFn, params: Params, seed: int, *, iterations: int = 50) -> Params:

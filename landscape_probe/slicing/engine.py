@@ -136,8 +136,12 @@ def _direction(
         )
     if other is None:
         raise ProbeError("A checkpoint direction needs the second checkpoint loaded.")
+    # Every parameter, not only the perturbed ones, must pair up: two different architectures that happen to
+    # share the perturbed layers' names and shapes are not two points of one landscape.
+    everything = {name: tensor.detach() for name, tensor in evaluator.model.named_parameters()}
     other_params = {name: tensor.detach().to(device=device, dtype=dtype) for name, tensor in other.named_parameters()}
-    return directions.checkpoint_direction(base, {name: other_params[name] for name in base if name in other_params})
+    directions.check_same_parameters(everything, other_params)
+    return directions.checkpoint_direction(base, {name: other_params[name] for name in base})
 
 
 def _sweep(
