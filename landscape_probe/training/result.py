@@ -16,9 +16,11 @@ Example:
     >>> result = TrainResult([run], config={"optimizers": ["sgd"]})
     >>> result.runs[0].records["weight_norm"].shape
     (2, 1)
-    >>> frame = result.to_pandas()  # doctest: +SKIP
-    >>> list(frame.columns[:8])  # doctest: +SKIP
-    ['run', 'optimizer', 'lr', 'depth', 'seed', 'step', 'loss', 'learning_rate']
+    >>> frame = result.to_pandas()  # needs pandas
+    >>> list(frame.columns[:9])
+    ['run', 'optimizer', 'lr', 'depth', 'seed', 'step', 'loss', 'learning_rate', 'gradient_norm']
+    >>> frame["weight_norm[weight]"].tolist()
+    [1.0, 1.1]
 """
 
 from __future__ import annotations
