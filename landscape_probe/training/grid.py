@@ -15,6 +15,12 @@ giving the same numbers as a run never interrupted.
 As in the paper, ``lr_grid`` = n tries n learning rates a decade apart around
 each optimiser's base rate and marks as ``best_of_grid`` the rate with the
 lowest final training loss (mean over seeds) for each optimiser and depth.
+
+Example:
+    >>> lr_grid_values(0.01, 3)
+    [0.1, 0.01, 0.001]
+    >>> planned_runs(TrainConfig(optimizers=("adam", "fromage"), depths=(2, 16)))[:2]
+    [('adam', 0.001, 2, 0), ('fromage', 0.01, 2, 0)]
 """
 
 from __future__ import annotations
