@@ -10,11 +10,16 @@ import h5py
 import pytest
 from typer.testing import CliRunner
 
-from landscape_probe.training import grid as sweep
 from landscape_probe.cli import app
-from landscape_probe.training.store import RECORDS
+from landscape_probe.training import grid
 
 runner = CliRunner()
+DATASETS = {  # the names of docs/hdf5-format.md, which files written by earlier versions also use
+    "step", "loss", "learning_rate", "gradient_norm", "weight_norm", "relative_update", "epoch",
+    "epoch_train_loss", "epoch_train_accuracy", "epoch_test_loss", "epoch_test_accuracy", "diagnostic_steps",
+    "sharpness", "gradient_noise_scale", "spectral_shift", "effective_learning_rate", "intrinsic_learning_rate",
+    "layer_names", "normalised_layer_names",
+}
 TINY = ["--dataset", "digits", "--depth", "2", "--width", "16", "--epochs", "1", "--batch-size", "128",
         "--diagnostics-every", "5", "--device", "cpu", "--no-plots"]
 
@@ -28,7 +33,7 @@ def test_train_writes_results_and_checkpoints_and_show_prints_them(tmp_path: Pat
         assert h5.attrs["kind"] == "train" and not h5.attrs["incomplete"]
         assert sorted(h5["runs"]) == ["adam_lr0.01_depth2_seed0", "sgd_lr0.1_depth2_seed0"]
         group = h5["runs/adam_lr0.01_depth2_seed0"]
-        assert set(RECORDS) | {"layer_names", "normalised_layer_names", "step", "epoch"} == set(group)
+        assert set(group) == DATASETS
         assert group["weight_norm"].shape == (12, 2) and group["loss"].shape == (12,)
         assert group["diagnostic_steps"][()].tolist() == [0, 5, 10]
         assert all("description" in group[name].attrs and "units" in group[name].attrs for name in group)
@@ -45,7 +50,8 @@ def test_train_writes_results_and_checkpoints_and_show_prints_them(tmp_path: Pat
     [
         (["--optimizer", "nosuch"], "Unknown optimizer"),
         (["--optimizer", "adam", "--lr", "adam=fast"], "needs a number"),
-        (["--optimizer", "adam", "--lr", "fromage=0.1"], "NAME=RATE"),
+        (["--optimizer", "adam", "--lr", "fromage=0.1"], "not among the optimizers"),
+        (["--lr", "=0.1"], "NAME=RATE"),
         (["--lr", "-1"], "positive"),
         (["--depths", "2,x"], "integers"),
         (["--schedule", "linear"], "schedule"),
@@ -73,7 +79,7 @@ def test_stop_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         polls = iter(range(1000))
         yield lambda: next(polls) >= 3
 
-    monkeypatch.setattr(sweep, "stop_on_interrupt", stop_after_three_steps)
+    monkeypatch.setattr(grid, "stop_on_interrupt", stop_after_three_steps)
     out = tmp_path / "run"
     stopped = runner.invoke(app, ["train", "--optimizer", "adam", *TINY, "--output", str(out)])
     assert stopped.exit_code == 130 and "--resume" in stopped.output

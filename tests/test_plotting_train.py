@@ -9,13 +9,9 @@ import matplotlib
 import numpy as np
 import pytest
 
-from landscape_probe.training.store import (
-    RunResult,
-    empty_records,
-    read_train_results,
-    summary_rows,
-    write_train_results,
-)
+from landscape_probe.training.records import empty_records
+from landscape_probe.training.result import TrainResult
+from landscape_probe.training.store import RunResult, summary_rows
 
 matplotlib.use("Agg")
 
@@ -44,12 +40,12 @@ def results_file(tmp_path: Path) -> Path:
             _run("adam", 8, 0, 0.95, lr=0.1, best=False), _run("fromage", 2, 0, 0.8),
             _run("fromage", 8, 0, 0.6, diverged=True)]
     path = tmp_path / "results.h5"
-    write_train_results(path, {"optimizers": ["adam", "fromage"]}, runs, attrs={}, incomplete=False, overwrite=False)
+    TrainResult(runs, {"optimizers": ["adam", "fromage"]}).save(path)
     return path
 
 
 def test_summary_rows_average_the_best_rate_over_seeds(results_file: Path) -> None:
-    rows = {(row.optimizer, row.depth): row for row in summary_rows(read_train_results(results_file).runs)}
+    rows = {(row.optimizer, row.depth): row for row in summary_rows(TrainResult.load(results_file).runs)}
     assert set(rows) == {("adam", 2), ("adam", 8), ("fromage", 2), ("fromage", 8)}
     assert rows["adam", 2].train_accuracy == pytest.approx(0.8) and rows["adam", 2].seeds == 2
     assert rows["adam", 2].train_loss == pytest.approx(1.5)  # (1.0 + 2.0) / 2
@@ -69,7 +65,7 @@ def test_draw_writes_every_figure_and_the_depth_plot_shows_the_summary(results_f
                  "diagnostics_depth2", "depth"):
         assert f"{stem}.png" in names
     assert all(path.stat().st_size > 0 for path in written)
-    figure = train._depth_sweep(read_train_results(results_file).runs)
+    figure = train._depth_figure(TrainResult.load(results_file).runs)
     lines = {line.get_label(): line for line in figure.axes[0].lines}
     np.testing.assert_allclose(lines["adam"].get_xydata(), [[2, 0.8], [8, 0.3]])
     np.testing.assert_allclose(lines["fromage"].get_xydata(), [[2, 0.8], [8, 0.0]])
@@ -80,6 +76,6 @@ def test_a_single_depth_has_no_depth_plot(tmp_path: Path) -> None:
     from landscape_probe.training import plots as train
 
     path = tmp_path / "one.h5"
-    write_train_results(path, {}, [_run("adam", 4, 0, 0.9)], attrs={}, incomplete=True, overwrite=False)
+    TrainResult([_run("adam", 4, 0, 0.9)], {}, incomplete=True).save(path)
     names = {p.stem for p in train.draw(path, tmp_path / "plots", ("png",))}
     assert "depth" not in names and "weight_norm_depth4" in names

@@ -14,8 +14,10 @@ import torch.nn.functional as F
 from landscape_probe.checkpoints.load import load_checkpoint
 from landscape_probe.data.datasets import Dataset
 from landscape_probe.errors import ProbeError
-from landscape_probe.training.store import RECORDS, RunResult, read_train_results
-from landscape_probe.training.grid import lr_grid_values, mark_best_of_grid, planned_runs, train_many
+from landscape_probe.training.grid import lr_grid_values, mark_best_of_grid, planned_runs, train_grid
+from landscape_probe.training.records import RECORDED
+from landscape_probe.training.result import TrainResult
+from landscape_probe.training.store import RunResult
 from landscape_probe.training.loop import TrainConfig, batch_order, init_model, model_args_for, schedule_factor, train_run
 
 CONFIG = TrainConfig(optimizers=("sgd", "adam"), width=8, epochs=2, batch_size=16, diagnostics_every=2,
@@ -89,19 +91,19 @@ def test_effective_and_intrinsic_learning_rates_with_batch_norm(tiny_data: Datas
     config = replace(CONFIG, norm="batch", weight_decay=0.01, epochs=1)
     run = train_run(config, tiny_data, "sgd", 0.5, 3, seed=0)
     assert run.normalised_layer_names == ["hidden.0.weight", "hidden.1.weight"]
-    for row, step in zip(run.records["effective_learning_rate"], run.records["diagnostic_steps"]):
-        norms = run.records["weight_norm"][step][:2]
-        np.testing.assert_allclose(row, [0.5 / n**2 for n in norms], rtol=1e-5)
+    start = init_model(model_args_for(config, tiny_data, 3), seed=0)  # the weights of diagnostic step 0
+    norms = [float(start.hidden[i].weight.double().norm()) for i in range(2)]
+    np.testing.assert_allclose(run.records["effective_learning_rate"][0], [0.5 / n**2 for n in norms], rtol=1e-5)
     assert run.records["intrinsic_learning_rate"] == [pytest.approx(0.005)] * 2
 
 
 def test_a_diverging_run_is_marked_and_the_others_carry_on(tiny_data: Dataset, tmp_path: Path) -> None:
     config = replace(CONFIG, learning_rates={"sgd": 1e30})
-    outcome = train_many(config, tmp_path, dataset=tiny_data)
+    outcome = train_grid(config, tiny_data, tmp_path)
     sgd, adam = outcome.runs
     assert sgd.diverged and sgd.steps < 6 and sgd.final_train_loss == math.inf
     assert not adam.diverged and adam.steps == 6 and len(adam.records["epoch_train_loss"]) == 2
-    stored = {run.optimizer: run for run in read_train_results(outcome.results_path).runs}
+    stored = {run.optimizer: run for run in TrainResult.load(outcome.path).runs}
     assert stored["sgd"].diverged and not stored["adam"].diverged and not outcome.incomplete
 
 
@@ -120,15 +122,15 @@ def test_resume_gives_the_same_results_as_an_uninterrupted_run(
     tiny_data: Dataset, tmp_path: Path, stop_after: int
 ) -> None:
     config = replace(CONFIG, optimizers=("momentum", "adam"))
-    whole = train_many(config, tmp_path / "whole", dataset=tiny_data)
-    partial = train_many(config, tmp_path / "cut", dataset=tiny_data, should_stop=_stop_after(stop_after))
-    assert partial.incomplete and read_train_results(partial.results_path).incomplete
+    whole = train_grid(config, tiny_data, tmp_path / "whole")
+    partial = train_grid(config, tiny_data, tmp_path / "cut", should_stop=_stop_after(stop_after))
+    assert partial.incomplete and TrainResult.load(partial.path).incomplete
     assert len(list((tmp_path / "cut").glob("*/resume.pt"))) == 1
-    resumed = train_many(config, tmp_path / "cut", dataset=tiny_data, resume=True)
+    resumed = train_grid(config, tiny_data, tmp_path / "cut", resume=True)
     assert not resumed.incomplete and not list((tmp_path / "cut").glob("*/resume.pt"))
-    expected = {run.name: run for run in read_train_results(whole.results_path).runs}
-    for run in read_train_results(resumed.results_path).runs:
-        for name in RECORDS:
+    expected = {run.name: run for run in TrainResult.load(whole.path).runs}
+    for run in TrainResult.load(resumed.path).runs:
+        for name in RECORDED:
             np.testing.assert_array_equal(run.records[name], expected[run.name].records[name], err_msg=name)
         assert run.completed and run.steps == expected[run.name].steps
         final = torch.load(tmp_path / "cut" / run.name / "checkpoint.pt", weights_only=True)["state_dict"]
@@ -137,7 +139,7 @@ def test_resume_gives_the_same_results_as_an_uninterrupted_run(
 
 
 def test_checkpoint_is_self_describing_and_reproduces_the_outputs(tiny_data: Dataset, tmp_path: Path) -> None:
-    outcome = train_many(replace(CONFIG, optimizers=("adam",), epochs=1), tmp_path, dataset=tiny_data)
+    outcome = train_grid(replace(CONFIG, optimizers=("adam",), epochs=1), tiny_data, tmp_path)
     run = outcome.runs[0]
     loaded = load_checkpoint(tmp_path / run.name / "checkpoint.pt")
     run.model.eval()
@@ -149,11 +151,11 @@ def test_checkpoint_is_self_describing_and_reproduces_the_outputs(tiny_data: Dat
 
 def test_existing_results_are_not_overwritten_and_resume_needs_results(tiny_data: Dataset, tmp_path: Path) -> None:
     config = replace(CONFIG, optimizers=("adam",), epochs=1, diagnostics_every=0)
-    train_many(config, tmp_path, dataset=tiny_data)
+    train_grid(config, tiny_data, tmp_path)
     with pytest.raises(ProbeError, match="overwrite"):
-        train_many(config, tmp_path, dataset=tiny_data)
+        train_grid(config, tiny_data, tmp_path)
     with pytest.raises(ProbeError, match="Nothing to resume"):
-        train_many(config, tmp_path / "empty", dataset=tiny_data, resume=True)
+        train_grid(config, tiny_data, tmp_path / "empty", resume=True)
 
 
 def test_learning_rate_grid_and_best_of_grid() -> None:

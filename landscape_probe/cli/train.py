@@ -1,16 +1,14 @@
 """`probe train`: train one zoo model with several optimisers on the same data, and compare them.
 
-Options become a frozen :class:`~landscape_probe.training.loop.TrainConfig`, one call
-to :func:`~landscape_probe.training.grid.train_many` trains the grid and writes the
-results file and checkpoints, and :func:`print_summary` prints the table back
-from the file (as ``probe show`` does).
+Options become the keywords of :func:`landscape_probe.training.api.train` (``lp.train``),
+which trains the grid and writes the results file and checkpoints;
+:func:`print_summary` prints the table back from the file (as ``probe show`` does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -18,22 +16,22 @@ from landscape_probe.cli.app import DebugOption, DeviceOption, app, command_line
 from landscape_probe.errors import ProbeError
 from landscape_probe.training.summary import print_summary
 
-if TYPE_CHECKING:
-    from rich.progress import Progress
-
 
 @app.command("train")
 def train_command(
     ctx: typer.Context,
     optimizer: Annotated[
-        list[str] | None, typer.Option("--optimizer", help="Optimiser name (repeat for several), or all.")
+        list[str] | None,
+        typer.Option("--optimizer", help="Optimiser name (repeat for several), or all. Default: fromage alone."),
     ] = None,
     lr: Annotated[
         str | None, typer.Option(help="One learning rate for all, or per optimiser: fromage=0.01,adam=1e-3. "
                                       "Default: each optimiser's own.")
     ] = None,
     lr_grid: Annotated[int, typer.Option(help="Try N rates a decade apart around each base rate; keep the best.")] = 1,
-    model: Annotated[str, typer.Option(help="Zoo model: mlp, cnn or transformer.")] = "mlp",
+    model: Annotated[
+        str, typer.Option(help="Zoo model: mlp, cnn or transformer, or a spec such as mlp:width=32,init=xavier.")
+    ] = "mlp",
     depth: Annotated[int, typer.Option(help="Number of layers (ignored with --depths).")] = 4,
     depths: Annotated[str | None, typer.Option(help="Depth sweep, e.g. 2,8,16,32.")] = None,
     width: Annotated[int, typer.Option(help="Hidden width (CNN channels, transformer d_model).")] = 64,
@@ -64,6 +62,8 @@ def train_command(
 ) -> None:
     """Train with each optimiser on the same model, data, seeds and schedule; record weight norms, updates, curvature.
 
+    Without --optimizer it trains Fromage alone.
+
     Examples:
 
     [bold]probe train --optimizer fromage --optimizer adam --depth 16[/]
@@ -74,60 +74,45 @@ def train_command(
     """
     with user_errors(debug):
         from landscape_probe.figures import draw_figures, parse_formats
-        from landscape_probe.training.grid import read_resumable, stop_on_interrupt, train_many
-        from landscape_probe.training.loop import TrainConfig
 
         figure_formats = parse_formats(formats) if plots else ()
+        keywords = dict(
+            optimizers=optimizer or ["fromage"], lr=_learning_rate(lr), lr_grid=lr_grid, depth=depth,
+            depths=_integers(depths, "--depths") if depths else None, width=width, activation=activation,
+            init=init, norm=norm, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay,
+            momentum=momentum, schedule=schedule, seeds=_integers(seeds, "--seeds"),
+            diagnostics_every=diagnostics_every, device=device,
+        )
+        from landscape_probe.training.api import train
+        from landscape_probe.training.grid import read_resumable
+
         if resume:
-            config = TrainConfig.from_dict(read_resumable(output).config)
+            read_resumable(output)
             console.print(f"Resuming {output} with its stored options; other options are ignored.")
-        else:
-            names = _optimizer_names(optimizer or ["fromage"])
-            config = TrainConfig(
-                optimizers=names, learning_rates=_learning_rates(lr, names), lr_grid=lr_grid,
-                depths=_integers(depths, "--depths") if depths else (depth,), seeds=_integers(seeds, "--seeds"),
-                model=model, width=width, activation=activation, init=init, norm=norm, dataset=dataset,
-                epochs=epochs, batch_size=batch_size, weight_decay=weight_decay, momentum=momentum,
-                schedule=schedule, diagnostics_every=diagnostics_every, device=device,
-            )
-        with _progress() as progress, stop_on_interrupt() as should_stop:
-            outcome = train_many(config, output, command_line=command_line(ctx), overwrite=overwrite, resume=resume,
-                                 on_progress=_progress_callback(progress), should_stop=should_stop)
-        print_summary(outcome.results_path, console)
+        result = train(model, None if resume else dataset, **keywords, output=output, overwrite=overwrite,
+                       resume=resume, progress=True, command_line=command_line(ctx))
+        print_summary(result.path, console)
         if figure_formats:
-            for path in draw_figures(outcome.results_path, output / "plots", figure_formats, "train"):
+            for path in draw_figures(result.path, output / "plots", figure_formats, "train"):
                 console.print(f"wrote {path}")
-        if outcome.incomplete:
-            error_console.print(f"Stopped early; results so far are in {outcome.results_path}. "
+        if result.incomplete:
+            error_console.print(f"Stopped early; results so far are in {result.path}. "
                                 f"Continue with: probe train --resume --output {output}")
             raise typer.Exit(130)
 
 
-def _optimizer_names(names: list[str]) -> tuple[str, ...]:
-    from landscape_probe.training.optim import OPTIMIZER_NAMES
-
-    wanted = [n.strip().lower() for name in names for n in name.split(",") if n.strip()]
-    if "all" in wanted:
-        return OPTIMIZER_NAMES
-    unknown = [n for n in wanted if n not in OPTIMIZER_NAMES]
-    if unknown:
-        raise ProbeError(f"Unknown optimizer '{unknown[0]}'; use one of: {', '.join(OPTIMIZER_NAMES)}, or all.")
-    return tuple(dict.fromkeys(wanted))
-
-
-def _learning_rates(text: str | None, names: tuple[str, ...]) -> dict[str, float]:
+def _learning_rate(text: str | None) -> float | dict[str, float] | None:
     """``0.01`` (every optimiser) or ``fromage=0.01,adam=1e-3`` (those named)."""
     if text is None:
-        return {}
+        return None
     if "=" not in text:
-        return {name: _positive(text, "--lr") for name in names}
+        return _positive(text, "--lr")
     rates = {}
     for item in text.split(","):
         name, sep, value = item.partition("=")
-        if not sep or name.strip() not in names:
-            raise ProbeError(
-                f"Cannot read '{item}' in --lr; write NAME=RATE for an optimizer you train ({', '.join(names)}).")
-        rates[name.strip()] = _positive(value, "--lr")
+        if not sep or not name.strip():
+            raise ProbeError(f"Cannot read '{item}' in --lr; write NAME=RATE for an optimizer you train.")
+        rates[name.strip().lower()] = _positive(value, "--lr")
     return rates
 
 
@@ -149,21 +134,3 @@ def _integers(text: str, option: str) -> tuple[int, ...]:
     if not values:
         raise ProbeError(f"{option} needs at least one integer.")
     return values
-
-
-def _progress() -> Progress:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=console)
-
-
-def _progress_callback(progress: Progress) -> Callable[[str, int, int, float], None]:
-    tasks: dict[str, int] = {}
-
-    def update(name: str, step: int, total: int, loss: float) -> None:
-        if name not in tasks:
-            tasks[name] = progress.add_task(name, total=total, completed=step - 1, loss="")
-        progress.update(tasks[name], completed=step, loss=f"{loss:.4g}")
-
-    return update

@@ -1,19 +1,26 @@
 """A grid of training runs: optimiser × learning rate × depth × seed, with checkpoints and resume.
 
-``train_many`` runs every cell of the grid with :func:`landscape_probe.training.loop.train_run`,
-saves each run's final model as a self-describing checkpoint
-``OUTPUT/<run name>/checkpoint.pt`` (so ``probe slice`` reads it with no other
-option), and rewrites ``OUTPUT/results.h5`` after every run, so finished runs
-survive a crash. A stop request (Ctrl-C) ends the current run between two
-steps, saves ``OUTPUT/<run name>/resume.pt`` (model, optimiser, scheduler,
-step, RNG state and records so far) and marks the file ``incomplete``;
-``train_many(..., resume=True)`` reuses the finished runs from the file,
-continues the interrupted one from ``resume.pt`` and runs the rest, giving the
-same numbers as a run never interrupted.
+``train_grid`` runs every cell of the grid with :func:`landscape_probe.training.loop.train_run`.
+Given an output folder, it saves each run's final model as a self-describing
+checkpoint ``OUTPUT/<run name>/checkpoint.pt`` (so ``probe slice`` reads it with
+no other option; a user's own model is saved as bare weights plus the
+``--arch`` to name) and rewrites ``OUTPUT/results.h5`` after every run, so
+finished runs survive a crash. A stop request (Ctrl-C) ends the current run
+between two steps, saves ``OUTPUT/<run name>/resume.pt`` (model, optimiser,
+scheduler, step, RNG state and records so far) and marks the file
+``incomplete``; ``train_grid(..., resume=True)`` reuses the finished runs from
+the file, continues the interrupted one from ``resume.pt`` and runs the rest,
+giving the same numbers as a run never interrupted.
 
 As in the paper, ``lr_grid`` = n tries n learning rates a decade apart around
 each optimiser's base rate and marks as ``best_of_grid`` the rate with the
 lowest final training loss (mean over seeds) for each optimiser and depth.
+
+Example:
+    >>> lr_grid_values(0.01, 3)
+    [0.1, 0.01, 0.001]
+    >>> planned_runs(TrainConfig(optimizers=("adam", "fromage"), depths=(2, 16)))[:2]
+    [('adam', 0.001, 2, 0), ('fromage', 0.01, 2, 0)]
 """
 
 from __future__ import annotations
@@ -22,41 +29,28 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 from statistics import fmean
+from typing import Any
 
 import torch
 
 from landscape_probe.atomic import atomic_path
 from landscape_probe.checkpoints.load import save_checkpoint
 from landscape_probe.data.datasets import Dataset, load_dataset, parse_data_spec
-from landscape_probe.devices import resolve_device
 from landscape_probe.errors import ProbeError
+from landscape_probe.hdf5 import check_writable
+from landscape_probe.layout import loss_units
+from landscape_probe.losses import default_loss_name
+from landscape_probe.training.loop import ModelFactory, TrainConfig, train_run
 from landscape_probe.training.optim import OPTIMIZERS
-from landscape_probe.hdf5 import check_writable, provenance
-from landscape_probe.training.store import (
-    RunResult,
-    TrainResults,
-    read_train_results,
-    run_name,
-    write_train_results,
-)
-from landscape_probe.training.loop import TrainConfig, train_run
+from landscape_probe.training.result import TrainResult
+from landscape_probe.training.store import RunResult, run_name
 
 RESULTS_NAME = "results.h5"
 RunProgressFn = Callable[[str, int, int, float], None]
 """``on_progress(run_name, step, total_steps, loss)``."""
-
-
-@dataclass
-class TrainOutcome:
-    """What ``train_many`` did: the results file, the runs, and whether some are left to do."""
-
-    results_path: Path
-    runs: list[RunResult]
-    incomplete: bool
 
 
 def lr_grid_values(base: float, points: int) -> list[float]:
@@ -106,7 +100,7 @@ def load_training_data(config: TrainConfig) -> Dataset:
     return load_dataset(name, **options)
 
 
-def read_resumable(output_dir: Path | str) -> TrainResults:
+def read_resumable(output_dir: Path | str) -> TrainResult:
     """The results file of an interrupted grid in ``output_dir``, to resume from.
 
     Raises:
@@ -115,70 +109,82 @@ def read_resumable(output_dir: Path | str) -> TrainResults:
     results_path = Path(output_dir) / RESULTS_NAME
     if not results_path.is_file():
         raise ProbeError(f"Nothing to resume: '{results_path}' does not exist.")
-    return read_train_results(results_path)
+    return TrainResult.load(results_path)
 
 
-def train_many(
+def train_grid(
     config: TrainConfig,
-    output_dir: Path | str,
+    dataset: Dataset,
+    output_dir: Path | str | None = None,
     *,
-    command_line: str = "",
+    attrs: dict[str, Any] | None = None,
     overwrite: bool = False,
     resume: bool = False,
     on_progress: RunProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
-    dataset: Dataset | None = None,
-) -> TrainOutcome:
-    """Train the whole grid; write checkpoints and ``results.h5`` under ``output_dir``.
+    factory: ModelFactory | None = None,
+) -> TrainResult:
+    """Train the whole grid; with ``output_dir``, write checkpoints and ``results.h5`` there.
 
     Args:
         config: the grid and the shared settings.
-        output_dir: folder for ``results.h5`` and one checkpoint folder per run.
-        command_line: recorded in the file's provenance.
+        dataset: the data to train on.
+        output_dir: folder for ``results.h5`` and one checkpoint folder per run; None: write nothing.
+        attrs: the results file's root attributes (provenance).
         overwrite: replace an existing ``results.h5``.
         resume: continue the grid recorded in ``output_dir`` (finished runs are
             read back, the interrupted one continues from its ``resume.pt``).
         on_progress: called after every step of every run.
         should_stop: polled between steps; see :func:`stop_on_interrupt`.
-        dataset: the data to train on; by default loaded from ``config.dataset``.
+        factory: a user's model to train instead of the zoo model of ``config``.
+
+    Returns:
+        The runs, marked ``incomplete`` if a stop request cut the grid short.
 
     Raises:
         ProbeError: results exist and neither ``overwrite`` nor ``resume`` is set, or
             ``resume`` is set and there is nothing to resume.
     """
     plan = planned_runs(config)
-    output_dir = Path(output_dir)
-    results_path = output_dir / RESULTS_NAME
+    folder = Path(output_dir) if output_dir is not None else None
+    results_path = folder / RESULTS_NAME if folder is not None else None
     done: dict[str, RunResult] = {}
     if resume:
-        done = {run.name: run for run in read_resumable(output_dir).runs}
-    else:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        if folder is None:
+            raise ProbeError("Resuming needs the output folder of the interrupted grid.")
+        done = {run.name: run for run in read_resumable(folder).runs}
+    elif folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
         check_writable(results_path, overwrite)
-    if dataset is None:
-        dataset = load_training_data(config)
-    attrs = provenance(command_line=command_line, device=str(resolve_device(config.device)), seed=config.seeds[0])
+    result = TrainResult([], config.to_dict(), loss_units(config.loss or default_loss_name(dataset)),
+                         attrs=dict(attrs or {}))
     runs: list[RunResult] = []
-    incomplete = False
     for optimizer, lr, depth, seed in plan:
         previous = done.get(run_name(optimizer, lr, depth, seed))
         if previous is not None and previous.completed:
             runs.append(previous)
             continue
-        folder = output_dir / run_name(optimizer, lr, depth, seed)
-        interrupted = _load_resume(folder / "resume.pt") if previous is not None else None
-        progress = None if on_progress is None else _named_progress(on_progress, folder.name)
-        run = train_run(config, dataset, optimizer, lr, depth, seed, progress, should_stop, interrupted)
+        name = run_name(optimizer, lr, depth, seed)
+        interrupted = _load_resume(folder / name / "resume.pt") if previous is not None else None
+        progress = None if on_progress is None else _named_progress(on_progress, name)
+        run = train_run(config, dataset, optimizer, lr, depth, seed, progress, should_stop, interrupted, factory)
         runs.append(run)
-        _save(run, folder, config, dataset)
-        incomplete = not run.completed
-        if incomplete:
+        if folder is not None:
+            _save(run, folder / name, config, dataset)
+        result.incomplete = not run.completed
+        if result.incomplete:
             break
-        if len(runs) < len(plan):
-            write_train_results(results_path, config.to_dict(), runs, attrs=attrs, incomplete=True, overwrite=True)
+        if results_path is not None and len(runs) < len(plan):
+            _replace(result, runs).save(results_path, overwrite=True)
     mark_best_of_grid(runs)
-    write_train_results(results_path, config.to_dict(), runs, attrs=attrs, incomplete=incomplete, overwrite=True)
-    return TrainOutcome(results_path, runs, incomplete)
+    result = _replace(result, runs)
+    if results_path is not None:
+        result.save(results_path, overwrite=True)
+    return result
+
+
+def _replace(result: TrainResult, runs: list[RunResult]) -> TrainResult:
+    return TrainResult(list(runs), result.config, result.loss_units, result.incomplete, result.attrs)
 
 
 @contextlib.contextmanager
@@ -210,10 +216,20 @@ def _named_progress(on_progress: RunProgressFn, name: str) -> Callable[[int, int
 
 
 def _save(run: RunResult, folder: Path, config: TrainConfig, dataset: Dataset) -> None:
-    """The run's model as a self-describing checkpoint, plus ``resume.pt`` if it was interrupted."""
+    """The run's model as a checkpoint, plus ``resume.pt`` if it was interrupted.
+
+    A zoo model's checkpoint is self-describing; a user's own model's holds its
+    weights and names the ``--arch`` that ``probe slice`` then needs.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(folder / "checkpoint.pt", run.model, run.model_args, optimizer=run.state["optimizer"],
-                    step=run.steps, config=config.to_dict(), data=dataset.spec)
+    path = folder / "checkpoint.pt"
+    extras = {"optimizer": run.state["optimizer"], "step": run.steps, "config": config.to_dict(), "data": dataset.spec}
+    if run.model_args.get("name") == "custom":
+        with atomic_path(path) as tmp:
+            torch.save({"state_dict": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
+                        "arch": run.model_args["factory"], **extras}, tmp)
+    else:
+        save_checkpoint(path, run.model, run.model_args, **extras)
     resume_path = folder / "resume.pt"
     if run.completed:
         resume_path.unlink(missing_ok=True)

@@ -5,21 +5,12 @@ seed. Everything that is not the optimiser is shared: at a given seed and depth
 every optimiser starts from the same weights and sees the same batches in the
 same order, so differences between runs are the optimiser's doing.
 
-Recorded (the names are the HDF5 dataset names of docs/hdf5-format.md), with
-``W_l`` the layers of DESIGN.md §2 (parameters with ndim ≥ 2):
-
-- per step s, at the weights W_s the batch loss was computed at: ``loss``,
-  ``learning_rate`` (η_s used for the step), ``gradient_norm`` (||∇loss|| over
-  all parameters), ``weight_norm`` (||W_l||_F) and ``relative_update``
-  (||W_{s+1,l} − W_{s,l}||_F / ||W_{s,l}||_F);
-- per epoch, on the whole train and test sets in ``eval()`` mode:
-  ``epoch_train_loss``, ``epoch_train_accuracy``, ``epoch_test_loss``,
-  ``epoch_test_accuracy``;
-- every ``diagnostics_every`` steps, on a fixed batch (see
-  :mod:`landscape_probe.training.diagnostics`): ``sharpness``, ``gradient_noise_scale``,
-  ``spectral_shift`` (of that step's update), ``effective_learning_rate``
-  η_s / ||W_l||² for layers followed by normalisation, and the intrinsic
-  learning rate λ·η_s (λ the weight decay), at ``diagnostic_steps``.
+What is recorded, and when, is :mod:`landscape_probe.training.recorder`'s
+(per step: loss, learning rate, gradient norm, weight norms, relative updates;
+every ``diagnostics_every`` steps, on a fixed batch: sharpness, gradient noise
+scale, spectral shift, effective and intrinsic learning rates), plus per epoch,
+on the whole train and test sets in ``eval()`` mode: ``epoch_train_loss``,
+``epoch_train_accuracy``, ``epoch_test_loss``, ``epoch_test_accuracy``.
 
 A run whose batch loss becomes NaN or infinite stops and is marked diverged.
 Example:
@@ -42,20 +33,22 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from landscape_probe.training import diagnostics
-from landscape_probe import params as P
 from landscape_probe.data.datasets import Dataset
 from landscape_probe.devices import resolve_device
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import LossFn, default_loss_name, loss_function
-from landscape_probe.models.zoo import build_model, complete_model_args
+from landscape_probe.models.zoo import build_model, complete_model_args, parse_zoo_spec
+from landscape_probe.training import diagnostics
 from landscape_probe.training.optim import build_optimizer
-from landscape_probe.params import detached_params, select_layers
-from landscape_probe.training.store import EPOCH_RECORDS, RunResult, empty_records
+from landscape_probe.training.records import EPOCH_RECORDS
+from landscape_probe.training.recorder import Recorder
+from landscape_probe.training.store import RunResult
 
 SCHEDULES = ("constant", "step", "exponential", "inverse", "cosine")
 ProgressFn = Callable[[int, int, float], None]
 """``progress(step, total_steps, loss)``, called after every step."""
+ModelFactory = Callable[[], nn.Module]
+"""A user's own model: called with no arguments (under the run's seed), returns a fresh ``nn.Module``."""
 
 
 @dataclass(frozen=True)
@@ -140,22 +133,49 @@ def model_args_for(config: TrainConfig, dataset: Dataset, depth: int) -> dict[st
 
     ``width`` is the MLP's hidden width, the CNN's channel count and the
     transformer's ``d_model``; the transformer has its own (layer) normalisation.
+    ``config.model`` may be a zoo spec (``mlp:width=32,init=xavier``) whose options
+    override the config's; its ``depth`` is the grid's (``lp.train`` puts it there).
     """
-    args: dict[str, Any] = {"name": config.model, "depth": depth, "activation": config.activation, "init": config.init}
-    if config.model == "cnn":
+    spec = parse_zoo_spec(config.model)
+    name = spec.pop("name")
+    spec.pop("depth", None)
+    args: dict[str, Any] = {"name": name, "depth": depth, "activation": config.activation, "init": config.init}
+    if name == "cnn":
         args.update(channels=config.width, norm=config.norm)
-    elif config.model == "transformer":
+    elif name == "transformer":
         args.update(d_model=config.width)
     else:
         args.update(width=config.width, norm=config.norm)
-    return complete_model_args(args, dataset)
+    return complete_model_args({**args, **spec}, dataset)
 
 
-def init_model(model_args: dict[str, Any], seed: int) -> nn.Module:
-    """Build the model with weights drawn from ``seed`` alone (the global RNG is left as it was)."""
+def init_model(model_args: dict[str, Any], seed: int, factory: ModelFactory | None = None) -> nn.Module:
+    """Build the model with weights drawn from ``seed`` alone (the global RNG is left as it was).
+
+    A zoo model is built from ``model_args``; with ``factory``, the factory's model is.
+
+    Raises:
+        ProbeError: the factory does not return an ``nn.Module``.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build_model(model_args)
+        if factory is None:
+            return build_model(model_args)
+        model = factory()
+    if not isinstance(model, nn.Module):
+        raise ProbeError(f"The model factory returned a {type(model).__name__}, not a torch nn.Module.")
+    return model
+
+
+def factory_args(factory: ModelFactory) -> dict[str, Any]:
+    """The ``model_args`` recorded for a user's model: what it is, not enough to rebuild it.
+
+    ``factory`` is ``module:qualified_name``, the ``--arch`` that ``probe slice``
+    needs to read the run's checkpoint (which holds only the weights).
+    """
+    module = getattr(factory, "__module__", None) or "?"
+    name = getattr(factory, "__qualname__", None) or type(factory).__name__
+    return {"name": "custom", "factory": f"{module}:{name}"}
 
 
 def batch_order(num_examples: int, seed: int, epoch: int) -> Tensor:
@@ -192,6 +212,7 @@ def train_run(
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
     resume: RunResult | None = None,
+    factory: ModelFactory | None = None,
 ) -> RunResult:
     """Train one model with one optimiser for ``config.epochs`` epochs; see the module docstring.
 
@@ -205,32 +226,34 @@ def train_run(
             resumable ``state``.
         resume: an interrupted run (with ``state``) to continue; the result equals
             that of a run never interrupted.
+        factory: a user's model to train instead of the zoo model of ``config``.
     """
     device = resolve_device(config.device)
-    model_args = model_args_for(config, dataset, depth)
-    model = init_model(model_args, seed).to(device)
+    model_args = model_args_for(config, dataset, depth) if factory is None else factory_args(factory)
+    model = init_model(model_args, seed, factory).to(device)
     optimizer = build_optimizer(optimizer_name, model, lr, momentum=config.momentum, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     factor = partial(schedule_factor, config.schedule, total_steps=total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     loss_fn = loss_function(config.loss or default_loss_name(dataset))
-    layers = detached_params(model, select_layers(model))  # views: they follow the optimiser's in-place steps
-    normalised = diagnostics.normalised_layers(model)
     x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
     x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
-    probe = (x_train[: config.diagnostic_batch_size], y_train[: config.diagnostic_batch_size])
-    run = RunResult(optimizer_name, lr, depth, seed, model_args, list(layers), normalised,
-                    empty_records(), model=model)
     step = 0
+    records = None
     if resume is not None:
         model.load_state_dict(resume.state["model"])
         optimizer.load_state_dict(resume.state["optimizer"])
         scheduler.load_state_dict(resume.state["scheduler"])
         torch.set_rng_state(resume.state["torch_rng"])
-        run.records = {name: list(values) for name, values in resume.records.items()}
+        records = {name: list(values) for name, values in resume.records.items()}
         step = resume.state["step"]
-    record = run.records
+    batch = (x_train[: config.diagnostic_batch_size], y_train[: config.diagnostic_batch_size])
+    recorder = Recorder(model, loss_fn, diagnostic_batch=batch, sharpness_iterations=config.sharpness_iterations,
+                        seed=seed, records=records)
+    record = recorder.records
+    run = RunResult(optimizer_name, lr, depth, seed, model_args, list(recorder.layers), recorder.normalised,
+                    record, model=model)
 
     while step < total_steps:
         if should_stop is not None and should_stop():
@@ -242,30 +265,22 @@ def train_run(
         diagnose = config.diagnostics_every > 0 and step % config.diagnostics_every == 0
         if diagnose:
             # before the training forward pass, so that optimisers with hooks (K-FAC) see the training batch last
-            _record_diagnostics(record, model, loss_fn, probe, config, learning_rate, normalised, step, seed)
+            recorder.record_diagnostics(step, learning_rate, config.weight_decay)
 
         model.train()
         loss = loss_fn(model(x_train[batch]), y_train[batch])
         if not torch.isfinite(loss):
             run.diverged = True
             if len(record["spectral_shift"]) < len(record["diagnostic_steps"]):
-                record["spectral_shift"].append([math.nan] * len(layers))
+                record["spectral_shift"].append([math.nan] * len(recorder.layers))
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        before = P.clone(layers)
-        gradients = [p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]
-        record["loss"].append(loss.item())
-        record["learning_rate"].append(learning_rate)
-        record["gradient_norm"].append(float(torch.linalg.vector_norm(torch.cat(gradients))))
-        weight_norms = P.layer_norms(before)
-        record["weight_norm"].append([float(w) for w in weight_norms.values()])
+        before = recorder.snapshot()
+        recorder.record_step(loss.item(), learning_rate, before)
         optimizer.step()
         scheduler.step()
-        update_norms = P.layer_norms(P.sub(layers, before))
-        record["relative_update"].append([float(update_norms[n] / weight_norms[n]) for n in layers])
-        if diagnose:
-            record["spectral_shift"].append([diagnostics.spectral_shift(w, layers[n]) for n, w in before.items()])
+        recorder.record_update(before, diagnosed=diagnose)
         step += 1
 
         if step % steps_per_epoch == 0:
@@ -282,18 +297,3 @@ def train_run(
     run.state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}
     return run
-
-
-def _record_diagnostics(
-    record: dict[str, list], model: nn.Module, loss_fn: LossFn, probe: tuple[Tensor, Tensor], config: TrainConfig,
-    learning_rate: float, normalised: list[str], step: int, seed: int,
-) -> None:
-    """Append the every-k-steps diagnostics at the current weights (``spectral_shift`` follows the step)."""
-    inputs, targets = probe
-    named = dict(model.named_parameters())
-    record["diagnostic_steps"].append(step)
-    record["sharpness"].append(
-        diagnostics.sharpness(model, loss_fn, inputs, targets, iterations=config.sharpness_iterations, seed=seed))
-    record["gradient_noise_scale"].append(diagnostics.gradient_noise_scale(model, loss_fn, inputs, targets))
-    record["effective_learning_rate"].append([learning_rate / float(named[n].detach().norm()) ** 2 for n in normalised])
-    record["intrinsic_learning_rate"].append(config.weight_decay * learning_rate)

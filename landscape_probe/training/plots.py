@@ -9,7 +9,7 @@ Each optimiser is shown at its best learning rate of the grid, first seed:
   keeps every layer's norm near its initial value, Adam lets them drift);
 - ``relative_update_depth<d>``: ||ΔW_l|| / ||W_l|| per layer and step;
 - ``diagnostics_depth<d>``: sharpness and gradient noise scale, when recorded;
-- ``depth``: for a depth sweep, final training accuracy against depth per
+- ``depth``: for several depths, final training accuracy against depth per
   optimiser (mean over seeds; a diverged run counts as 0), the paper's depth figure.
 
 Example:
@@ -19,13 +19,15 @@ Example:
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from landscape_probe.figures import save_figures
-from landscape_probe.training.store import RunResult, read_train_results, summary_rows
+from landscape_probe.training.result import TrainResult
+from landscape_probe.training.store import RunResult, summary_rows
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -34,19 +36,21 @@ if TYPE_CHECKING:
 
 def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
     """Draw every figure of a train results file into ``out_dir``; returns the files written."""
-    runs = read_train_results(results_path).runs
+    result = TrainResult.load(results_path)
+    runs, units = result.runs, result.loss_units
     shown = _shown_runs(runs)
     depths = sorted({run.depth for run in shown})
-    figures = {"loss": _per_depth(shown, depths, _loss_panel), "accuracy": _per_depth(shown, depths, _accuracy_panel)}
+    figures = {"loss": _per_depth(shown, depths, partial(_loss_panel, units=units)),
+               "accuracy": _per_depth(shown, depths, _accuracy_panel)}
     for depth in depths:
         at_depth = [run for run in shown if run.depth == depth]
         figures[f"weight_norm_depth{depth}"] = _per_optimizer(at_depth, "weight_norm", "||W_l||_F", depth)
         figures[f"relative_update_depth{depth}"] = _per_optimizer(
             at_depth, "relative_update", "||ΔW_l|| / ||W_l||", depth)
         if any(len(run.records["diagnostic_steps"]) for run in at_depth):
-            figures[f"diagnostics_depth{depth}"] = _diagnostics(at_depth, depth)
+            figures[f"diagnostics_depth{depth}"] = _diagnostics(at_depth, depth, units)
     if len(depths) > 1:
-        figures["depth"] = _depth_sweep(runs)
+        figures["depth"] = _depth_figure(runs)
     return save_figures(figures, out_dir, formats)
 
 
@@ -82,12 +86,12 @@ def _per_depth(runs: list[RunResult], depths: list[int], panel) -> Figure:
     return figure
 
 
-def _loss_panel(ax: Axes, run: RunResult, colour: str) -> None:
+def _loss_panel(ax: Axes, run: RunResult, colour: str, units: str) -> None:
     loss = np.asarray(run.records["loss"], dtype=float)
     ax.plot(np.arange(len(loss)), loss, color=colour, lw=0.8, label=_label(run))
     ax.set_yscale("log")
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss (mini-batch)")
+    ax.set_ylabel(f"training loss, mini-batch ({units})")
 
 
 def _accuracy_panel(ax: Axes, run: RunResult, colour: str) -> None:
@@ -120,7 +124,7 @@ def _per_optimizer(runs: list[RunResult], record: str, ylabel: str, depth: int) 
     return figure
 
 
-def _diagnostics(runs: list[RunResult], depth: int) -> Figure:
+def _diagnostics(runs: list[RunResult], depth: int, units: str) -> Figure:
     import matplotlib.pyplot as plt
 
     figure, (sharp, noise) = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -129,7 +133,8 @@ def _diagnostics(runs: list[RunResult], depth: int) -> Figure:
         steps = run.records["diagnostic_steps"]
         sharp.plot(steps, np.abs(run.records["sharpness"]), color=colours[run.optimizer], marker=".", label=_label(run))
         noise.plot(steps, run.records["gradient_noise_scale"], color=colours[run.optimizer], marker=".")
-    sharp.set(yscale="log", xlabel="step", ylabel="|top Hessian eigenvalue|", title=f"sharpness, depth {depth}")
+    sharp.set(yscale="log", xlabel="step", ylabel=f"|top Hessian eigenvalue| ({units})",
+              title=f"sharpness, depth {depth}")
     noise.set(yscale="log", xlabel="step", ylabel="B_simple (examples)", title="gradient noise scale")
     sharp.legend(fontsize=7)
     for ax in (sharp, noise):
@@ -137,7 +142,7 @@ def _diagnostics(runs: list[RunResult], depth: int) -> Figure:
     return figure
 
 
-def _depth_sweep(runs: list[RunResult]) -> Figure:
+def _depth_figure(runs: list[RunResult]) -> Figure:
     import matplotlib.pyplot as plt
 
     rows = summary_rows(runs)

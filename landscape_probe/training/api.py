@@ -1,0 +1,221 @@
+"""``lp.train``: train a model with several optimisers on the same data, seeds and schedule.
+
+This is what ``probe train`` does, as one function call: the keyword names are
+the command's options in snake_case, and with ``output`` it writes the same
+files (``OUTPUT/results.h5`` and one checkpoint folder per run).
+
+Example:
+    >>> import torch
+    >>> x, y = torch.randn(64, 5), torch.randint(0, 3, (64,))
+    >>> result = train("mlp:width=8", (x, y), optimizers=("sgd", "fromage"), depth=2, epochs=1,
+    ...                batch_size=32, diagnostics_every=0, device="cpu")
+    >>> [run.name for run in result.runs]
+    ['sgd_lr0.1_depth2_seed0', 'fromage_lr0.01_depth2_seed0']
+    >>> result.runs[0].records["weight_norm"].shape   # 2 steps, 2 layers
+    (2, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from landscape_probe.errors import ProbeError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from torch import nn
+
+    from landscape_probe.training.result import TrainResult
+
+
+def train(
+    model: str | Callable[[], nn.Module] = "mlp",
+    data: Any = "digits",
+    *,
+    optimizers: str | Sequence[str] = ("fromage",),
+    lr: float | dict[str, float] | None = None,
+    lr_grid: int = 1,
+    depth: int = 4,
+    depths: Sequence[int] | None = None,
+    width: int = 64,
+    activation: str = "relu",
+    init: str = "lecun",
+    norm: str = "none",
+    loss: str | None = None,
+    epochs: int = 5,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    schedule: str = "constant",
+    seeds: int | Sequence[int] = (0,),
+    diagnostics_every: int = 50,
+    diagnostic_batch_size: int = 128,
+    sharpness_iterations: int = 20,
+    device: str = "auto",
+    output: Path | str | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = False,
+    command_line: str | None = None,
+) -> TrainResult:
+    """Train every (optimizer, learning rate, depth, seed) of the grid; see DESIGN.md §5.
+
+    At a given seed and depth every optimiser starts from the same weights and
+    sees the same batches; ``lr_grid`` = n tries n rates a decade apart around
+    each base rate and marks the best (lowest mean final training loss).
+
+    Args:
+        model: a zoo spec (``"mlp"``, ``"mlp:depth=16,width=64"``, ``"cnn"``, ``"transformer"``),
+            whose options override ``depth``, ``width``, ...; or a function that builds
+            your own ``nn.Module`` (called once per run, under the run's seed). Its
+            checkpoints hold the weights only: ``probe slice`` then needs
+            ``--arch module:function``, which the checkpoint names.
+        data: a built-in name or spec (``"digits"``), a ``.npz``/``.pt`` file, ``(x, y)``
+            or ``(x_train, y_train, x_test, y_test)`` tensors, a torch ``Dataset`` or
+            ``DataLoader``. With ``resume``, None reloads the data the grid was started with.
+        optimizers: names from the optimizer table (``"fromage"``, ``"adam"``, ...), or ``"all"``.
+        lr: one base rate for all, a dict per optimizer, or None for each one's default.
+        lr_grid, depth, depths, width, activation, init, norm, loss, epochs, batch_size,
+            weight_decay, momentum, schedule, seeds, diagnostics_every, diagnostic_batch_size,
+            sharpness_iterations, device: as the ``probe train`` options of the same names
+            (``loss``: ``cross_entropy`` or ``mse``, by default from the targets).
+        output: folder for ``results.h5`` and the checkpoints; None writes nothing.
+        overwrite: replace an existing ``OUTPUT/results.h5``.
+        resume: continue the interrupted grid in ``output`` with its stored settings
+            (the other settings are ignored).
+        progress: show a progress bar per run.
+        command_line: recorded as the file's provenance (``probe train`` passes its own).
+
+    Returns:
+        The runs and their records (numpy arrays). After a first Ctrl-C the current
+        run stops between two steps and the result is ``incomplete`` (resumable with ``output``).
+
+    Raises:
+        ProbeError: for any setting or data the grid cannot use, or existing results
+            without ``overwrite``.
+    """
+    from landscape_probe.data.inputs import as_dataset
+    from landscape_probe.devices import resolve_device
+    from landscape_probe.hdf5 import provenance
+    from landscape_probe.training import grid
+    from landscape_probe.training.loop import TrainConfig
+
+    factory = _factory(model)
+    if resume:
+        if output is None:
+            raise ProbeError("resume needs the output folder of the interrupted grid.")
+        config = TrainConfig.from_dict(grid.read_resumable(output).config)
+        dataset = grid.load_training_data(config) if data is None else as_dataset(data)
+    else:
+        dataset = as_dataset(data)
+        names = _optimizer_names(_optimizer_list(optimizers))
+        depths = _depths(model, factory, depth, depths)
+        config = TrainConfig(
+            optimizers=names, learning_rates=_learning_rates(lr, names), lr_grid=lr_grid, depths=depths,
+            seeds=(seeds,) if isinstance(seeds, int) else tuple(seeds),
+            model=model if factory is None else _factory_name(factory), width=width, activation=activation,
+            init=init, norm=norm, dataset=str(data) if isinstance(data, (str, Path)) else dataset.name, loss=loss,
+            epochs=epochs, batch_size=batch_size, weight_decay=weight_decay, momentum=momentum,
+            schedule=schedule, diagnostics_every=diagnostics_every, diagnostic_batch_size=diagnostic_batch_size,
+            sharpness_iterations=sharpness_iterations, device=device,
+        )
+    attrs = provenance(command_line=command_line or "landscape_probe.train (Python API)",
+                       device=str(resolve_device(config.device)), seed=config.seeds[0])
+    with _progress(progress) as bar, grid.stop_on_interrupt() as should_stop:
+        return grid.train_grid(config, dataset, output, attrs=attrs, overwrite=overwrite, resume=resume,
+                               on_progress=_progress_callback(bar), should_stop=should_stop, factory=factory)
+
+
+def _optimizer_list(optimizers: str | Sequence[str]) -> list[str]:
+    """``"fromage,adam"`` or ``("fromage", "adam")`` as a list of names."""
+    items = [optimizers] if isinstance(optimizers, str) else list(optimizers)
+    return [n.strip().lower() for item in items for n in str(item).split(",") if n.strip()]
+
+
+def _optimizer_names(wanted: list[str]) -> tuple[str, ...]:
+    from landscape_probe.training.optim import OPTIMIZER_NAMES
+
+    if "all" in wanted:
+        return OPTIMIZER_NAMES
+    unknown = [n for n in wanted if n not in OPTIMIZER_NAMES]
+    if unknown:
+        raise ProbeError(f"Unknown optimizer '{unknown[0]}'; use one of: {', '.join(OPTIMIZER_NAMES)}, or all.")
+    return tuple(dict.fromkeys(wanted))
+
+
+def _learning_rates(lr: float | dict[str, float] | None, names: tuple[str, ...]) -> dict[str, float]:
+    if lr is None:
+        return {}
+    rates = dict(lr) if isinstance(lr, dict) else {name: lr for name in names}
+    for name, value in rates.items():
+        if name not in names:
+            raise ProbeError(f"A learning rate is given for '{name}', which is not among the optimizers trained "
+                             f"({', '.join(names)}).")
+        if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+            raise ProbeError(f"The learning rate must be a positive number, not {value}.")
+    return {name: float(value) for name, value in rates.items()}
+
+
+def _factory(model: Any) -> Callable[[], nn.Module] | None:
+    from torch import nn
+
+    if isinstance(model, str):
+        return None
+    if isinstance(model, nn.Module):
+        raise ProbeError("Pass a function that builds the model (e.g. lambda: MyNet()), not a built model: "
+                         "every run starts from fresh weights drawn under its own seed.")
+    if callable(model):
+        return model
+    raise ProbeError(f"model must be a zoo spec such as 'mlp:depth=4' or a function returning an nn.Module, "
+                     f"not a {type(model).__name__}.")
+
+
+def _factory_name(factory: Callable[[], nn.Module]) -> str:
+    from landscape_probe.training.loop import factory_args
+
+    return factory_args(factory)["factory"]
+
+
+def _depths(model: Any, factory: Callable | None, depth: int, depths: Sequence[int] | None) -> tuple[int, ...]:
+    """The grid's depths: ``depths``, else the spec's ``depth``, else ``depth``; for a user's model, its layer count."""
+    from landscape_probe.models.zoo import parse_zoo_spec
+
+    if factory is not None:
+        if depths is not None:
+            raise ProbeError("depths needs a zoo model; a model of your own has the depth its function gives it.")
+        from landscape_probe.params import select_layers
+        from landscape_probe.training.loop import init_model
+
+        return (len(select_layers(init_model({}, 0, factory))),)
+    spec_depth = parse_zoo_spec(model).get("depth")
+    if spec_depth is not None and depths is not None:
+        raise ProbeError(f"The model spec '{model}' sets a depth; leave out depths, or the depth from the spec.")
+    if depths is not None:
+        return tuple(int(d) for d in depths)
+    return (int(spec_depth if spec_depth is not None else depth),)
+
+
+def _progress(show: bool) -> Any:
+    import contextlib
+
+    if not show:
+        return contextlib.nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn())
+
+
+def _progress_callback(progress: Progress | None) -> Callable[[str, int, int, float], None] | None:
+    if progress is None:
+        return None
+    tasks: dict[str, int] = {}
+
+    def update(name: str, step: int, total: int, loss: float) -> None:
+        if name not in tasks:
+            tasks[name] = progress.add_task(name, total=total, completed=step - 1, loss="")
+        progress.update(tasks[name], completed=step, loss=f"{loss:.4g}")
+
+    return update
