@@ -26,16 +26,14 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return formats
 
 
-def draw_figures(results_path: Path, out_dir: Path, formats: tuple[str, ...], kind: str) -> list[Path]:
-    """Draw every figure of a results file of the given kind; returns the files written."""
+def headless() -> None:
+    """Draw into files without a display, unless pyplot is already in use (a notebook keeps its own backend)."""
+    import sys
+
     import matplotlib
 
-    matplotlib.use("Agg")
-    from landscape_probe.slicing.plots import draw as draw_slice
-    from landscape_probe.training.plots import draw as draw_train
-
-    drawers = {"slice": draw_slice, "train": draw_train}
-    return drawers[kind](results_path, out_dir, formats)
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
 
 
 def save_figures(figures: dict[str, Figure], out_dir: Path, formats: tuple[str, ...], prefix: str = "") -> list[Path]:

@@ -9,9 +9,12 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from landscape_probe.errors import ProbeError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 KINDS = ("slice", "train")
 """The kinds of results file this version reads (the root attribute ``kind``)."""
@@ -40,8 +43,29 @@ def load(path: Path | str) -> Any:
     Raises:
         ProbeError: as :func:`results_kind`.
     """
+    return _kind_table()[results_kind(path)].load(path)
+
+
+def draw(path: Path | str, out_dir: Path | str, formats: tuple[str, ...]) -> list[Path]:
+    """Draw every figure of a results file of any kind into ``out_dir``; returns the files written."""
+    from landscape_probe.slicing.plots import draw as draw_slice
+    from landscape_probe.training.plots import draw as draw_train
+
+    drawers = {"slice": draw_slice, "train": draw_train}
+    return drawers[results_kind(path)](Path(path), Path(out_dir), formats)
+
+
+def print_summary(path: Path | str, console: Console) -> None:
+    """Print the summary of a results file of any kind (what ``probe show`` prints)."""
+    from landscape_probe.slicing.summary import print_summary as print_slice
+    from landscape_probe.training.summary import print_summary as print_train
+
+    printers = {"slice": print_slice, "train": print_train}
+    printers[results_kind(path)](Path(path), console)
+
+
+def _kind_table() -> dict[str, type]:
     from landscape_probe.slicing.result import SliceResult
     from landscape_probe.training.result import TrainResult
 
-    readers = {"slice": SliceResult.load, "train": TrainResult.load}
-    return readers[results_kind(path)](path)
+    return {"slice": SliceResult, "train": TrainResult}

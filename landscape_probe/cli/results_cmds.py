@@ -8,21 +8,6 @@ from typing import Annotated
 import typer
 
 from landscape_probe.cli.app import DebugOption, app, console, user_errors
-from landscape_probe.errors import ProbeError
-
-KINDS = ("slice", "train")
-
-
-def _results_kind(path: Path) -> str:
-    from landscape_probe.hdf5 import open_results
-
-    with open_results(path) as h5:
-        kind = str(h5.attrs["kind"])
-    if kind not in KINDS:
-        raise ProbeError(f"'{path}' holds results of kind '{kind}', which this version cannot show; "
-                         f"it knows {', '.join(KINDS)}.")
-    return kind
-
 
 @app.command()
 def plot(
@@ -38,11 +23,11 @@ def plot(
     Example: [bold]probe plot runs/mlp16.h5 --format png,pdf[/]
     """
     with user_errors(debug):
-        from landscape_probe.figures import draw_figures, parse_formats
+        from landscape_probe.figures import parse_formats
+        from landscape_probe.results import draw
 
-        kind = _results_kind(results)
-        out_dir = output or results.with_name(results.stem + "_plots")
-        written = draw_figures(results, out_dir, parse_formats(formats), kind)
+        chosen = parse_formats(formats)
+        written = draw(results, output or results.with_name(results.stem + "_plots"), chosen)
         for path in written:
             console.print(f"wrote {path}")
 
@@ -57,9 +42,6 @@ def show(
     Example: [bold]probe show runs/mlp16.h5[/]
     """
     with user_errors(debug):
-        kind = _results_kind(results)
-        from landscape_probe.slicing.summary import print_summary as print_slice
-        from landscape_probe.training.summary import print_summary as print_train
+        from landscape_probe.results import print_summary
 
-        printers = {"slice": print_slice, "train": print_train}
-        printers[kind](results, console)
+        print_summary(results, console)

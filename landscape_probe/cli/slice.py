@@ -86,7 +86,7 @@ def slice_command(
     [bold]probe slice a.pt --direction checkpoint:b.pt --scales 0.25,0.5,0.75,1[/]
     """
     with user_errors(debug):
-        from landscape_probe.figures import draw_figures, parse_formats
+        from landscape_probe.figures import parse_formats
         from landscape_probe.hdf5 import check_writable
         from landscape_probe.slicing.api import slice as slice_model
         from landscape_probe.slicing.summary import print_result
@@ -108,7 +108,7 @@ def slice_command(
         console.print(f"wrote {output}")
         if not no_plots:
             plots_dir = plots or output.with_name(output.stem + "_plots")
-            for path in draw_figures(output, plots_dir, figure_formats, "slice"):
+            for path in result.plot(plots_dir, figure_formats):
                 console.print(f"wrote {path}")
 
 

@@ -73,7 +73,7 @@ def train_command(
     [bold]probe train --resume --output runs/train[/]   (after Ctrl-C)
     """
     with user_errors(debug):
-        from landscape_probe.figures import draw_figures, parse_formats
+        from landscape_probe.figures import parse_formats
 
         figure_formats = parse_formats(formats) if plots else ()
         keywords = dict(
@@ -93,7 +93,7 @@ def train_command(
                        resume=resume, progress=True, command_line=command_line(ctx))
         print_summary(result.path, console)
         if figure_formats:
-            for path in draw_figures(result.path, output / "plots", figure_formats, "train"):
+            for path in result.plot(output / "plots", figure_formats):
                 console.print(f"wrote {path}")
         if result.incomplete:
             error_console.print(f"Stopped early; results so far are in {result.path}. "

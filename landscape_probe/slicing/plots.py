@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from landscape_probe.figures import save_figures
+from landscape_probe.figures import headless, save_figures
 from landscape_probe.slicing.result import SliceResult, SliceSweep
 from landscape_probe.slicing.store import read_slice
 
@@ -41,6 +41,7 @@ SAME_LINE = 0.1
 
 def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
     """Draw every figure of a slice results file into ``out_dir``; returns the files written."""
+    headless()
     data = read_slice(results_path)
     figures = {"relative_change": _relative_change(data), "loss": _loss(data)}
     if data.layers:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from landscape_probe.figures import save_figures
+from landscape_probe.figures import headless, save_figures
 from landscape_probe.training.result import TrainResult
 from landscape_probe.training.store import RunResult, summary_rows
 
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
     """Draw every figure of a train results file into ``out_dir``; returns the files written."""
+    headless()
     result = TrainResult.load(results_path)
     runs, units = result.runs, result.loss_units
     shown = _shown_runs(runs)

@@ -119,15 +119,16 @@ class TrainResult:
 
     def plot(self, folder: Path | str, formats: tuple[str, ...] = ("png",)) -> list[Path]:
         """Draw every figure into ``folder`` (from a results file, as ``probe plot`` does); returns the files."""
-        from landscape_probe.figures import FORMATS, draw_figures
+        from landscape_probe.figures import parse_formats
+        from landscape_probe.training.plots import draw
 
-        unknown = [f for f in formats if f not in FORMATS]
-        if unknown or not formats:
-            raise ProbeError(f"Unknown plot format '{','.join(unknown)}'; use any of {', '.join(FORMATS)}.")
+        chosen = parse_formats(",".join(formats))
+        if self.path is not None:
+            return draw(self.path, Path(folder), chosen)
         with tempfile.TemporaryDirectory() as scratch:
             copy = TrainResult(self.runs, self.config, self.loss_units, self.incomplete, self.attrs)
             results_path = copy.save(Path(scratch) / "results.h5")
-            return draw_figures(results_path, Path(folder), tuple(formats), KIND)
+            return draw(results_path, Path(folder), chosen)
 
     def table(self, title: str | None = None) -> Table:
         """The summary table ``probe show`` prints: each optimiser and depth at its best learning rate.

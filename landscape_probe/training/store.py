@@ -46,7 +46,8 @@ class RunResult:
 
     Attributes:
         records: name → values, one entry per step, epoch or diagnostic step
-            (lists while training, numpy arrays when read back); per-layer
+            (lists while training, numpy arrays when read back); each is also an
+            attribute named like its dataset (``run.loss`` is ``run.records["loss"]``); per-layer
             records hold one row per entry, in ``layer_names`` order
             (``effective_learning_rate`` in ``normalised_layer_names`` order).
         steps: optimiser steps taken.
@@ -73,6 +74,12 @@ class RunResult:
     best_of_grid: bool = False
     state: dict[str, Any] | None = field(default=None, repr=False)
     model: nn.Module | None = field(default=None, repr=False)
+
+    def __getattr__(self, name: str) -> Any:
+        """A recorded dataset by its name: ``run.sharpness`` is ``run.records["sharpness"]``."""
+        if name in RECORDED and "records" in self.__dict__:
+            return self.records[name]
+        raise AttributeError(f"'RunResult' object has no attribute '{name}'")
 
     @property
     def name(self) -> str:
