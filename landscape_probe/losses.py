@@ -34,6 +34,23 @@ def loss_function(name: str) -> LossFn:
     return LOSSES[name]
 
 
+def loss_for(dataset: "Dataset", requested: str | None) -> str:
+    """The loss to use on ``dataset``: ``requested`` if it fits the targets, else the data set's default.
+
+    Raises:
+        ProbeError: for an unknown loss, MSE on class indices, or cross-entropy on real-valued targets.
+    """
+    name = requested or default_loss_name(dataset)
+    loss_function(name)
+    if name == "mse" and dataset.task == "classification":
+        raise ProbeError("--loss mse needs real-valued targets, but these are class indices; "
+                         "use cross_entropy, or give float targets (e.g. one-hot rows) in your own data file.")
+    if name == "cross_entropy" and dataset.task == "regression":
+        raise ProbeError("--loss cross_entropy needs integer class indices as targets, but these are real numbers; "
+                         "use mse.")
+    return name
+
+
 def default_loss_name(dataset: "Dataset") -> str:
     """Cross-entropy for integer class targets, MSE for real-valued targets."""
     return "cross_entropy" if dataset.task == "classification" else "mse"

@@ -213,3 +213,18 @@ def test_breakdown_at_the_first_scale_is_shown_as_an_upper_bound() -> None:
     assert _breakdown_cell(float("nan"), scales) == "–"
     assert _breakdown_words(1e-3, scales).startswith("is already at or above 1")
     assert _breakdown_words(0.05, scales) == "reaches 1 at t ≈ 0.05"
+
+
+def test_plots_pointing_at_a_file_is_refused_before_any_work(checkpoint, tmp_path):
+    (tmp_path / "figures").write_text("mine")
+    outcome = runner.invoke(app, ["slice", str(checkpoint), *FAST, "--output", str(tmp_path / "s.h5"),
+                                  "--plots", str(tmp_path / "figures")])
+    assert outcome.exit_code == 2 and "is a file, not a folder" in " ".join(outcome.output.split())
+    assert not (tmp_path / "s.h5").exists() and (tmp_path / "figures").read_text() == "mine"
+
+
+def test_mse_on_class_indices_is_one_sentence(checkpoint, tmp_path):
+    outcome = runner.invoke(app, ["slice", str(checkpoint), *FAST, "--loss", "mse", "--no-plots",
+                                  "--output", str(tmp_path / "s.h5")])
+    assert outcome.exit_code == 2 and "class indices" in outcome.output and "Traceback" not in outcome.output
+    assert not (tmp_path / "s.h5").exists()

@@ -90,3 +90,18 @@ def test_stop_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert resumed.exit_code == 0, resumed.output
     with h5py.File(out / "results.h5", "r") as h5:
         assert not h5.attrs["incomplete"] and h5["runs/adam_lr0.001_depth2_seed0/loss"].shape == (12,)
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_an_output_that_is_a_file_is_refused_before_training(tmp_path: Path, where: str) -> None:
+    (tmp_path / "taken").write_text("mine")
+    output = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "run"
+    result = runner.invoke(app, ["train", *TINY, "--output", str(output)])
+    assert result.exit_code == 2 and "is a file, not a folder" in " ".join(result.output.split())
+    assert (tmp_path / "taken").read_text() == "mine"
+
+
+def test_a_clean_error_leaves_no_empty_output_folder(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", *TINY, "--output", str(tmp_path / "new"), "--lr", "-1"])
+    assert result.exit_code == 2
+    assert not (tmp_path / "new").exists()

@@ -37,3 +37,21 @@ def test_default_loss_follows_the_task() -> None:
 def test_unknown_loss_is_refused() -> None:
     with pytest.raises(ProbeError, match="Unknown loss 'hinge'"):
         loss_function("hinge")
+
+
+def test_loss_for_refuses_a_loss_that_does_not_fit_the_targets():
+    import torch
+
+    from landscape_probe.data.inputs import as_dataset
+    from landscape_probe.losses import loss_for
+
+    classes = as_dataset((torch.randn(6, 2), torch.tensor([0, 1, 2, 0, 1, 2])))
+    reals = as_dataset((torch.randn(6, 2), torch.randn(6)))
+    assert loss_for(classes, None) == "cross_entropy" and loss_for(reals, None) == "mse"
+    assert loss_for(reals, "mse") == "mse"
+    with pytest.raises(ProbeError, match="class indices"):
+        loss_for(classes, "mse")
+    with pytest.raises(ProbeError, match="real numbers"):
+        loss_for(reals, "cross_entropy")
+    with pytest.raises(ProbeError, match="Unknown loss"):
+        loss_for(reals, "hinge")

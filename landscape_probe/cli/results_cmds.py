@@ -24,10 +24,13 @@ def plot(
     """
     with user_errors(debug):
         from landscape_probe.figures import parse_formats
+        from landscape_probe.folders import check_folder
         from landscape_probe.results import draw
 
         chosen = parse_formats(formats)
-        written = draw(results, output or results.with_name(results.stem + "_plots"), chosen)
+        out_dir = output or results.with_name(results.stem + "_plots")
+        check_folder(out_dir, "--output")
+        written = draw(results, out_dir, chosen)
         for path in written:
             console.print(f"wrote {path}")
 

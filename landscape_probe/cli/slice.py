@@ -87,6 +87,7 @@ def slice_command(
     """
     with user_errors(debug):
         from landscape_probe.figures import parse_formats
+        from landscape_probe.folders import check_folder
         from landscape_probe.hdf5 import check_writable
         from landscape_probe.slicing.api import slice as slice_model
         from landscape_probe.slicing.summary import print_result
@@ -95,6 +96,9 @@ def slice_command(
         explicit_scales = _parse_scales(scales) if scales else None
         output = output or default_output(checkpoint)
         check_writable(output, overwrite)
+        plots_dir = plots or output.with_name(output.stem + "_plots")
+        if not no_plots:
+            check_folder(plots_dir, "--plots")
         result = slice_model(
             checkpoint, data, scales=explicit_scales, direction=direction, scaling=scaling, norm=norm,
             layers=layers, select=select, include_1d=include_1d, probe_size=probe_size, split=split, loss=loss,
@@ -107,7 +111,6 @@ def slice_command(
         print_result(result, console)
         console.print(f"wrote {output}")
         if not no_plots:
-            plots_dir = plots or output.with_name(output.stem + "_plots")
             for path in result.plot(plots_dir, figure_formats):
                 console.print(f"wrote {path}")
 

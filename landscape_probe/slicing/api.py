@@ -110,7 +110,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     from landscape_probe.data.inputs import as_dataset
     from landscape_probe.devices import resolve_device
     from landscape_probe.hdf5 import provenance
-    from landscape_probe.losses import default_loss_name
+    from landscape_probe.losses import loss_for
     from landscape_probe.slicing.config import SliceConfig, log_scales
     from landscape_probe.slicing.engine import run_slice
 
@@ -148,7 +148,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         other = _load(config.direction.partition(":")[2], arch, arch_kwargs, trust_checkpoint)
     with _progress(progress) as report, _left_as_given(module):
         result = run_slice(
-            module, x, y, loss or default_loss_name(dataset), config, report, other.model if other else None
+            module, x, y, loss_for(dataset, loss), config, report, other.model if other else None
         )
     attrs = provenance(command_line=_call_text(model, data, config), device=str(used_device), seed=seed)
     attrs.update(

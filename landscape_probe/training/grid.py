@@ -40,9 +40,10 @@ from landscape_probe.atomic import atomic_path
 from landscape_probe.checkpoints.load import save_checkpoint
 from landscape_probe.data.datasets import Dataset, load_dataset, parse_data_spec
 from landscape_probe.errors import ProbeError
+from landscape_probe.folders import check_folder
 from landscape_probe.hdf5 import check_writable
 from landscape_probe.layout import loss_units
-from landscape_probe.losses import default_loss_name
+from landscape_probe.losses import loss_for
 from landscape_probe.training.loop import ModelFactory, TrainConfig, train_run
 from landscape_probe.training.optim import OPTIMIZERS
 from landscape_probe.training.result import TrainResult
@@ -154,9 +155,10 @@ def train_grid(
             raise ProbeError("Resuming needs the output folder of the interrupted grid.")
         done = {run.name: run for run in read_resumable(folder).runs}
     elif folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        check_writable(results_path, overwrite)
-    result = TrainResult([], config.to_dict(), loss_units(config.loss or default_loss_name(dataset)),
+        check_folder(folder, "The output folder")
+        if folder.is_dir():
+            check_writable(results_path, overwrite)
+    result = TrainResult([], config.to_dict(), loss_units(loss_for(dataset, config.loss)),
                          attrs=dict(attrs or {}))
     runs: list[RunResult] = []
     for optimizer, lr, depth, seed in plan:

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from landscape_probe.data.datasets import Dataset
 from landscape_probe.devices import resolve_device
 from landscape_probe.errors import ProbeError
-from landscape_probe.losses import LossFn, default_loss_name, loss_function
+from landscape_probe.losses import LossFn, loss_for, loss_function
 from landscape_probe.models.zoo import build_model, complete_model_args, parse_zoo_spec
 from landscape_probe.training import diagnostics
 from landscape_probe.training.optim import build_optimizer
@@ -236,7 +236,7 @@ def train_run(
     total_steps = config.epochs * steps_per_epoch
     factor = partial(schedule_factor, config.schedule, total_steps=total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-    loss_fn = loss_function(config.loss or default_loss_name(dataset))
+    loss_fn = loss_function(loss_for(dataset, config.loss))
     x_train, y_train = dataset.x_train.to(device), dataset.y_train.to(device)
     x_test, y_test = dataset.x_test.to(device), dataset.y_test.to(device)
     step = 0
