@@ -102,3 +102,10 @@ def test_lambda_max_needs_at_least_one_power_iteration(iterations):
     model, x, y = model_and_data()
     with pytest.raises(ProbeError, match="at least 1"):
         slice_model(model, (x, y), scales=SCALES, power_iterations=iterations)
+
+
+def test_the_recorded_probe_size_is_the_number_of_examples_used():
+    model, x, y = model_and_data()
+    result = slice_model(model, (x, y), scales=SCALES, power_iterations=3, probe_size=500)
+    assert result.config.probe_size == len(x) == 40
+    assert slice_model(model, (x, y), scales=SCALES, power_iterations=3, probe_size=25).config.probe_size == 25

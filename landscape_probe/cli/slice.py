@@ -107,6 +107,9 @@ def slice_command(
             arch_kwargs=parse_arch_kwargs(arch_kwargs), trust_checkpoint=trust_checkpoint, progress=True,
         )
         result = dataclasses.replace(result, provenance={**result.provenance, "command_line": command_line(ctx)})
+        if result.config.probe_size < probe_size:
+            console.print(f"note: the {split} split holds {result.config.probe_size} examples, fewer than "
+                          f"--probe-size {probe_size}; all of them are the probe set.")
         result.save(output, overwrite=overwrite)
         print_result(result, console)
         console.print(f"wrote {output}")

@@ -143,6 +143,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         raise ProbeError(f"{where}; name one with --data (data= in Python), e.g. digits.")
     check_model_accepts(module, dataset)
     x, y = probe_set(dataset, probe_size, seed, split)
+    config = dataclasses.replace(config, probe_size=len(x))  # the number used, when the split holds fewer
     other = None
     if config.direction_kind == "checkpoint":
         other = _load(config.direction.partition(":")[2], arch, arch_kwargs, trust_checkpoint)
