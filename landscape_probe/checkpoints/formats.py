@@ -3,7 +3,10 @@
 Every reader turns a failure into a ``ProbeError`` of one sentence. Pickles are
 read with ``torch.load(weights_only=True)`` unless the user trusts the file:
 that unpickler accepts only tensors and plain containers, so a hostile file is
-refused before any of its objects is built.
+refused before any of its objects is built. TorchScript and ``torch.export``
+archives go through loaders that may unpickle more, so they are inspected
+first (:mod:`landscape_probe.checkpoints.audit`); every zip archive's CRCs are
+checked before any reader sees it.
 """
 
 from __future__ import annotations
@@ -18,9 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from landscape_probe.checkpoints.audit import TRUST_HINT, audit_export, audit_torchscript, check_zip_integrity
 from landscape_probe.errors import ProbeError
-
-TRUST_HINT = "unpickling such objects can run arbitrary code, so pass --trust-checkpoint only if you trust the file"
 
 
 def detect_format(path: Path) -> str:
@@ -39,6 +41,7 @@ def detect_format(path: Path) -> str:
                 names = archive.namelist()
         except (zipfile.BadZipFile, OSError):
             raise ProbeError(f"Checkpoint '{path}' is a truncated or corrupt archive.") from None
+        check_zip_integrity(path)
         if any(name.endswith("/constants.pkl") for name in names):
             return "torchscript"
         if any(name.endswith(("/archive_format", "/serialized_exported_program.json")) for name in names):
@@ -81,16 +84,20 @@ def read_torch_file(path: Path, trust: bool) -> Any:
         raise ProbeError(f"Checkpoint '{path}' cannot be read (truncated or corrupt): {_first_line(err)}") from None
 
 
-def read_torchscript(path: Path) -> nn.Module:
-    """Load a ``torch.jit.save`` archive onto the CPU."""
+def read_torchscript(path: Path, trust: bool = False) -> nn.Module:
+    """Load a ``torch.jit.save`` archive onto the CPU, after auditing its pickles unless ``trust``."""
+    if not trust:
+        audit_torchscript(path)
     try:
         return torch.jit.load(str(path), map_location="cpu")
     except Exception as err:  # noqa: BLE001
         raise ProbeError(f"TorchScript archive '{path}' cannot be loaded: {_first_line(err)}") from None
 
 
-def read_export(path: Path) -> nn.Module:
-    """Load a ``torch.export`` program and return its callable module."""
+def read_export(path: Path, trust: bool = False) -> nn.Module:
+    """Load a ``torch.export`` program and return its callable module, after auditing its members unless ``trust``."""
+    if not trust:
+        audit_export(path)
     try:
         return torch.export.load(str(path)).module()
     except Exception as err:  # noqa: BLE001

@@ -108,9 +108,9 @@ def load_checkpoint(
         raise ProbeError(f"Checkpoint '{path}' is not a file.")
     kind = detect_format(path)
     if kind == "torchscript":
-        loaded = _checkpoint(path, "torchscript", read_torchscript(path))
+        loaded = _checkpoint(path, "torchscript", read_torchscript(path, trust))
     elif kind == "export":
-        loaded = _checkpoint(path, "export", read_export(path))
+        loaded = _checkpoint(path, "export", read_export(path, trust))
     elif kind == "safetensors":
         loaded = _from_state_dict(path, "safetensors", read_safetensors(path), arch, arch_kwargs)
     else:
