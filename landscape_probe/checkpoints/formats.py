@@ -95,13 +95,56 @@ def read_torchscript(path: Path, trust: bool = False) -> nn.Module:
 
 
 def read_export(path: Path, trust: bool = False) -> nn.Module:
-    """Load a ``torch.export`` program and return its callable module, after auditing its members unless ``trust``."""
+    """Load a ``torch.export`` program and return its callable module, after auditing its members unless ``trust``.
+
+    A program exported with a fixed batch size B (no dynamic batch dimension)
+    accepts only batches of exactly B; its module is made to take any batch
+    by running it on chunks of B (the last one padded with copies of its first
+    example, whose outputs are dropped), so every example is still evaluated
+    on its own.
+    """
     if not trust:
         audit_export(path)
     try:
-        return torch.export.load(str(path)).module()
+        program = torch.export.load(str(path))
+        module = program.module()
     except Exception as err:  # noqa: BLE001
         raise ProbeError(f"torch.export program '{path}' cannot be loaded: {_first_line(err)}") from None
+    batch = exported_batch_size(program)
+    if batch is not None:
+        run_in_chunks(module, batch)
+    return module
+
+
+def exported_batch_size(program: torch.export.ExportedProgram) -> int | None:
+    """The batch size a program was exported with, when its first input's leading dimension is fixed; else None."""
+    inputs = program.graph_signature.user_inputs
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and inputs and node.name == inputs[0]:
+            value = node.meta.get("val")
+            shape = getattr(value, "shape", None)
+            if shape and isinstance(shape[0], int):
+                return int(shape[0])
+    return None
+
+
+def run_in_chunks(module: nn.Module, batch: int) -> None:
+    """Make ``module(x)`` run its own forward on chunks of exactly ``batch`` examples and concatenate the outputs."""
+    forward = module.forward
+
+    def chunked(x: Tensor, *rest: Any) -> Tensor:
+        if len(x) == batch:
+            return forward(x, *rest)
+        outputs = []
+        for start in range(0, len(x), batch):
+            chunk = x[start : start + batch]
+            short = batch - len(chunk)
+            if short:
+                chunk = torch.cat([chunk, chunk[:1].expand(short, *chunk.shape[1:])])
+            outputs.append(forward(chunk, *rest)[: batch - short])
+        return torch.cat(outputs)
+
+    module.forward = chunked
 
 
 def read_safetensors(path: Path) -> dict[str, Tensor]:
