@@ -11,13 +11,19 @@ no traceback.
 from __future__ import annotations
 
 import builtins
+import errno
 import io
 import json
+import os
 import pickle
+import signal
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -25,8 +31,10 @@ from safetensors.torch import save_file
 from torch import nn
 from typer.testing import CliRunner
 
+from landscape_probe.atomic import atomic_path
 from landscape_probe.checkpoints.load import load_checkpoint
 from landscape_probe.cli import app
+from landscape_probe.errors import ProbeError
 
 runner = CliRunner()
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_checkpoints"
@@ -115,10 +123,11 @@ SUFFIX = {"torch zip .bin": ".bin", ".pt2 use_pickle weight": ".pt2", ".pt2 pick
 
 
 def _one_sentence_exit_2(result) -> None:
-    text = " ".join(result.output.split())
+    """Exit 2, and on stderr one sentence starting ``Error:`` (rich may wrap it over lines), no traceback."""
+    text = " ".join(result.stderr.split())
     assert result.exit_code == 2, result.output
-    assert text.startswith("Error:") and result.output.count("\nError:") == 0 and text.endswith("."), text
-    assert "Traceback" not in text
+    assert text.startswith("Error:") and " Error:" not in text and text.endswith("."), text
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize("kind", list(MALICIOUS_CHECKPOINTS))
@@ -198,3 +207,88 @@ def test_export_with_a_fixed_batch_size_runs_in_chunks(tmp_path: Path) -> None:
     result = runner.invoke(app, ["slice", str(tmp_path / "fixed.pt2"), "--data", "digits", "--output", str(out), *FAST_SLICE])
     assert result.exit_code == 0, result.output
     assert out.is_file()
+
+
+# ---------------------------------------------------------------- kills and full disks
+
+
+def _temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*.tmp"))
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temporaries_of_dead_writers_are_removed_on_the_next_write(tmp_path: Path) -> None:
+    final = tmp_path / "results.h5"
+    dead = tmp_path / f".results.h5.{_dead_pid()}.abcd1234.tmp"
+    alive = tmp_path / f".results.h5.{os.getppid()}.abcd1234.tmp"
+    mine = tmp_path / f".results.h5.{os.getpid()}.abcd1234.tmp"
+    other = tmp_path / f".other.h5.{_dead_pid()}.abcd1234.tmp"
+    for path in (dead, alive, mine, other):
+        path.write_bytes(b"partial")
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(b"complete")
+    assert final.read_bytes() == b"complete"
+    assert not dead.exists() and alive.exists() and mine.exists() and other.exists()
+
+
+def test_a_writer_killed_mid_write_leaves_no_file_and_its_temporary_goes_on_the_next_run(tmp_path: Path) -> None:
+    out = tmp_path / "out.h5"
+    writer = (
+        "import sys, time; from landscape_probe.atomic import atomic_path\n"
+        f"with atomic_path({str(out)!r}) as tmp:\n"
+        "    tmp.write_bytes(b'half a file'); print('writing', flush=True); time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    child = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, env=env)
+    assert child.stdout.readline() == b"writing\n"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not out.exists() and len(_temporaries(tmp_path)) == 1
+    result = runner.invoke(app, ["slice", str(SAMPLES / "mlp2_digits.pt"), "--output", str(out), *FAST_SLICE])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and _temporaries(tmp_path) == []
+
+
+def _disk_full(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_during_slice_gives_one_sentence_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(h5py.Group, "create_dataset", _disk_full)
+    out = tmp_path / "out.h5"
+    result = runner.invoke(app, ["slice", str(SAMPLES / "mlp2_digits.pt"), "--output", str(out), *FAST_SLICE])
+    _one_sentence_exit_2(result)
+    assert "the disk is full, so nothing was written" in " ".join(result.output.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_while_saving_a_checkpoint_leaves_the_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from landscape_probe.checkpoints.load import save_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"the previous checkpoint")
+    monkeypatch.setattr(torch, "save", _disk_full)
+    with pytest.raises(ProbeError, match="Cannot write '.*checkpoint.pt': the disk is full, so nothing was written"):
+        save_checkpoint(path, nn.Linear(2, 2), {"name": "mlp"})
+    assert path.read_bytes() == b"the previous checkpoint" and _temporaries(tmp_path) == []
+
+
+def test_a_full_disk_during_train_gives_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(h5py.Group, "create_dataset", _disk_full)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--optimizer", "sgd", "--dataset", "digits", "--depth", "2", "--width", "8", "--epochs", "1",
+                                 "--batch-size", "512", "--diagnostics-every", "0", "--device", "cpu", "--no-plots", "--output", str(out)])
+    _one_sentence_exit_2(result)
+    assert not (out / "results.h5").exists() and _temporaries(tmp_path) == []
+
+
+def test_an_output_below_a_file_is_named_as_such(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    result = runner.invoke(app, ["slice", str(SAMPLES / "mlp2_digits.pt"), "--output", str(tmp_path / "afile" / "out.h5"), *FAST_SLICE])
+    _one_sentence_exit_2(result)
+    assert "is a file, not a folder" in " ".join(result.output.split())
