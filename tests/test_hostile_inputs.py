@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import errno
+import functools
 import io
 import json
 import os
@@ -19,24 +20,32 @@ import pickle
 import signal
 import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+import click.testing
 import h5py
 import numpy as np
 import pytest
 import torch
+import typer.main
 from safetensors.torch import save_file
 from torch import nn
-from typer.testing import CliRunner
 
 from landscape_probe.atomic import atomic_path
 from landscape_probe.checkpoints.load import load_checkpoint
 from landscape_probe.cli import app
 from landscape_probe.errors import ProbeError
 
-runner = CliRunner()
+COMMAND = typer.main.get_command(app)  # built once: typer's CliRunner rebuilds it on every invoke, 50 ms each
+runner = click.testing.CliRunner()
+
+
+def invoke(args: list[str]) -> click.testing.Result:
+    """``probe ARGS`` as typer's CliRunner runs it, on the click command typer builds from ``app``."""
+    return runner.invoke(COMMAND, args)
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_checkpoints"
 FAST_SLICE = ["--probe-size", "8", "--scales", "0.1", "--power-iterations", "1", "--device", "cpu", "--no-plots"]
 
@@ -141,7 +150,7 @@ def test_malicious_checkpoints_are_refused_and_run_nothing(tmp_path: Path, kind:
         ["slice", str(SAMPLES / "mlp2_digits.pt"), "--direction", f"checkpoint:{path}", "--output", str(out), *FAST_SLICE],
     )
     for command in commands:
-        result = runner.invoke(app, command)
+        result = invoke(command)
         if kind == "safetensors metadata" and command[0] == "info":
             assert result.exit_code == 0 and "│ w " in result.output  # bare weights are listed; metadata is never unpickled
         else:
@@ -155,7 +164,7 @@ def test_the_payloads_are_live_when_trusted(tmp_path: Path, kind: str) -> None:
     """The same files do run their payload under --trust-checkpoint: the refusal above is what protects."""
     target, path = tmp_path / "created_by_payload", tmp_path / f"evil{SUFFIX.get(kind, '.pt')}"
     MALICIOUS_CHECKPOINTS[kind](path, target)
-    runner.invoke(app, ["info", str(path), "--trust-checkpoint"])
+    invoke(["info", str(path), "--trust-checkpoint"])
     assert target.exists()
 
 
@@ -166,7 +175,7 @@ def test_refusals_name_the_offending_member(tmp_path: Path) -> None:
     _torchscript_with_payload(tmp_path / "c.pt", target)
     expected = {"a.pt2": "model_weights_config.json stores '0.weight'", "b.pt2": "sample_inputs/model.pt", "c.pt": "data.pkl holds the Python object io.open"}
     for name, words in expected.items():
-        result = runner.invoke(app, ["info", str(tmp_path / name)])
+        result = invoke(["info", str(tmp_path / name)])
         assert result.exit_code == 2 and words in " ".join(result.output.split()), result.output
 
 
@@ -181,7 +190,7 @@ def test_malicious_data_files_are_refused_and_run_nothing(tmp_path: Path, kind: 
     target, path = tmp_path / "created_by_payload", tmp_path / ("evil.npz" if "npz" in kind else "evil.pt")
     MALICIOUS_DATA[kind](path, target)
     out = tmp_path / "out.h5"
-    result = runner.invoke(app, ["slice", str(SAMPLES / "mlp2_digits.pt"), "--data", str(path), "--output", str(out), *FAST_SLICE])
+    result = invoke(["slice", str(SAMPLES / "mlp2_digits.pt"), "--data", str(path), "--output", str(out), *FAST_SLICE])
     _one_sentence_exit_2(result)
     assert not target.exists() and not out.exists()
 
@@ -204,7 +213,7 @@ def test_export_with_a_fixed_batch_size_runs_in_chunks(tmp_path: Path) -> None:
     expected = torch.autograd.grad(reference(x).square().sum(), list(reference.parameters()))
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grads, expected))
     out = tmp_path / "fixed.h5"
-    result = runner.invoke(app, ["slice", str(tmp_path / "fixed.pt2"), "--data", "digits", "--output", str(out), *FAST_SLICE])
+    result = invoke(["slice", str(tmp_path / "fixed.pt2"), "--data", "digits", "--output", str(out), *FAST_SLICE])
     assert result.exit_code == 0, result.output
     assert out.is_file()
 
@@ -249,7 +258,7 @@ def test_a_writer_killed_mid_write_leaves_no_file_and_its_temporary_goes_on_the_
     child.send_signal(signal.SIGKILL)
     child.wait()
     assert not out.exists() and len(_temporaries(tmp_path)) == 1
-    result = runner.invoke(app, ["slice", str(SAMPLES / "mlp2_digits.pt"), "--output", str(out), *FAST_SLICE])
+    result = invoke(["slice", str(SAMPLES / "mlp2_digits.pt"), "--output", str(out), *FAST_SLICE])
     assert result.exit_code == 0, result.output
     assert out.is_file() and _temporaries(tmp_path) == []
 
@@ -261,7 +270,7 @@ def _disk_full(*args: object, **kwargs: object) -> None:
 def test_a_full_disk_during_slice_gives_one_sentence_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(h5py.Group, "create_dataset", _disk_full)
     out = tmp_path / "out.h5"
-    result = runner.invoke(app, ["slice", str(SAMPLES / "mlp2_digits.pt"), "--output", str(out), *FAST_SLICE])
+    result = invoke(["slice", str(SAMPLES / "mlp2_digits.pt"), "--output", str(out), *FAST_SLICE])
     _one_sentence_exit_2(result)
     assert "the disk is full, so nothing was written" in " ".join(result.output.split())
     assert sorted(p.name for p in tmp_path.iterdir()) == []
@@ -281,7 +290,7 @@ def test_a_full_disk_while_saving_a_checkpoint_leaves_the_old_one(tmp_path: Path
 def test_a_full_disk_during_train_gives_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(h5py.Group, "create_dataset", _disk_full)
     out = tmp_path / "run"
-    result = runner.invoke(app, ["train", "--optimizer", "sgd", "--dataset", "digits", "--depth", "2", "--width", "8", "--epochs", "1",
+    result = invoke(["train", "--optimizer", "sgd", "--dataset", "digits", "--depth", "2", "--width", "8", "--epochs", "1",
                                  "--batch-size", "512", "--diagnostics-every", "0", "--device", "cpu", "--no-plots", "--output", str(out)])
     _one_sentence_exit_2(result)
     assert not (out / "results.h5").exists() and _temporaries(tmp_path) == []
@@ -289,6 +298,177 @@ def test_a_full_disk_during_train_gives_one_sentence(tmp_path: Path, monkeypatch
 
 def test_an_output_below_a_file_is_named_as_such(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
-    result = runner.invoke(app, ["slice", str(SAMPLES / "mlp2_digits.pt"), "--output", str(tmp_path / "afile" / "out.h5"), *FAST_SLICE])
+    result = invoke(["slice", str(SAMPLES / "mlp2_digits.pt"), "--output", str(tmp_path / "afile" / "out.h5"), *FAST_SLICE])
     _one_sentence_exit_2(result)
     assert "is a file, not a folder" in " ".join(result.output.split())
+
+
+# ---------------------------------------------------------------- hundreds of malformed files
+
+BASE_ARGS = {"name": "mlp", "in_features": 64, "num_outputs": 10, "depth": 2, "width": 8}
+
+
+@functools.cache
+def _base_model() -> nn.Module:
+    from landscape_probe.models.zoo import build_model
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return build_model(BASE_ARGS).eval()
+
+
+def _payload(**changes: object) -> dict:
+    """A self-describing checkpoint of a digits MLP (so that any file that wrongly loads would slice fine)."""
+    payload = {"format": "landscape_probe", "format_version": 1, "model_args": dict(BASE_ARGS),
+               "state_dict": dict(_base_model().state_dict()), "data": {"name": "digits", "seed": 0}}
+    payload.update(changes)
+    return payload
+
+
+def _with_tensor(name: str, value: torch.Tensor) -> dict:
+    return _payload(state_dict={**_base_model().state_dict(), name: value})
+
+
+@functools.cache
+def _valid_bytes(kind: str) -> bytes:
+    """A valid file of each kind, made once per session (scripting and exporting are slow)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "valid"
+        if kind == "self-describing":
+            torch.save(_payload(), path)
+        elif kind == "torchscript":
+            torch.jit.save(torch.jit.script(_base_model()), path)
+        elif kind == "export":
+            shapes = ({0: torch.export.Dim("batch")},)
+            torch.export.save(torch.export.export(_base_model(), (torch.randn(2, 64),), dynamic_shapes=shapes), path)
+        else:
+            save_file(dict(_base_model().state_dict()), str(path))
+        return path.read_bytes()
+
+
+def _valid_archive(path: Path, kind: str) -> bytes:
+    path.write_bytes(_valid_bytes(kind))
+    return _valid_bytes(kind)
+
+
+def _flip_in_member(path: Path, kind: str, which: int, offset: int) -> None:
+    _valid_archive(path, kind)
+    with zipfile.ZipFile(path) as archive:
+        members = [i for i in archive.infolist() if i.file_size > 0]
+    info = members[which % len(members)]
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little"), int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    data[info.header_offset + 30 + name_length + extra_length + offset % info.file_size] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def _truncated(path: Path, kind: str, fraction: float) -> None:
+    data = _valid_archive(path, kind)
+    path.write_bytes(data[: max(1, int(len(data) * fraction))])
+
+
+def _random_bytes(path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    head = [b"", b"PK\x03\x04", b"\x80\x02", b"\x80\x04\x95", (40).to_bytes(8, "little") + b"{"][seed % 5]
+    path.write_bytes(head + rng.integers(0, 256, size=int(rng.integers(1, 5000)), dtype=np.uint8).tobytes())
+
+
+def _safetensors_header(path: Path, header: bytes, body: bytes = b"\x00" * 16) -> None:
+    path.write_bytes(len(header).to_bytes(8, "little") + header + body)
+
+
+def _special(path: Path, kind: str) -> None:
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dangling link":
+        path.symlink_to(path.with_name("nowhere"))
+    elif kind == "link loop":
+        path.symlink_to(path)
+    else:
+        path.write_bytes(b"")
+
+
+WRONG_TYPES = [0, 3.5, "weights", None, [1, 2], (torch.zeros(2),), torch.zeros(3, 3), {"a": 1}, {"state_dict": [1, 2]},
+               {"model": {"w": "not a tensor"}}, {1: torch.zeros(2)}, {"format": "landscape_probe"},
+               {"format": "landscape_probe", "model_args": [1, 2], "state_dict": {}},
+               {"format": "landscape_probe", "model_args": "mlp", "state_dict": {"w": torch.zeros(2)}},
+               {"format": "landscape_probe", "model_args": dict(BASE_ARGS), "state_dict": torch.zeros(2)},
+               {"format": "landscape_probe", "model_args": dict(BASE_ARGS), "state_dict": {"w": [1.0]}},
+               {"format": "other", "weights": torch.zeros(2)}, {"optimizer": {"lr": 0.1}}, {}, [], set(), b"bytes",
+               {"state_dict": {}}, {"model_state_dict": None}, {"model": torch.zeros(2), "epoch": 3}]
+KEYS = ["hidden.0.weight", "hidden.0.bias", "output.weight", "output.bias"]
+BAD_SHAPES = [lambda t: t.T if t.ndim == 2 else t.unsqueeze(0), lambda t: t.flatten() if t.ndim > 1 else t.reshape(-1, 1), lambda t: t[:1], lambda t: torch.zeros(()),
+              lambda t: torch.zeros(0), lambda t: torch.cat([t, t]), lambda t: t.reshape(1, -1, 1)]
+BAD_DTYPES = [torch.int64, torch.int32, torch.int8, torch.uint8, torch.bool, torch.complex64, torch.complex128]
+BOMBS = [("depth", 10**6), ("depth", 10**8), ("width", 10**9), ("in_features", 10**12), ("num_outputs", 10**7), ("depth", -1),
+         ("width", 0), ("width", 2.5), ("depth", "abc"), ("width", True), ("in_features", [64]), ("num_outputs", None),
+         ("width", float("nan")), ("depth", 10**30), ("width", -5), ("name", "mlp" * 1000), ("name", None),
+         ("format_version", "1"), ("format_version", 10**9), ("format_version", None)]
+
+
+def _malformed_cases() -> list[tuple[str, Callable[[Path], None]]]:
+    cases: list[tuple[str, Callable[[Path], None]]] = []
+    add = lambda name, build: cases.append((name, build))  # noqa: E731
+    for seed in range(25):
+        add(f"random bytes {seed}", lambda p, s=seed: _random_bytes(p, s))
+    for kind in ("self-describing", "torchscript", "export", "safetensors"):
+        for fraction in (0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99):
+            add(f"truncated {kind} {fraction}", lambda p, k=kind, f=fraction: _truncated(p, k, f))
+    for kind in ("self-describing", "torchscript", "export"):
+        for which in range(12):
+            add(f"flipped {kind} member {which}", lambda p, k=kind, w=which: _flip_in_member(p, k, w, 7 * w + 1))
+    for index, payload in enumerate(WRONG_TYPES):
+        add(f"wrong type {index}", lambda p, obj=payload: torch.save(obj, p))
+    add("wrong type plain pickle", lambda p: p.write_bytes(pickle.dumps({"w": [1.0, 2.0]}, protocol=2)))
+    for key in KEYS:
+        for index, reshape in enumerate(BAD_SHAPES):
+            add(f"wrong shape {key} {index}", lambda p, k=key, r=reshape: torch.save(_with_tensor(k, r(_base_model().state_dict()[k])), p))
+        for dtype in BAD_DTYPES:
+            add(f"wrong dtype {key} {dtype}", lambda p, k=key, d=dtype: torch.save(_with_tensor(k, _base_model().state_dict()[k].to(d)), p))
+        add(f"missing {key}", lambda p, k=key: torch.save(_payload(state_dict={n: t for n, t in _base_model().state_dict().items() if n != k}), p))
+        add(f"renamed {key}", lambda p, k=key: torch.save(_payload(state_dict={(n + "_x" if n == k else n): t for n, t in _base_model().state_dict().items()}), p))
+        for value in (float("nan"), float("inf"), -float("inf")):
+            def poisoned(p: Path, k: str = key, v: float = value) -> None:
+                tensor = _base_model().state_dict()[k].clone()
+                tensor.view(-1)[-1] = v
+                torch.save(_with_tensor(k, tensor), p)
+
+            add(f"non-finite {key} {value}", poisoned)
+    add("extra key", lambda p: torch.save(_with_tensor("hidden.9.weight", torch.zeros(8, 8)), p))
+    for key in ("name", "in_features", "num_outputs"):
+        add(f"model_args without {key}", lambda p, k=key: torch.save(_payload(model_args={n: v for n, v in BASE_ARGS.items() if n != k}), p))
+    add("model_args with unknown key", lambda p: torch.save(_payload(model_args={**BASE_ARGS, "colour": "red"}), p))
+    for key, value in BOMBS:
+        if key == "format_version":
+            add(f"bad {key} {value!r}", lambda p, v=value: torch.save(_payload(format_version=v), p))
+        else:
+            add(f"bad {key} {str(value)[:12]}", lambda p, k=key, v=value: torch.save(_payload(model_args={**BASE_ARGS, k: v}), p))
+    for header in (b"{", b'{"w": 5}', b'{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 999]}}',
+                   b'{"w": {"dtype": "X99", "shape": [2], "data_offsets": [0, 8]}}', b'{"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 8]}}',
+                   b'{"w": {"dtype": "F32", "shape": [1000000, 1000000], "data_offsets": [0, 8]}}', b'[1, 2]', b'{"__metadata__": 5}'):
+        add(f"safetensors header {header[:30]!r}", lambda p, h=header: _safetensors_header(p, h))
+    for kind in ("folder", "fifo", "dangling link", "link loop", "empty"):
+        add(f"special {kind}", lambda p, k=kind: _special(p, k))
+    return cases
+
+
+MALFORMED = _malformed_cases()
+
+
+def test_the_generator_makes_at_least_200_files_across_the_categories() -> None:
+    categories = {name.split(" ")[0] for name, _ in MALFORMED}
+    assert len(MALFORMED) >= 200
+    assert {"random", "truncated", "flipped", "wrong", "missing", "non-finite", "bad", "safetensors", "special"} <= categories
+
+
+@pytest.mark.parametrize(("name", "build"), MALFORMED, ids=[name for name, _ in MALFORMED])
+def test_malformed_files_give_one_sentence_in_info_and_slice(tmp_path: Path, name: str, build: Callable[[Path], None]) -> None:
+    path, out = tmp_path / "bad.pt", tmp_path / "out.h5"
+    build(path)
+    for command in (["info", str(path)], ["slice", str(path), "--data", "digits", "--output", str(out), *FAST_SLICE]):
+        result = invoke(command)
+        _one_sentence_exit_2(result)
+        assert result.stdout == "", result.stdout
+    assert not out.exists() and _temporaries(tmp_path) == []

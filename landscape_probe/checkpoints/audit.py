@@ -27,6 +27,7 @@ import io
 import json
 import pickletools
 import zipfile
+import zlib
 from pathlib import Path
 
 from landscape_probe.errors import ProbeError
@@ -49,7 +50,7 @@ def check_zip_integrity(path: Path, what: str = "Checkpoint") -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError):
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError):
         raise ProbeError(f"{what} '{path}' is a truncated or corrupt archive.") from None
     if bad is not None:
         raise ProbeError(f"{what} '{path}' is corrupt: the checksum of its member {bad} does not match its content.")

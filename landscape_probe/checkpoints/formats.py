@@ -11,10 +11,14 @@ checked before any reader sees it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import pickle
 import re
+import warnings
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,20 @@ def detect_format(path: Path) -> str:
     if head[0] == 0x80:
         return "pickle"
     raise ProbeError(f"'{path}' is not a PyTorch checkpoint (its content matches no supported format).")
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence the warnings and log records torch emits while reading a file (protocol notes, deserialisation
+    tracebacks), so that a refused file gives one sentence and nothing else."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
 
 
 def file_sha256(path: Path) -> str:

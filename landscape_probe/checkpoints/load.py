@@ -44,6 +44,7 @@ from landscape_probe.atomic import atomic_path
 from landscape_probe.checkpoints.formats import (
     detect_format,
     file_sha256,
+    quiet_loading,
     read_export,
     read_safetensors,
     read_torch_file,
@@ -139,14 +140,15 @@ def load_checkpoint(
     if not path.is_file():
         raise ProbeError(f"Checkpoint '{path}' is not a file.")
     kind = detect_format(path)
-    if kind == "torchscript":
-        loaded = _checkpoint(path, "torchscript", read_torchscript(path, trust))
-    elif kind == "export":
-        loaded = _checkpoint(path, "export", read_export(path, trust))
-    elif kind == "safetensors":
-        loaded = _from_state_dict(path, "safetensors", read_safetensors(path), arch, arch_kwargs)
-    else:
-        loaded = _from_pickle(path, read_torch_file(path, trust), arch, arch_kwargs)
+    with quiet_loading():
+        if kind == "torchscript":
+            loaded = _checkpoint(path, "torchscript", read_torchscript(path, trust))
+        elif kind == "export":
+            loaded = _checkpoint(path, "export", read_export(path, trust))
+        elif kind == "safetensors":
+            loaded = _from_state_dict(path, "safetensors", read_safetensors(path), arch, arch_kwargs)
+        else:
+            loaded = _from_pickle(path, read_torch_file(path, trust), arch, arch_kwargs)
     _check_real(loaded.model, path)
     _to_eval_float_cpu(loaded.model, exported=kind == "export")
     if not allow_nonfinite:

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from landscape_probe.checkpoints.audit import check_zip_integrity
+from landscape_probe.checkpoints.formats import quiet_loading
 from landscape_probe.errors import ProbeError
 
 SUFFIXES = (".npz", ".pt", ".pth")
@@ -77,7 +78,8 @@ def _read_npz(path: Path) -> dict[str, Tensor]:
 
 def _read_pt(path: Path) -> dict[str, Tensor]:
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with quiet_loading():
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and weights_only refusals all surface here
         raise ProbeError(
             f"Data file {path} could not be read as a tensor file with weights_only=True ({type(err).__name__})."
