@@ -339,3 +339,52 @@ def test_object_arrays_are_refused_by_name(tmp_path: Path) -> None:
     np.savez(path, x=np.array([{"a": 1}, None], dtype=object), y=np.arange(2))
     with pytest.raises(ProbeError, match="holds Python objects \\(an object array\\), which are never unpickled"):
         load_dataset(str(path))
+
+
+TEXT_MODEL = """
+import torch
+from torch import nn
+
+
+class TextClassifier(nn.Module):
+    def __init__(self, vocabulary=40, width=16, classes=3):
+        super().__init__()
+        self.embed = nn.Embedding(vocabulary, width)
+        self.mix = nn.Linear(width, width)
+        self.output = nn.Linear(width, classes)
+
+    def forward(self, ids):
+        return self.output(torch.tanh(self.mix(self.embed(ids))).mean(dim=1))
+
+
+def make():
+    torch.manual_seed(0)
+    return TextClassifier()
+"""
+
+
+def test_a_text_model_is_sliced_on_integer_token_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Embedding → Linear → Linear from a state_dict and --arch, probed on a .npz of token ids.
+
+    (A TransformerEncoder here fails inside the Hessian-vector products: CPU
+    flash attention has no double backward, a matter for the slicing engine.)
+    """
+    from typer.testing import CliRunner
+
+    from landscape_probe.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "textnet.py").write_text(TEXT_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import textnet
+
+    torch.save(textnet.make().state_dict(), tmp_path / "text.pt")
+    ids = np.random.default_rng(0).integers(0, 40, size=(24, 12))
+    _save(tmp_path / "tokens.npz", {"x": ids, "y": np.arange(24) % 3})
+    result = CliRunner().invoke(app, ["slice", "text.pt", "--arch", "textnet:make", "--data", "tokens.npz", "--probe-size", "24",
+                                      "--scales", "0.01,0.1", "--power-iterations", "2", "--device", "cpu", "--no-plots", "--output", "text.h5"])
+    assert result.exit_code == 0, result.output
+    import h5py
+
+    with h5py.File(tmp_path / "text.h5", "r") as h5:
+        assert h5.attrs["probe_size"] == 24 and np.isfinite(h5["loss"][()]).all()
