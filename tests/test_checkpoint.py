@@ -16,7 +16,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from landscape_probe.checkpoints.load import describe_parameters, load_checkpoint, save_checkpoint, summarize
+from landscape_probe.checkpoints.load import load_checkpoint, save_checkpoint
+from landscape_probe.checkpoints.summary import describe_parameters, summarize
 from landscape_probe.errors import ProbeError
 from landscape_probe.models.zoo import build_model
 

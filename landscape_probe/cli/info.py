@@ -60,7 +60,8 @@ def info(
       [bold]probe info net.pt --arch mypkg.models:make_net --arch-kwargs '{"width": 64}' --json[/]
     """
     with user_errors(debug):
-        from landscape_probe.checkpoints.load import WeightsOnly, load_checkpoint, summarize, summarize_weights
+        from landscape_probe.checkpoints.load import WeightsOnly, load_checkpoint
+        from landscape_probe.checkpoints.summary import summarize, summarize_weights
 
         config = InfoConfig(checkpoint, arch, parse_arch_kwargs(arch_kwargs), trust, allow_nonfinite)
         try:
