@@ -137,13 +137,12 @@ def probe_set(dataset: Dataset, size: int | None, seed: int, split: str = "train
 
     The subset is the first ``size`` entries of a seeded permutation, returned
     in their original order; all examples (in order) when ``size`` is None or
-    the split's length. A user file without its own test split is used whole
-    for ``split="train"``; ``split="test"`` asks for the held-out part drawn
-    from it.
+    at least the split's length, so callers should record ``len(x)``, the
+    number used. A user file without its own test split is used whole for
+    ``split="train"``; ``split="test"`` asks for the held-out part drawn from it.
 
     Raises:
-        ProbeError: for a split other than train/test, ``size < 1``, or more
-            examples than the split holds.
+        ProbeError: for a split other than train/test, or ``size < 1``.
     """
     if split not in ("train", "test"):
         raise ProbeError(f"Unknown split '{split}'; use train or test.")
@@ -151,17 +150,9 @@ def probe_set(dataset: Dataset, size: int | None, seed: int, split: str = "train
         x, y = dataset.unsplit
     else:
         x, y = (dataset.x_train, dataset.y_train) if split == "train" else (dataset.x_test, dataset.y_test)
-    if size is None:
-        return x, y
-    if size < 1:
+    if size is not None and size < 1:
         raise ProbeError(f"The probe set needs at least one example, got size {size}.")
-    if size > len(x):
-        where = "" if dataset.unsplit is not None and split == "train" else f"the {split} split of "
-        raise ProbeError(
-            f"The probe set asks for {size} examples, but {where}'{dataset.name}' has only {len(x)}; "
-            f"ask for at most {len(x)} (--probe-size)."
-        )
-    if size == len(x):
+    if size is None or size >= len(x):
         return x, y
     chosen = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:size].sort().values
     return x[chosen], y[chosen]
