@@ -409,3 +409,36 @@ def test_corrupt_archives_are_refused_by_their_checksums(tmp_path: Path, tiny_mo
     _flip_byte_inside(path, "data/0")
     with pytest.raises(ProbeError, match=r"corrupt: the checksum of its member \S+/data/0 does not match"):
         load_checkpoint(path)
+
+
+class _Opens:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, ("never-created", "w"))
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_pickle_globals_finds_every_import_at_every_protocol(protocol: int):
+    import collections
+    import fractions
+
+    from landscape_probe.checkpoints.audit import pickle_globals
+
+    payload = [collections.OrderedDict(a=1), fractions.Fraction(1, 3), _Opens(), collections.OrderedDict(b=2), "plain", 3]
+    names = pickle_globals(pickle.dumps(payload, protocol=protocol))
+    assert {"collections.OrderedDict", "fractions.Fraction", "io.open"} <= set(names)
+    assert all(name.count(".") >= 1 for name in names)
+
+
+def test_a_global_whose_name_is_computed_is_unknown_and_refused(tmp_path: Path):
+    from landscape_probe.checkpoints.audit import UNKNOWN_GLOBAL, pickle_globals
+
+    # module and name built by calling str.join at load time, then imported by STACK_GLOBAL
+    computed = (b"\x80\x04" b"\x8c\x08builtins\x8c\x03str\x93\x8c\x04join\x86\x94"  # noqa: ISC001
+                b"\x8c\x00\x8c\x02io\x85\x86R\x8c\x04open\x93.")
+    assert UNKNOWN_GLOBAL in pickle_globals(computed)
+    torch.jit.save(torch.jit.script(nn.Linear(2, 2)), tmp_path / "ts.pt")
+    with zipfile.ZipFile(tmp_path / "ts.pt") as old, zipfile.ZipFile(tmp_path / "evil.pt", "w") as new:
+        for info in old.infolist():
+            new.writestr(info.filename, computed if info.filename.endswith("/data.pkl") else old.read(info.filename))
+    with pytest.raises(ProbeError, match=r"data.pkl holds the Python object builtins.str;"):
+        load_checkpoint(tmp_path / "evil.pt")
