@@ -384,3 +384,12 @@ def test_a_text_model_is_sliced_on_integer_token_ids(tmp_path: Path, monkeypatch
 
     with h5py.File(tmp_path / "text.h5", "r") as h5:
         assert h5.attrs["probe_size"] == 24 and np.isfinite(h5["loss"][()]).all()
+
+
+def test_an_archive_that_would_unpack_beyond_memory_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, x=np.zeros((1000, 50)), y=np.zeros(1000, dtype=np.int64))
+    assert path.stat().st_size < 5_000  # 408,000 bytes of zeros compress to almost nothing
+    monkeypatch.setattr("landscape_probe.checkpoints.audit.physical_memory", lambda: 100_000)
+    with pytest.raises(ProbeError, match=r"would unpack to 0.0 GiB, more than this machine's 0.0 GiB of memory"):
+        load_dataset(str(path))

@@ -7,7 +7,9 @@ shared libraries), and ``torch.jit.load`` runs whatever class names an archive's
 pickles hold through its own unpickler. So before either runs, every member of
 the archive is checked here, statically, without building any object:
 
-- each zip member's CRC-32 (``zipfile.ZipFile.testzip``), so a corrupt file is
+- the archive's declared unpacked size (at most the machine's memory, so a
+  compressed "zip bomb" is refused unread) and each zip member's CRC-32
+  (``zipfile.ZipFile.testzip``), so a corrupt file is
   refused instead of loading silently altered weights;
 - in a ``torch.export`` archive: no member is a shared library or under
   ``aotinductor/``, no weight or constant is stored ``use_pickle``, no
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickletools
 import zipfile
 import zlib
@@ -42,18 +45,33 @@ _TORCHSCRIPT_MODULES = ("__torch__.", "torch.jit._pickle.")
 
 
 def check_zip_integrity(path: Path, what: str = "Checkpoint") -> None:
-    """Refuse a zip archive with a truncated directory or a member whose CRC-32 does not match.
+    """Refuse a zip archive that would unpack to more than the machine's memory, has a truncated directory, or
+    holds a member whose CRC-32 does not match.
 
     Raises:
-        ProbeError: naming the first corrupt member.
+        ProbeError: naming the size, or the first corrupt member.
     """
     try:
         with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+            if unpacked > physical_memory():
+                raise ProbeError(
+                    f"{what} '{path}' would unpack to {unpacked / 2**30:.1f} GiB, "
+                    f"more than this machine's {physical_memory() / 2**30:.1f} GiB of memory."
+                )
             bad = archive.testzip()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError):
         raise ProbeError(f"{what} '{path}' is a truncated or corrupt archive.") from None
     if bad is not None:
         raise ProbeError(f"{what} '{path}' is corrupt: the checksum of its member {bad} does not match its content.")
+
+
+def physical_memory() -> int:
+    """Bytes of physical memory (a very large number where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
 
 
 def pickle_globals(data: bytes) -> list[str]:
