@@ -47,6 +47,8 @@ def check_writable(path: Path | str, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise ProbeError(f"Output '{path}' already exists; pass --overwrite to replace it.")
     folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise ProbeError(f"Cannot write '{path}': '{folder}' is a file, not a folder.")
     if not folder.is_dir():
         raise ProbeError(f"Cannot write '{path}': the folder '{folder}' does not exist.")
     if not os.access(folder, os.W_OK | os.X_OK):

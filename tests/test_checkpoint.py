@@ -6,6 +6,8 @@ import hashlib
 import math
 import pathlib
 import pickle
+import struct
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from landscape_probe.checkpoints.load import describe_parameters, load_checkpoint, save_checkpoint, summarize
+from landscape_probe.checkpoints.load import load_checkpoint, save_checkpoint
+from landscape_probe.checkpoints.summary import describe_parameters, summarize
 from landscape_probe.errors import ProbeError
 from landscape_probe.models.zoo import build_model
 
@@ -136,10 +139,27 @@ def test_bad_arch(tmp_path: Path, tiny_model: nn.Module, arch: str, message: str
         load_checkpoint(tmp_path / "w.pt", arch=arch)
 
 
-def test_bare_weights_without_arch_ask_for_it(tmp_path: Path, tiny_model: nn.Module):
-    torch.save(tiny_model.state_dict(), tmp_path / "w.pt")
+def test_bare_weights_of_no_zoo_model_ask_for_arch(tmp_path: Path):
+    torch.save(nn.Sequential(nn.Linear(5, 4), nn.Linear(4, 3)).state_dict(), tmp_path / "w.pt")
     with pytest.raises(ProbeError, match="--arch"):
         load_checkpoint(tmp_path / "w.pt")
+
+
+@pytest.mark.parametrize("prefix", ["", "module."])
+def test_bare_mlp_weights_load_with_the_inferred_spec(tmp_path: Path, tiny_model: nn.Module, probe_input, prefix: str):
+    torch.save(_prefixed(tiny_model.state_dict(), prefix), tmp_path / "w.pt")
+    loaded = load_checkpoint(tmp_path / "w.pt")
+    assert loaded.model_args == {"name": "mlp", "num_outputs": 3, "depth": 3, "in_features": 5, "width": 7, "bias": True, "activation": "relu"}
+    assert "inferred" in loaded.architecture
+    assert_same_function(loaded.model, tiny_model, probe_input)
+
+
+def test_the_sample_state_dict_loads_without_arch():
+    sample = Path(__file__).resolve().parent.parent / "sample_checkpoints"
+    loaded = load_checkpoint(sample / "mlp2_digits_state_dict.pt")
+    assert loaded.model_args["depth"] == 2 and loaded.model_args["width"] == 64
+    x = torch.rand(4, 64)
+    assert torch.allclose(loaded.model(x), load_checkpoint(sample / "mlp2_digits.pt").model(x))
 
 
 def test_key_mismatch_names_missing_and_unexpected(tmp_path: Path, tiny_model: nn.Module):
@@ -286,3 +306,139 @@ def test_summarize_totals(tiny_checkpoint: Path, tiny_model: nn.Module):
     assert summary["totals"]["layer_numel"] == 5 * 7 + 7 * 7 + 7 * 3
     flat = torch.cat([p.detach().double().flatten() for p in params])
     assert summary["totals"]["frobenius_norm"] == pytest.approx(math.sqrt(float(flat @ flat)), rel=1e-9)
+
+
+TINY_MLP = {"name": "mlp", "in_features": 5, "num_outputs": 3, "depth": 3}
+
+
+def _self_describing_payload(model: nn.Module, args: dict, **changes: Any) -> dict[str, Any]:
+    payload = {"format": "landscape_probe", "format_version": 1, "model_args": dict(args), "state_dict": dict(model.state_dict())}
+    payload.update(changes)
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format_version": "1"}, "format_version '1'; it must be a whole number"),
+        ({"format_version": 2}, "format version 2"),
+        ({"model_args": {**TINY_MLP, "width": 0}}, "width=0; it must be at least 1"),
+        ({"model_args": {**TINY_MLP, "width": 2.5}}, "width=2.5; it must be a whole number"),
+        ({"model_args": {**TINY_MLP, "width": "abc"}}, "width='abc'; it must be a whole number"),
+        ({"model_args": {**TINY_MLP, "depth": 1_000_000}}, r"depth=1000000, more than the 6 tensors the file stores"),
+        ({"model_args": {**TINY_MLP, "depth": 100_000_000}}, r"depth=100000000, more than the 6 tensors"),
+        ({"model_args": {**TINY_MLP, "width": 10**12}}, r"more than the 122 numbers"),
+        ({"model_args": {"name": "resnet9000"}}, "names the model 'resnet9000'"),
+        ({"state_dict": {"hidden.0.weight": [1, 2]}}, "lacks model_args or state_dict"),
+    ],
+    ids=["version str", "version 2", "width 0", "width 2.5", "width abc", "depth 1e6", "depth 1e8", "width 1e12", "unknown family", "list weight"],
+)
+def test_bad_self_describing_files_are_refused_before_building(tmp_path: Path, tiny_model: nn.Module, tiny_args: dict, change: dict, message: str):
+    torch.save(_self_describing_payload(tiny_model, tiny_args, **change), tmp_path / "bad.pt")
+    with pytest.raises(ProbeError, match=message) as info:
+        load_checkpoint(tmp_path / "bad.pt")
+    assert "\n" not in str(info.value)
+
+
+def test_a_model_far_larger_than_the_stored_weights_is_not_built(tmp_path: Path, tiny_model: nn.Module, monkeypatch: pytest.MonkeyPatch):
+    state = {**tiny_model.state_dict(), "padding": torch.zeros(2000)}
+    args = {**TINY_MLP, "depth": 7, "width": 2000}
+    torch.save(_self_describing_payload(tiny_model, args, state_dict=state), tmp_path / "bomb.pt")
+    built = []
+    monkeypatch.setattr("landscape_probe.checkpoints.load.build_model", built.append)
+    # 5·2000 + 2000, then 5 × (2000² + 2000), then 2000·3 + 3
+    with pytest.raises(ProbeError, match=r"describes a model of 20,028,003 parameters, but the file stores only 2,122 numbers"):
+        load_checkpoint(tmp_path / "bomb.pt")
+    assert built == []
+
+
+def test_arch_spec_values_must_be_whole_numbers(tmp_path: Path, tiny_model: nn.Module):
+    torch.save(tiny_model.state_dict(), tmp_path / "w.pt")
+    with pytest.raises(ProbeError, match="--arch mlp:depth=abc gives depth='abc'; it must be a whole number"):
+        load_checkpoint(tmp_path / "w.pt", arch="mlp:depth=abc")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_weights_are_refused_unless_allowed(tmp_path: Path, tiny_model: nn.Module, tiny_args: dict, value: float):
+    state = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    state["hidden.1.weight"][2, 3] = value
+    torch.save(_self_describing_payload(tiny_model, tiny_args, state_dict=state), tmp_path / "bad.pt")
+    with pytest.raises(ProbeError, match=r"1 of the 49 values of hidden.1.weight are NaN or infinite"):
+        load_checkpoint(tmp_path / "bad.pt")
+    rows = summarize(load_checkpoint(tmp_path / "bad.pt", allow_nonfinite=True))["parameters"]
+    assert [row["name"] for row in rows if not row["finite"]] == ["hidden.1.weight"]
+    assert next(row for row in rows if row["name"] == "hidden.1.weight")["spectral_norm"] is None
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool, torch.complex64])
+def test_non_floating_weights_are_refused(tmp_path: Path, tiny_model: nn.Module, tiny_args: dict, dtype: torch.dtype):
+    state = dict(tiny_model.state_dict())
+    state["hidden.0.weight"] = torch.ones(7, 5, dtype=dtype)
+    torch.save(_self_describing_payload(tiny_model, tiny_args, state_dict=state), tmp_path / "bad.pt")
+    with pytest.raises(ProbeError, match=rf"real floating-point numbers, but hidden.0.weight \({dtype}\) are not"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_a_pickled_module_with_complex_weights_is_refused(tmp_path: Path):
+    net = nn.Linear(3, 2).to(torch.complex64)
+    torch.save(net, tmp_path / "whole.pt")
+    with pytest.raises(ProbeError, match=r"weight \(torch.complex64\)"):
+        load_checkpoint(tmp_path / "whole.pt", trust=True)
+
+
+def _flip_byte_inside(path: Path, member_suffix: str) -> None:
+    """Flip one byte of a member's stored content, as a bad disk would."""
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(member_suffix))
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    data[info.header_offset + 30 + name_length + extra_length + 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("kind", ["self-describing", "state_dict", "torchscript"])
+def test_corrupt_archives_are_refused_by_their_checksums(tmp_path: Path, tiny_model: nn.Module, tiny_args: dict, kind: str):
+    path = tmp_path / "flipped.pt"
+    if kind == "self-describing":
+        save_checkpoint(path, tiny_model, tiny_args)
+    elif kind == "state_dict":
+        torch.save(tiny_model.state_dict(), path)
+    else:
+        torch.jit.save(torch.jit.script(tiny_model), path)
+    load_checkpoint(path)
+    _flip_byte_inside(path, "data/0")
+    with pytest.raises(ProbeError, match=r"corrupt: the checksum of its member \S+/data/0 does not match"):
+        load_checkpoint(path)
+
+
+class _Opens:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, ("never-created", "w"))
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_pickle_globals_finds_every_import_at_every_protocol(protocol: int):
+    import collections
+    import fractions
+
+    from landscape_probe.checkpoints.audit import pickle_globals
+
+    payload = [collections.OrderedDict(a=1), fractions.Fraction(1, 3), _Opens(), collections.OrderedDict(b=2), "plain", 3]
+    names = pickle_globals(pickle.dumps(payload, protocol=protocol))
+    assert {"collections.OrderedDict", "fractions.Fraction", "io.open"} <= set(names)
+    assert all(name.count(".") >= 1 for name in names)
+
+
+def test_a_global_whose_name_is_computed_is_unknown_and_refused(tmp_path: Path):
+    from landscape_probe.checkpoints.audit import UNKNOWN_GLOBAL, pickle_globals
+
+    # module and name built by calling str.join at load time, then imported by STACK_GLOBAL
+    computed = (b"\x80\x04" b"\x8c\x08builtins\x8c\x03str\x93\x8c\x04join\x86\x94"  # noqa: ISC001
+                b"\x8c\x00\x8c\x02io\x85\x86R\x8c\x04open\x93.")
+    assert UNKNOWN_GLOBAL in pickle_globals(computed)
+    torch.jit.save(torch.jit.script(nn.Linear(2, 2)), tmp_path / "ts.pt")
+    with zipfile.ZipFile(tmp_path / "ts.pt") as old, zipfile.ZipFile(tmp_path / "evil.pt", "w") as new:
+        for info in old.infolist():
+            new.writestr(info.filename, computed if info.filename.endswith("/data.pkl") else old.read(info.filename))
+    with pytest.raises(ProbeError, match=r"data.pkl holds the Python object builtins.str;"):
+        load_checkpoint(tmp_path / "evil.pt")

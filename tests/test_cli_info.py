@@ -87,11 +87,11 @@ def _bare_weights(folder: Path) -> Path:
         (lambda folder: folder / "missing.pt", [], "does not exist"),
         (lambda folder: folder, [], "is not a file"),
         (_garbage, [], "is not a PyTorch checkpoint"),
-        (_bare_weights, [], "name the architecture with --arch"),
+        (_bare_weights, ["--arch", "mlp:in_features=2,num_outputs=2,depth=abc"], "gives depth='abc'; it must be a whole number"),
         (_bare_weights, ["--arch", "mlp", "--arch-kwargs", "{bad"], "--arch-kwargs is not valid JSON"),
         (_bare_weights, ["--arch", "mlp:in_features=2,num_outputs=2", "--arch-kwargs", "[1]"], "must be a JSON object"),
     ],
-    ids=["missing", "directory", "garbage", "no arch", "bad json", "json not object"],
+    ids=["missing", "directory", "garbage", "arch not a number", "bad json", "json not object"],
 )
 def test_errors_exit_2_without_traceback(tmp_path: Path, setup, extra: list[str], message: str):
     result = invoke(str(setup(tmp_path)), *extra)
@@ -103,3 +103,14 @@ def test_errors_exit_2_without_traceback(tmp_path: Path, setup, extra: list[str]
 def test_debug_shows_traceback(tmp_path: Path):
     result = invoke(str(tmp_path / "missing.pt"), "--debug")
     assert result.exit_code == 2 and "Traceback" in result.output
+
+
+def test_bare_weights_are_listed_without_arch(tmp_path: Path):
+    torch.save({"w": torch.ones(2, 3), "scale": torch.tensor([float("nan")])}, tmp_path / "w.pt")
+    result = invoke(str(tmp_path / "w.pt"), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["architecture"].startswith("unknown: --arch is needed only to run the model")
+    assert [(row["name"], row["finite"]) for row in summary["parameters"]] == [("w", True), ("scale", False)]
+    assert summary["parameters"][0]["frobenius_norm"] == pytest.approx(6**0.5)
+    assert summary["parameters"][0]["spectral_norm"] == pytest.approx(6**0.5)

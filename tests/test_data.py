@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 import random
+import struct
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -219,6 +221,8 @@ def test_probe_set_is_a_fixed_seeded_subset() -> None:
     assert rows == sorted(set(rows)) and all(torch.equal(data.y_train[i], t) for i, t in zip(rows, y))
     assert torch.equal(probe_set(data, 10, seed=4)[0], x)
     assert not torch.equal(probe_set(data, 10, seed=5)[0], x)
+    assert torch.equal(probe_set(data, 50, seed=4)[0], data.x_train)
+    assert torch.equal(probe_set(data, None, seed=4)[0], data.x_train)
     assert torch.equal(probe_set(data, 500, seed=4)[0], data.x_train)
     assert torch.equal(probe_set(data, 20, seed=4, split="test")[1], data.y_test)
     with pytest.raises(ProbeError, match="split"):
@@ -231,9 +235,9 @@ def test_check_model_accepts_names_both_shapes_and_output_sizes() -> None:
     digits = load_dataset("digits")
     synthetic = load_dataset("synthetic", n_train=8, n_test=4, in_features=5, num_outputs=2)
     check_model_accepts(build_model(complete_model_args({"name": "cnn"}, digits)), digits)
-    with pytest.raises(ProbeError, match=r"shape \(64,\).*expects 5 input features"):
+    with pytest.raises(ProbeError, match=r"fails on two examples of 'digits' \(shape \(64,\), float32\).*2x64 and 5x4.*it takes 5 input features"):
         check_model_accepts(MLP(5, 2, depth=2, width=4), digits)
-    with pytest.raises(ProbeError, match=r"shape \(5,\).*expects examples of shape \(1, 8, 8\)"):
+    with pytest.raises(ProbeError, match=r"\(shape \(5,\), float32\).*it takes examples of shape \(1, 8, 8\)"):
         check_model_accepts(build_model(complete_model_args({"name": "cnn"}, digits)), synthetic)
     with pytest.raises(ProbeError, match="gives 3 outputs.*needs 2"):
         check_model_accepts(MLP(5, 3, depth=1), synthetic)
@@ -266,3 +270,126 @@ def test_digits_read_from_the_shipped_file_equal_load_digits():
     bunch = load_digits()
     np.testing.assert_array_equal(pixels, bunch.data)
     np.testing.assert_array_equal(labels, bunch.target)
+
+
+def test_a_user_file_without_a_test_split_is_probed_whole(tmp_path: Path) -> None:
+    x, y = np.random.default_rng(0).normal(size=(256, 3)), np.arange(256) % 4
+    data = load_dataset(str(_save(tmp_path / "d.npz", {"x": x, "y": y})), seed=0)
+    probe_x, probe_y = probe_set(data, 256, seed=0)
+    assert torch.equal(probe_x, torch.tensor(x, dtype=torch.float32)) and torch.equal(probe_y, torch.tensor(y))
+    assert len(probe_set(data, 100, seed=0)[0]) == 100
+    assert len(probe_set(data, 300, seed=0)[0]) == 256
+    assert len(probe_set(data, None, seed=0, split="test")[0]) == round(0.2 * 256)
+
+
+class _TokenClassifier(nn.Module):
+    def __init__(self, vocabulary: int = 50, length: int = 16) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocabulary, 8)
+        self.output = nn.Linear(8 * length, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.output(self.embed(ids).flatten(1))
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8])
+def test_integer_inputs_stay_integers_for_an_embedding(tmp_path: Path, dtype: type) -> None:
+    ids = np.random.default_rng(1).integers(0, 50, size=(40, 16)).astype(dtype)
+    path = _save(tmp_path / "tokens.npz", {"x": ids, "y": np.arange(40) % 3, "x_test": ids[:8], "y_test": np.arange(8) % 3})
+    data = load_dataset(str(path))
+    assert data.x_train.dtype == torch.int64 and torch.equal(data.x_train, torch.tensor(ids.astype(np.int64)))
+    check_model_accepts(_TokenClassifier(), data)
+    with pytest.raises(ProbeError, match=r"\(shape \(16,\), int64\).*it takes 32 input features; integer inputs are given to the model as they are"):
+        check_model_accepts(MLP(32, 3, depth=2, width=4), data)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "words"),
+    [
+        ({"x": np.array([[0.0, np.nan], [1, 1], [1, 1], [1, 1]]), "y": np.arange(4)}, "inputs of '.*' hold 1 NaN or infinite values"),
+        ({"x": np.ones((4, 2)), "y": np.array([0.0, 1.0, np.inf, 2.0])}, "targets of '.*' hold 1 NaN or infinite values"),
+        ({"x": np.ones((4, 2)), "y": np.arange(4), "x_test": np.full((2, 2), -np.inf), "y_test": np.arange(2)}, "hold 4 NaN"),
+    ],
+    ids=["nan input", "inf target", "inf test inputs"],
+)
+def test_non_finite_data_are_refused(tmp_path: Path, arrays: dict, words: str) -> None:
+    with pytest.raises(ProbeError, match=words):
+        load_dataset(str(_save(tmp_path / "d.npz", arrays)), test_fraction=0.5)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".npz"])
+def test_data_files_with_a_bad_checksum_are_refused(tmp_path: Path, suffix: str) -> None:
+    path = _save(tmp_path / f"d{suffix}", {"x": np.ones((6, 2)), "y": np.arange(6)} if suffix == ".npz" else {"x": torch.ones(6, 2), "y": torch.arange(6)})
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.file_size > 40)
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    data[info.header_offset + 30 + name_length + extra_length + info.file_size - 1] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ProbeError, match="checksum of its member .* does not match"):
+        load_dataset(str(path))
+
+
+def test_object_arrays_are_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.array([{"a": 1}, None], dtype=object), y=np.arange(2))
+    with pytest.raises(ProbeError, match="holds Python objects \\(an object array\\), which are never unpickled"):
+        load_dataset(str(path))
+
+
+TEXT_MODEL = """
+import torch
+from torch import nn
+
+
+class TextClassifier(nn.Module):
+    def __init__(self, vocabulary=40, width=16, classes=3):
+        super().__init__()
+        self.embed = nn.Embedding(vocabulary, width)
+        self.mix = nn.Linear(width, width)
+        self.output = nn.Linear(width, classes)
+
+    def forward(self, ids):
+        return self.output(torch.tanh(self.mix(self.embed(ids))).mean(dim=1))
+
+
+def make():
+    torch.manual_seed(0)
+    return TextClassifier()
+"""
+
+
+def test_a_text_model_is_sliced_on_integer_token_ids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Embedding → Linear → Linear from a state_dict and --arch, probed on a .npz of token ids.
+
+    (A TransformerEncoder here fails inside the Hessian-vector products: CPU
+    flash attention has no double backward, a matter for the slicing engine.)
+    """
+    from typer.testing import CliRunner
+
+    from landscape_probe.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "textnet.py").write_text(TEXT_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import textnet
+
+    torch.save(textnet.make().state_dict(), tmp_path / "text.pt")
+    ids = np.random.default_rng(0).integers(0, 40, size=(24, 12))
+    _save(tmp_path / "tokens.npz", {"x": ids, "y": np.arange(24) % 3})
+    result = CliRunner().invoke(app, ["slice", "text.pt", "--arch", "textnet:make", "--data", "tokens.npz", "--probe-size", "24",
+                                      "--scales", "0.01,0.1", "--power-iterations", "2", "--device", "cpu", "--no-plots", "--output", "text.h5"])
+    assert result.exit_code == 0, result.output
+    import h5py
+
+    with h5py.File(tmp_path / "text.h5", "r") as h5:
+        assert h5.attrs["probe_size"] == 24 and np.isfinite(h5["loss"][()]).all()
+
+
+def test_an_archive_that_would_unpack_beyond_memory_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, x=np.zeros((1000, 50)), y=np.zeros(1000, dtype=np.int64))
+    assert path.stat().st_size < 5_000  # 408,000 bytes of zeros compress to almost nothing
+    monkeypatch.setattr("landscape_probe.checkpoints.audit.physical_memory", lambda: 100_000)
+    with pytest.raises(ProbeError, match=r"would unpack to 0.0 GiB, more than this machine's 0.0 GiB of memory"):
+        load_dataset(str(path))

@@ -18,12 +18,14 @@ Example:
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from landscape_probe.errors import ProbeError
@@ -31,6 +33,7 @@ from landscape_probe.models.zoo import ZOO, build_model, parse_zoo_spec
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
 WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")
+MEMORY_SLACK = 1_000_000  # parameters a declared model may have beyond 4x the stored ones before it is refused unbuilt
 
 
 def state_dict_in(payload: Any) -> dict[str, Tensor] | None:
@@ -64,6 +67,7 @@ def build_architecture(
         model_args = {**parse_zoo_spec(arch), **arch_kwargs}
         if model_args["name"] == "mlp":
             _infer_mlp_sizes(model_args, state_dict)
+        check_model_args(model_args, state_dict, f"--arch {arch}")
         return build_model(model_args), model_args
     if sep and rest.isidentifier():
         return _call_factory(name.strip(), rest, arch_kwargs), None
@@ -71,6 +75,76 @@ def build_architecture(
         f"Cannot read --arch '{arch}': give a zoo spec ({', '.join(sorted(ZOO))}:key=value,...) "
         "or an import path module:factory."
     )
+
+
+def infer_architecture(state_dict: dict[str, Tensor]) -> tuple[nn.Module, dict[str, Any]] | None:
+    """The zoo model whose parameter names and shapes are exactly those of ``state_dict``, if any.
+
+    Only the MLP's sizes can be read off its weights (an activation cannot:
+    the default, relu, is assumed and shown in the returned ``model_args``).
+
+    Returns:
+        The model (weights not yet loaded) and its ``model_args``, or None when no zoo model fits.
+    """
+    model_args: dict[str, Any] = {"name": "mlp"}
+    if not any(key == "output.weight" or key.endswith(".output.weight") for key in state_dict):
+        return None
+    try:
+        _infer_mlp_sizes(model_args, state_dict)
+        model_args["activation"] = "relu"
+        check_model_args(model_args, state_dict, "the inferred architecture")
+        model = build_model(model_args)
+    except ProbeError:
+        return None
+    expected = model.state_dict()
+    aligned = align_keys(state_dict, expected)
+    if aligned.keys() != expected.keys() or any(aligned[k].shape != v.shape for k, v in expected.items()):
+        return None
+    return model, model_args
+
+
+def check_model_args(model_args: dict[str, Any], state_dict: dict[str, Tensor], source: str) -> None:
+    """Check a zoo ``model_args`` against its family's signature and the stored tensors, before building anything.
+
+    Every size must be a whole number (``depth`` ≥ 0, others ≥ 1); no size may
+    exceed what the file could hold (``depth`` the number of stored tensors,
+    the others the number of stored scalars); and the model, built first on
+    the ``meta`` device (no memory), may not have far more parameters than the
+    file stores (beyond a slack that leaves room for a clearer shape-mismatch
+    message on small models). So a file that declares ``depth=100000000`` is refused at once
+    instead of building a network that fills the memory.
+
+    Raises:
+        ProbeError: naming the argument and what is wrong with it.
+    """
+    family = ZOO.get(model_args.get("name"))
+    if family is None:
+        raise ProbeError(f"{source} names the model '{model_args.get('name')}'; the zoo has {', '.join(sorted(ZOO))}.")
+    stored = sum(t.numel() for t in state_dict.values())
+    annotations = {name: str(p.annotation) for name, p in inspect.signature(family).parameters.items()}
+    for key, value in model_args.items():
+        annotation = annotations.get(key, "")
+        if "int" not in annotation:
+            continue
+        sizes = value if "Sequence" in annotation and isinstance(value, (list, tuple)) else [value]
+        for size in sizes:
+            if isinstance(size, bool) or not isinstance(size, int):
+                raise ProbeError(f"{source} gives {key}={value!r}; it must be a whole number.")
+            lowest, highest = (0, len(state_dict)) if key == "depth" else (1, stored)
+            if size < lowest:
+                raise ProbeError(f"{source} gives {key}={value!r}; it must be at least {lowest}.")
+            if size > max(highest, 1):
+                what = f"{len(state_dict):,} tensors" if key == "depth" else f"{stored:,} numbers"
+                raise ProbeError(f"{source} gives {key}={value!r}, more than the {what} the file stores, so it cannot describe these weights.")
+    try:
+        with torch.device("meta"):
+            declared = sum(p.numel() for p in build_model(model_args).parameters())
+    except ProbeError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a family rejecting a value it cannot use
+        raise ProbeError(f"{source} cannot build a {model_args['name']}: {_first_line(err)}") from None
+    if declared > 4 * stored + MEMORY_SLACK:
+        raise ProbeError(f"{source} describes a model of {declared:,} parameters, but the file stores only {stored:,} numbers.")
 
 
 def load_weights(model: nn.Module, state_dict: dict[str, Tensor], path: Path) -> None:
@@ -88,6 +162,13 @@ def load_weights(model: nn.Module, state_dict: dict[str, Tensor], path: Path) ->
         for key, value in expected.items()
         if key in state_dict and state_dict[key].shape != value.shape
     ]
+    not_real = [
+        f"{key} ({state_dict[key].dtype})"
+        for key, value in expected.items()
+        if key in state_dict and value.is_floating_point() and not state_dict[key].is_floating_point()
+    ]
+    if not_real:
+        raise ProbeError(f"The weights in '{path}' must be real floating-point numbers, but {_some(not_real)} are not.")
     problems = [
         f"{label} {_some(names)}"
         for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape (file vs model)", wrong_shape))
@@ -132,6 +213,8 @@ def _infer_mlp_sizes(model_args: dict[str, Any], state_dict: dict[str, Tensor]) 
     while f"{prefix}hidden.{len(hidden)}.weight" in state_dict:
         hidden.append(state_dict[f"{prefix}hidden.{len(hidden)}.weight"])
     output = state_dict[output_key]
+    if any(t.ndim != 2 for t in (output, *hidden)):
+        raise ProbeError("Cannot read the MLP's sizes off these weights (a Linear weight is not a matrix); give them in --arch.")
     model_args.setdefault("num_outputs", output.shape[0])
     model_args.setdefault("depth", len(hidden) + 1)
     model_args.setdefault("in_features", (hidden[0] if hidden else output).shape[1])
@@ -167,6 +250,11 @@ def _is_state_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and bool(obj) and all(
         isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()
     )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__).rstrip(".") + "."
 
 
 def _some(names: list[str], limit: int = 5) -> str:

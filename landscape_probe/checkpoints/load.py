@@ -32,21 +32,40 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from landscape_probe.checkpoints.architecture import build_architecture, load_weights, state_dict_in
+from landscape_probe.checkpoints.architecture import (
+    build_architecture,
+    check_model_args,
+    infer_architecture,
+    load_weights,
+    state_dict_in,
+)
 from landscape_probe.atomic import atomic_path
 from landscape_probe.checkpoints.formats import (
     detect_format,
     file_sha256,
+    quiet_loading,
     read_export,
     read_safetensors,
     read_torch_file,
     read_torchscript,
 )
+from landscape_probe.checkpoints.summary import describe_parameters, summarize, summarize_weights  # noqa: F401 - also importable from here, as before
 from landscape_probe.errors import ProbeError
 from landscape_probe.models.zoo import build_model
 
 FORMAT_NAME = "landscape_probe"
 FORMAT_VERSION = 1
+
+
+class WeightsOnly(ProbeError):
+    """A file of bare weights with no architecture given and none inferred; ``state_dict`` holds them.
+
+    ``probe info`` lists such tensors anyway; running the model needs ``--arch``.
+    """
+
+    def __init__(self, message: str, state_dict: dict[str, Tensor]) -> None:
+        super().__init__(message)
+        self.state_dict = state_dict
 
 
 @dataclass
@@ -83,8 +102,19 @@ def load_checkpoint(
     arch: str | None = None,
     arch_kwargs: dict[str, Any] | None = None,
     trust: bool = False,
+    *,
+    allow_nonfinite: bool = False,
 ) -> LoadedCheckpoint:
     """Load a checkpoint of any supported format.
+
+    Before any model is built, zip archives have their CRCs checked,
+    TorchScript and ``torch.export`` archives are audited (see
+    :mod:`landscape_probe.checkpoints.audit`), and a self-describing file's
+    ``model_args`` are checked against the tensors it stores. After loading,
+    weights must be real floating-point numbers, and finite unless
+    ``allow_nonfinite``. A bare state_dict with no ``arch`` loads when its names
+    and shapes are exactly those of a zoo MLP (the inferred spec becomes
+    ``architecture``).
 
     Args:
         path: the checkpoint file.
@@ -93,13 +123,16 @@ def load_checkpoint(
             weights) or an import path ``pkg.module:factory``.
         arch_kwargs: keyword arguments for the factory (or extra zoo arguments).
         trust: allow unpickling arbitrary Python objects (whole ``nn.Module``s).
+        allow_nonfinite: load weights holding NaN or infinite values (to look at them).
 
     Returns:
         The model in eval mode, float32, on the CPU, and the file's metadata.
 
     Raises:
         ProbeError: for a missing, unreadable, corrupt, unsafe or unsupported
-            file, a missing architecture, or weights that do not fit it.
+            file, a missing architecture (:class:`WeightsOnly`), weights that do
+            not fit it, or weights that are not real or (without
+            ``allow_nonfinite``) not finite.
     """
     path = Path(path)
     if not path.exists():
@@ -107,15 +140,19 @@ def load_checkpoint(
     if not path.is_file():
         raise ProbeError(f"Checkpoint '{path}' is not a file.")
     kind = detect_format(path)
-    if kind == "torchscript":
-        loaded = _checkpoint(path, "torchscript", read_torchscript(path))
-    elif kind == "export":
-        loaded = _checkpoint(path, "export", read_export(path))
-    elif kind == "safetensors":
-        loaded = _from_state_dict(path, "safetensors", read_safetensors(path), arch, arch_kwargs)
-    else:
-        loaded = _from_pickle(path, read_torch_file(path, trust), arch, arch_kwargs)
+    with quiet_loading():
+        if kind == "torchscript":
+            loaded = _checkpoint(path, "torchscript", read_torchscript(path, trust))
+        elif kind == "export":
+            loaded = _checkpoint(path, "export", read_export(path, trust))
+        elif kind == "safetensors":
+            loaded = _from_state_dict(path, "safetensors", read_safetensors(path), arch, arch_kwargs)
+        else:
+            loaded = _from_pickle(path, read_torch_file(path, trust), arch, arch_kwargs)
+    _check_real(loaded.model, path)
     _to_eval_float_cpu(loaded.model, exported=kind == "export")
+    if not allow_nonfinite:
+        _check_finite(loaded.model, path)
     return loaded
 
 
@@ -149,60 +186,6 @@ def save_checkpoint(
         torch.save(payload, tmp)
 
 
-def describe_parameters(model: nn.Module) -> list[dict[str, Any]]:
-    """Name, shape, count and norms of every parameter, for ``probe info``.
-
-    The spectral norm ||W||_* = σ_max(W) is computed in float64 for matrices;
-    a conv kernel of shape (out, in, k...) is read as the (out, in·k...) matrix;
-    1-D parameters get None. ``is_layer`` marks ndim ≥ 2 (DESIGN §2).
-    """
-    rows = []
-    for name, param in model.named_parameters():
-        weight = param.detach().to(torch.float64)
-        spectral = None
-        if weight.ndim >= 2:
-            spectral = float(torch.linalg.matrix_norm(weight.reshape(weight.shape[0], -1), ord=2))
-        rows.append(
-            {
-                "name": name,
-                "shape": list(weight.shape),
-                "numel": weight.numel(),
-                "frobenius_norm": float(weight.norm()),
-                "spectral_norm": spectral,
-                "is_layer": weight.ndim >= 2,
-            }
-        )
-    return rows
-
-
-def summarize(loaded: LoadedCheckpoint) -> dict[str, Any]:
-    """Everything ``probe info`` reports: the file, its format and architecture, each parameter, and totals.
-
-    ``totals`` counts tensors and scalars over all parameters and over the
-    layers (ndim ≥ 2), and the Frobenius norm of the whole parameter vector,
-    sqrt(Σ_l ||W_l||_F²).
-    """
-    rows = describe_parameters(loaded.model)
-    layers = [row for row in rows if row["is_layer"]]
-    return {
-        "path": str(loaded.path),
-        "sha256": loaded.sha256,
-        "format": loaded.format,
-        "architecture": loaded.architecture,
-        "model_args": loaded.model_args,
-        "data": loaded.data,
-        "step": loaded.step,
-        "parameters": rows,
-        "totals": {
-            "tensors": len(rows),
-            "numel": sum(row["numel"] for row in rows),
-            "layers": len(layers),
-            "layer_numel": sum(row["numel"] for row in layers),
-            "frobenius_norm": sum(row["frobenius_norm"] ** 2 for row in rows) ** 0.5,
-        },
-    }
-
-
 def _checkpoint(path: Path, kind: str, model: nn.Module, **fields: Any) -> LoadedCheckpoint:
     architecture = fields.pop("architecture", None) or _class_name(model)
     return LoadedCheckpoint(model, kind, path, file_sha256(path), architecture, **fields)
@@ -225,13 +208,16 @@ def _from_pickle(path: Path, payload: Any, arch: str | None, arch_kwargs: dict[s
 
 def _self_describing(path: Path, payload: dict[str, Any]) -> LoadedCheckpoint:
     version = payload.get("format_version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ProbeError(f"Checkpoint '{path}' has format_version {version!r}; it must be a whole number from 1 to {FORMAT_VERSION}.")
     if version > FORMAT_VERSION:
         raise ProbeError(f"Checkpoint '{path}' has format version {version}; this tool reads up to {FORMAT_VERSION}.")
-    model_args = payload.get("model_args")
-    if not isinstance(model_args, dict) or not isinstance(payload.get("state_dict"), dict):
+    model_args, state_dict = payload.get("model_args"), payload.get("state_dict")
+    if not isinstance(model_args, dict) or not _holds_only_tensors(state_dict):
         raise ProbeError(f"Checkpoint '{path}' says it is a landscape_probe checkpoint but lacks model_args or state_dict.")
+    check_model_args(model_args, state_dict, f"Checkpoint '{path}'")
     model = build_model(model_args)
-    load_weights(model, payload["state_dict"], path)
+    load_weights(model, state_dict, path)
     return _checkpoint(
         path,
         FORMAT_NAME,
@@ -249,14 +235,42 @@ def _from_state_dict(
     path: Path, kind: str, state_dict: dict[str, Tensor], arch: str | None, arch_kwargs: dict[str, Any] | None
 ) -> LoadedCheckpoint:
     if arch is None:
-        raise ProbeError(
-            f"Checkpoint '{path}' holds only weights; name the architecture with --arch "
-            "(a zoo spec such as mlp:depth=2,width=64, or an import path such as mypkg.models:make_net)."
-        )
+        inferred = infer_architecture(state_dict)
+        if inferred is None:
+            raise WeightsOnly(
+                f"Checkpoint '{path}' holds only weights that match no zoo model; name the architecture with --arch "
+                "(a zoo spec such as mlp:depth=2,width=64, or an import path such as mypkg.models:make_net).",
+                state_dict,
+            )
+        model, model_args = inferred
+        load_weights(model, state_dict, path)
+        architecture = f"{_describe_args(model_args)} (inferred from the weights; give --arch if the activation differs)"
+        return _checkpoint(path, kind, model, architecture=architecture, model_args=model_args)
     model, model_args = build_architecture(arch, arch_kwargs or {}, state_dict)
     load_weights(model, state_dict, path)
     architecture = _describe_args(model_args) if model_args else f"{arch} ({_class_name(model)})"
     return _checkpoint(path, kind, model, architecture=architecture, model_args=model_args)
+
+
+def _holds_only_tensors(state_dict: Any) -> bool:
+    return isinstance(state_dict, dict) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state_dict.items())
+
+
+def _check_real(model: nn.Module, path: Path) -> None:
+    wrong = [f"{name} ({p.dtype})" for name, p in model.named_parameters() if not p.is_floating_point()]
+    if wrong:
+        raise ProbeError(f"The weights in '{path}' must be real floating-point numbers, but {', '.join(wrong[:5])} are not.")
+
+
+def _check_finite(model: nn.Module, path: Path) -> None:
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ProbeError(
+                f"Checkpoint '{path}' holds non-finite weights ({bad} of the {tensor.numel()} values of {name} "
+                "are NaN or infinite), so nothing measured at them would mean anything; "
+                "probe info --allow-nonfinite shows which tensors are affected."
+            )
 
 
 def _to_eval_float_cpu(model: nn.Module, exported: bool) -> None:

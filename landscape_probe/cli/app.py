@@ -7,6 +7,7 @@ import heavy code inside their command functions.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import shlex
 from collections.abc import Iterator
@@ -96,8 +97,10 @@ def _main(
 def user_errors(debug: bool) -> Iterator[None]:
     """Turn failures into one sentence on stderr and a non-zero exit.
 
-    ``ProbeError`` (the user's to fix) exits with 2; Ctrl-C with 130; anything
-    else is reported as an internal error with exit code 1. With ``debug`` the
+    ``ProbeError`` (the user's to fix) exits with 2, and so do the operating
+    system's refusals a user can fix (a full disk, a missing or read-only
+    place, a file where a folder should be); Ctrl-C with 130; anything else is
+    reported as an internal error with exit code 1. With ``debug`` the
     traceback is shown as well.
     """
     try:
@@ -115,6 +118,10 @@ def user_errors(debug: bool) -> Iterator[None]:
     except Exception as err:  # noqa: BLE001 - the last line of defence against tracebacks
         if debug:
             error_console.print_exception()
+        sentence = _system_refusal(err)
+        if sentence is not None:
+            error_console.print(f"[bold red]Error:[/] {sentence}", highlight=False)
+            raise typer.Exit(2) from None
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         error_console.print(
             f"[bold red]Internal error:[/] {type(err).__name__}: {message}"
@@ -122,6 +129,29 @@ def user_errors(debug: bool) -> Iterator[None]:
             highlight=False,
         )
         raise typer.Exit(1) from None
+
+
+def _system_refusal(err: Exception) -> str | None:
+    """One sentence for an operating-system refusal a user can fix (full disk, permissions, paths); None otherwise."""
+    from landscape_probe.atomic import is_disk_full
+
+    if is_disk_full(err):
+        return "The disk is full (no space left on device); free some space and run the command again."
+    if not isinstance(err, OSError) or err.errno not in _USER_FIXABLE:
+        return None
+    where = f" '{err.filename}'" if err.filename else ""
+    return f"Cannot use{where}: {_USER_FIXABLE[err.errno]}."
+
+
+_USER_FIXABLE = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOENT: "no such file or folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.EEXIST: "a file of that name is in the way",
+}
 
 
 def parse_arch_kwargs(text: str | None) -> dict[str, Any] | None:

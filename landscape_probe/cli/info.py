@@ -30,6 +30,7 @@ class InfoConfig:
     arch: str | None = None
     arch_kwargs: dict[str, Any] | None = None
     trust: bool = False
+    allow_nonfinite: bool = False
 
 
 @app.command()
@@ -38,6 +39,9 @@ def info(
     arch: ArchOption = None,
     arch_kwargs: ArchKwargsOption = None,
     trust: TrustOption = False,
+    allow_nonfinite: Annotated[
+        bool, typer.Option("--allow-nonfinite", help="Show a checkpoint whose weights hold NaN or infinite values.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the same information as JSON only.")] = False,
     debug: DebugOption = False,
 ) -> None:
@@ -45,6 +49,7 @@ def info(
 
     Spectral norms are of matrices; a conv kernel (out, in, k, k) is read as an
     (out, in·k·k) matrix. "layer" marks the parameters perturbed by default (ndim ≥ 2).
+    A bare state_dict needs no --arch to be listed; a zoo MLP's is recognised from its shapes.
 
     Examples:
 
@@ -55,10 +60,17 @@ def info(
       [bold]probe info net.pt --arch mypkg.models:make_net --arch-kwargs '{"width": 64}' --json[/]
     """
     with user_errors(debug):
-        from landscape_probe.checkpoints.load import load_checkpoint, summarize
+        from landscape_probe.checkpoints.load import WeightsOnly, load_checkpoint
+        from landscape_probe.checkpoints.summary import summarize, summarize_weights
 
-        config = InfoConfig(checkpoint, arch, parse_arch_kwargs(arch_kwargs), trust)
-        summary = summarize(load_checkpoint(config.checkpoint, config.arch, config.arch_kwargs, config.trust))
+        config = InfoConfig(checkpoint, arch, parse_arch_kwargs(arch_kwargs), trust, allow_nonfinite)
+        try:
+            loaded = load_checkpoint(
+                config.checkpoint, config.arch, config.arch_kwargs, config.trust, allow_nonfinite=config.allow_nonfinite
+            )
+            summary = summarize(loaded)
+        except WeightsOnly as only:
+            summary = summarize_weights(config.checkpoint, only.state_dict)
         if as_json:
             typer.echo(json.dumps(summary, indent=2))
         else:
@@ -82,7 +94,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     for row in summary["parameters"]:
         spectral = "–" if row["spectral_norm"] is None else f"{row['spectral_norm']:.4g}"
         table.add_row(
-            row["name"],
+            row["name"] if row["finite"] else f"{row['name']} [bold red](non-finite)[/]",
             "×".join(map(str, row["shape"])) or "scalar",
             f"{row['numel']:,}",
             f"{row['frobenius_norm']:.4g}",
@@ -95,3 +107,5 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"{totals['layer_numel']:,} in {totals['layers']} layers (ndim ≥ 2).",
         highlight=False,
     )
+    if totals["non_finite"]:
+        console.print(f"[bold red]{totals['non_finite']} tensors hold NaN or infinite values.[/]", highlight=False)

@@ -26,23 +26,31 @@ def check_model_accepts(model: nn.Module, dataset: Dataset) -> None:
     The model is run in eval mode without gradients, and left in the mode it
     was in (``torch.export`` modules, which cannot switch modes, run as they are).
 
+    Floating inputs are cast to the model's dtype; integer inputs (token ids)
+    are given as they are, as every command does.
+
     Raises:
-        ProbeError: naming the example shape and what the model expects, when
-            the model cannot take the examples or gives the wrong number of outputs.
+        ProbeError: saying what was tried (two examples of this shape and
+            dtype), the model's own complaint, and what its first layer takes,
+            when the model cannot take the examples; or the output count, when
+            it gives the wrong number of outputs.
     """
     reference = next(model.parameters(), None)
     x = dataset.x_train[:2]
     if reference is not None:
-        x = x.to(device=reference.device, dtype=reference.dtype)
+        x = x.to(device=reference.device, dtype=reference.dtype if x.is_floating_point() else x.dtype)
     switched = model.training and _try_eval(model)
     try:
         with torch.no_grad():
             outputs = model(x)
     except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        hint = ""
+        if not x.is_floating_point() and not _starts_with_embedding(model):
+            hint = "; integer inputs are given to the model as they are, so store them as floats if it takes features"
         raise ProbeError(
-            f"The data set '{dataset.name}' has examples of shape {dataset.input_shape}, but the model "
-            f"expects {_expected_input(model)} ({first_line})."
+            f"The model fails on two examples of '{dataset.name}' (shape {dataset.input_shape}, {str(x.dtype).removeprefix('torch.')}) "
+            f"with \"{first_line.rstrip('.')}\"; it takes {_expected_input(model)}{hint}."
         ) from None
     finally:
         if switched:
@@ -64,12 +72,19 @@ def _try_eval(model: nn.Module) -> bool:
     return True
 
 
+def _starts_with_embedding(model: nn.Module) -> bool:
+    first = next((m for m in model.modules() if isinstance(m, (nn.Embedding, nn.Linear, nn.modules.conv._ConvNd))), None)
+    return isinstance(first, nn.Embedding)
+
+
 def _expected_input(model: nn.Module) -> str:
     """What the model's first layer takes, in words."""
     shape = getattr(model, "input_shape", None)
     if isinstance(shape, (list, tuple)):
         return f"examples of shape {tuple(shape)} or {math.prod(shape)} flat features"
     for module in model.modules():
+        if isinstance(module, nn.Embedding):
+            return f"integer ids below {module.num_embeddings}"
         if isinstance(module, nn.Linear):
             return f"{module.in_features} input features"
         if isinstance(module, nn.modules.conv._ConvNd):

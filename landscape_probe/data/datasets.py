@@ -54,12 +54,15 @@ class Dataset:
 
     Attributes:
         name: the name or file path it was loaded from.
-        x_train, y_train, x_test, y_test: inputs (float32) and targets
-            (int64 class indices for classification, float32 for regression).
+        x_train, y_train, x_test, y_test: inputs (float32, or int64 where the
+            source holds integers, e.g. token ids) and targets (int64 class
+            indices for classification, float32 for regression).
         task: ``classification`` or ``regression``.
         num_classes: number of classes, or None for regression.
         spec: the JSON-able recipe that reloads exactly this data set
             (stored in checkpoints as ``data``), e.g. ``{"name": "digits", "seed": 0}``.
+        unsplit: for a user file without its own test split, all its examples
+            ``(x, y)`` in file order; probe sets from the train split use them whole.
     """
 
     name: str
@@ -70,6 +73,7 @@ class Dataset:
     task: str
     num_classes: int | None
     spec: dict[str, Any] = field(default_factory=dict)
+    unsplit: tuple[Tensor, Tensor] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -128,22 +132,27 @@ def parse_data_spec(text: str) -> tuple[str, dict[str, Any]]:
     return parse_spec(text, "data spec")
 
 
-def probe_set(dataset: Dataset, size: int, seed: int, split: str = "train") -> tuple[Tensor, Tensor]:
+def probe_set(dataset: Dataset, size: int | None, seed: int, split: str = "train") -> tuple[Tensor, Tensor]:
     """A fixed subset of ``size`` examples, the same for the same seed.
 
     The subset is the first ``size`` entries of a seeded permutation, returned
-    in their original order; all examples (in order) when ``size`` is at least
-    the split's length.
+    in their original order; all examples (in order) when ``size`` is None or
+    at least the split's length, so callers should record ``len(x)``, the
+    number used. A user file without its own test split is used whole for
+    ``split="train"``; ``split="test"`` asks for the held-out part drawn from it.
 
     Raises:
         ProbeError: for a split other than train/test, or ``size < 1``.
     """
     if split not in ("train", "test"):
         raise ProbeError(f"Unknown split '{split}'; use train or test.")
-    if size < 1:
+    if split == "train" and dataset.unsplit is not None:
+        x, y = dataset.unsplit
+    else:
+        x, y = (dataset.x_train, dataset.y_train) if split == "train" else (dataset.x_test, dataset.y_test)
+    if size is not None and size < 1:
         raise ProbeError(f"The probe set needs at least one example, got size {size}.")
-    x, y = (dataset.x_train, dataset.y_train) if split == "train" else (dataset.x_test, dataset.y_test)
-    if size >= len(x):
+    if size is None or size >= len(x):
         return x, y
     chosen = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:size].sort().values
     return x[chosen], y[chosen]
@@ -177,11 +186,14 @@ def _call_loader(loader: Callable[..., Dataset], name: str, seed: int, options: 
 
 
 def _from_arrays(
-    name: str, x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, spec: dict, num_classes: int = 0
+    name: str, x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, spec: dict, num_classes: int = 0,
+    unsplit: tuple[Tensor, Tensor] | None = None,
 ) -> Dataset:
     """Check the arrays and infer the task: integer (or bool) targets classify, float targets regress.
 
-    The number of classes is the largest class index + 1, or ``num_classes`` if that is larger.
+    Floating and bool inputs become float32; integer inputs (token ids for an
+    embedding) stay integers, as int64. The number of classes is the largest
+    class index + 1, or ``num_classes`` if that is larger.
     """
     for x, y, split in ((x_train, y_train, "training"), (x_test, y_test, "test")):
         if len(x) != len(y):
@@ -193,6 +205,12 @@ def _from_arrays(
         raise ProbeError(f"Train and test examples of '{name}' differ in shape: {shapes}.")
     if x_train.is_complex() or x_test.is_complex():
         raise ProbeError(f"The inputs of '{name}' must be integers or floats, not complex numbers.")
+    if y_train.is_complex() or y_test.is_complex():
+        raise ProbeError(f"The targets of '{name}' must be integers or floats, not complex numbers.")
+    for what, tensors in (("inputs", (x_train, x_test)), ("targets", (y_train, y_test))):
+        bad = sum(int((~torch.isfinite(t)).sum()) for t in tensors if t.is_floating_point())
+        if bad:
+            raise ProbeError(f"The {what} of '{name}' hold {bad} NaN or infinite values; nothing measured on them would mean anything.")
     if y_train.is_floating_point() != y_test.is_floating_point():
         raise ProbeError(f"Train and test targets of '{name}' must both be integers or both be floats.")
     if y_train.is_floating_point():
@@ -205,7 +223,14 @@ def _from_arrays(
         if min(int(y_train.min()), int(y_test.min())) < 0:
             raise ProbeError(f"Class indices in '{name}' must be >= 0.")
         task, num_classes = "classification", max(int(y_train.max()) + 1, int(y_test.max()) + 1, num_classes)
-    return Dataset(name, x_train.float(), y_train, x_test.float(), y_test, task, num_classes, spec)
+    if unsplit is not None:
+        unsplit = (_inputs(unsplit[0]), unsplit[1].float() if task == "regression" else unsplit[1].long())
+    return Dataset(name, _inputs(x_train), y_train, _inputs(x_test), y_test, task, num_classes, spec, unsplit)
+
+
+def _inputs(x: Tensor) -> Tensor:
+    """Floating and bool inputs as float32; integer inputs (token ids) as int64."""
+    return x.float() if x.is_floating_point() or x.dtype == torch.bool else x.long()
 
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -292,10 +317,9 @@ def _user_file(path: str, seed: int, test_fraction: float = 0.2) -> Dataset:
     arrays = read_arrays(path)
     spec: dict[str, Any] = {"name": str(path), "seed": seed}
     if "x_test" in arrays:
-        parts = (arrays["x"], arrays["y"], arrays["x_test"], arrays["y_test"])
-    else:
-        if len(arrays["x"]) != len(arrays["y"]):
-            raise ProbeError(f"Data file {path} has {len(arrays['x'])} inputs but {len(arrays['y'])} targets.")
-        parts = random_split(arrays["x"], arrays["y"], test_fraction, seed)
-        spec["test_fraction"] = test_fraction
-    return _from_arrays(str(path), *parts, spec)
+        return _from_arrays(str(path), arrays["x"], arrays["y"], arrays["x_test"], arrays["y_test"], spec)
+    if len(arrays["x"]) != len(arrays["y"]):
+        raise ProbeError(f"Data file {path} has {len(arrays['x'])} inputs but {len(arrays['y'])} targets.")
+    spec["test_fraction"] = test_fraction
+    parts = random_split(arrays["x"], arrays["y"], test_fraction, seed)
+    return _from_arrays(str(path), *parts, spec, unsplit=(arrays["x"], arrays["y"]))

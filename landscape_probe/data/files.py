@@ -3,9 +3,11 @@
 Accepted layouts:
 
 - ``.npz`` with arrays ``x`` and ``y`` and optionally ``x_test`` and ``y_test``
-  (read with ``allow_pickle=False``);
+  (read with ``allow_pickle=False``, so an object array is refused, never unpickled);
 - ``.pt`` holding a dict with the same keys, or a tuple ``(x, y)`` or
   ``(x, y, x_test, y_test)`` (read with ``torch.load(weights_only=True)``).
+
+Both are zip archives; their CRC-32 checksums are verified before reading.
 
 Example:
     >>> import numpy as np, tempfile, pathlib
@@ -23,6 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from landscape_probe.checkpoints.audit import check_zip_integrity
+from landscape_probe.checkpoints.formats import quiet_loading
 from landscape_probe.errors import ProbeError
 
 SUFFIXES = (".npz", ".pt", ".pth")
@@ -44,6 +48,9 @@ def read_arrays(path: str | Path) -> dict[str, Tensor]:
         raise ProbeError(f"Data file {path} does not exist or is not a file.")
     if path.suffix not in SUFFIXES:
         raise ProbeError(f"Data file {path} must end in .npz or .pt.")
+    with path.open("rb") as handle:
+        if handle.read(4) == b"PK\x03\x04":
+            check_zip_integrity(path, "Data file")
     arrays = _read_npz(path) if path.suffix == ".npz" else _read_pt(path)
     missing = [key for key in ("x", "y") if key not in arrays]
     if missing:
@@ -59,13 +66,20 @@ def _read_npz(path: Path) -> dict[str, Tensor]:
             return {key: torch.from_numpy(_numeric(archive[key], key, path)) for key in KEYS if key in archive}
     except ProbeError:
         raise
+    except ValueError as err:
+        if "allow_pickle" not in str(err):
+            raise ProbeError(f"Data file {path} could not be read as .npz (ValueError: {err}).") from None
+        raise ProbeError(
+            f"Data file {path} holds Python objects (an object array), which are never unpickled because that can run code; store numeric arrays."
+        ) from None
     except Exception as err:  # numpy raises several kinds for damaged archives
         raise ProbeError(f"Data file {path} could not be read as .npz ({type(err).__name__}: {err}).") from None
 
 
 def _read_pt(path: Path) -> dict[str, Tensor]:
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with quiet_loading():
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and weights_only refusals all surface here
         raise ProbeError(
             f"Data file {path} could not be read as a tensor file with weights_only=True ({type(err).__name__})."
