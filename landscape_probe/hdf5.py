@@ -5,7 +5,7 @@ or ``train``) and how it was made (see :func:`provenance`), and every dataset
 carries ``description`` and ``units`` attributes. Files are written to a
 temporary name in the same folder and renamed when complete, so a crash or
 Ctrl-C never leaves a half-written file under the final name. The layout of
-each kind lives in its own module (``results/slice.py``, ``results/train.py``)
+each kind is declared once (``slicing/result.py``, ``training/records.py``)
 and is documented in ``docs/hdf5-format.md``.
 
 Example:
@@ -81,9 +81,17 @@ def atomic_h5(path: Path | str, *, kind: str, attrs: dict[str, Any], overwrite: 
 
 
 def provenance(
-    *, command_line: str, device: str, seed: int | None, checkpoint: Path | str | None = None
+    *,
+    command_line: str,
+    device: str,
+    seed: int | None,
+    checkpoint: Path | str | None = None,
+    checkpoint_sha256: str = "",
 ) -> dict[str, Any]:
     """The root attributes that say how a results file was made.
+
+    The checkpoint's hash is the one its loader computed while reading it
+    (``LoadedCheckpoint.sha256``), so the file is read once.
 
     Returns:
         ``schema_version``, ``tool_version``, ``command_line``, ``created`` (ISO
@@ -91,8 +99,6 @@ def provenance(
         ``checkpoint_path`` (absolute; "" when none) and ``checkpoint_sha256``.
     """
     import torch
-
-    from landscape_probe.checkpoints.formats import file_sha256
 
     checkpoint_path = Path(checkpoint).resolve() if checkpoint is not None else None
     return {
@@ -104,7 +110,7 @@ def provenance(
         "device": str(device),
         "seed": -1 if seed is None else int(seed),
         "checkpoint_path": str(checkpoint_path) if checkpoint_path else "",
-        "checkpoint_sha256": file_sha256(checkpoint_path) if checkpoint_path and checkpoint_path.is_file() else "",
+        "checkpoint_sha256": checkpoint_sha256,
     }
 
 

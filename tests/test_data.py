@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from landscape_probe.data.datasets import (
-    check_model_accepts,
     load_dataset,
     load_dataset_spec,
     parse_data_spec,
@@ -22,6 +21,7 @@ from landscape_probe.data.datasets import (
 )
 from landscape_probe.errors import ProbeError
 from landscape_probe.models.zoo import MLP, build_model, complete_model_args
+from landscape_probe.data.compatibility import check_model_accepts
 from landscape_probe.data.synthetic import teacher
 
 

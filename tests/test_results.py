@@ -99,10 +99,12 @@ def test_check_writable_refuses_read_only_folder(tmp_path: Path):
 def test_provenance(tmp_path: Path):
     checkpoint = tmp_path / "model.pt"
     checkpoint.write_bytes(b"some weights")
-    attrs = provenance(command_line="probe slice model.pt", device="cpu", seed=7, checkpoint=checkpoint)
+    digest = hashlib.sha256(b"some weights").hexdigest()  # the loader's hash (checked in test_cli_slice)
+    attrs = provenance(command_line="probe slice model.pt", device="cpu", seed=7, checkpoint=checkpoint,
+                       checkpoint_sha256=digest)
     assert attrs["schema_version"] == SCHEMA_VERSION
     assert attrs["torch_version"] == torch.__version__
-    assert attrs["checkpoint_sha256"] == hashlib.sha256(b"some weights").hexdigest()
+    assert attrs["checkpoint_sha256"] == digest
     assert Path(attrs["checkpoint_path"]) == checkpoint.resolve()
     created = datetime.fromisoformat(attrs["created"])
     assert created.utcoffset() == timedelta(0)

@@ -51,6 +51,7 @@ from landscape_probe.checkpoints.formats import (
 )
 from landscape_probe.checkpoints.summary import describe_parameters, summarize, summarize_weights  # noqa: F401 - also importable from here, as before
 from landscape_probe.errors import ProbeError
+from landscape_probe.models.modes import eval_mode
 from landscape_probe.models.zoo import build_model
 
 FORMAT_NAME = "landscape_probe"
@@ -150,7 +151,7 @@ def load_checkpoint(
         else:
             loaded = _from_pickle(path, read_torch_file(path, trust), arch, arch_kwargs)
     _check_real(loaded.model, path)
-    _to_eval_float_cpu(loaded.model, exported=kind == "export")
+    eval_mode(loaded.model.to(device="cpu", dtype=torch.float32))
     if not allow_nonfinite:
         _check_finite(loaded.model, path)
     return loaded
@@ -271,16 +272,6 @@ def _check_finite(model: nn.Module, path: Path) -> None:
                 "are NaN or infinite), so nothing measured at them would mean anything; "
                 "probe info --allow-nonfinite shows which tensors are affected."
             )
-
-
-def _to_eval_float_cpu(model: nn.Module, exported: bool) -> None:
-    model.to(device="cpu", dtype=torch.float32)
-    if not exported:
-        model.eval()
-        return
-    # an exported program's module() refuses .eval(); its train/eval behaviour was fixed at export time
-    for module in model.modules():
-        module.training = False
 
 
 def _describe_args(model_args: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from landscape_probe.errors import ProbeError
+from landscape_probe.models.modes import evaluating
 
 if TYPE_CHECKING:
     from landscape_probe.data.datasets import Dataset
@@ -39,9 +40,8 @@ def check_model_accepts(model: nn.Module, dataset: Dataset) -> None:
     x = dataset.x_train[:2]
     if reference is not None:
         x = x.to(device=reference.device, dtype=reference.dtype if x.is_floating_point() else x.dtype)
-    switched = model.training and _try_eval(model)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), evaluating(model):
             outputs = model(x)
     except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -52,24 +52,12 @@ def check_model_accepts(model: nn.Module, dataset: Dataset) -> None:
             f"The model fails on two examples of '{dataset.name}' (shape {dataset.input_shape}, {str(x.dtype).removeprefix('torch.')}) "
             f"with \"{first_line.rstrip('.')}\"; it takes {_expected_input(model)}{hint}."
         ) from None
-    finally:
-        if switched:
-            model.train()
     given = outputs[0].numel() if isinstance(outputs, Tensor) and outputs.ndim >= 1 else None
     if given != dataset.num_outputs:
         raise ProbeError(
             f"The model gives {given} outputs per example, but the {dataset.task} data set "
             f"'{dataset.name}' needs {dataset.num_outputs}."
         )
-
-
-def _try_eval(model: nn.Module) -> bool:
-    """Switch to eval mode; False for modules that refuse to switch (``torch.export`` modules)."""
-    try:
-        model.eval()
-    except NotImplementedError:
-        return False
-    return True
 
 
 def _starts_with_embedding(model: nn.Module) -> bool:

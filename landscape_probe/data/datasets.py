@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from landscape_probe.data.compatibility import check_model_accepts
 from landscape_probe.errors import ProbeError
 from landscape_probe.specs import parse_spec
 from landscape_probe.data.synthetic import teacher_student
@@ -37,7 +36,6 @@ from landscape_probe.data.files import SUFFIXES, read_arrays
 __all__ = [
     "BUILTIN",
     "Dataset",
-    "check_model_accepts",
     "load_dataset",
     "load_dataset_spec",
     "parse_data_spec",

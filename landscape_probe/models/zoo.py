@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from torch import Tensor, nn
 
@@ -26,8 +26,13 @@ from landscape_probe.models.blocks import NORMS, check_choice, init_affine, make
 from landscape_probe.specs import parse_spec
 from landscape_probe.models.transformer import Transformer
 
-if TYPE_CHECKING:
-    from landscape_probe.data.datasets import Dataset
+
+
+class DataShape(Protocol):
+    """What the zoo needs to know of a data set: the shape of one example and the outputs it needs."""
+
+    input_shape: tuple[int, ...]
+    num_outputs: int
 
 __all__ = [
     "CNN",
@@ -123,7 +128,7 @@ def parse_zoo_spec(spec: str) -> dict[str, Any]:
     return {"name": name, **options}
 
 
-def complete_model_args(model_args: dict[str, Any], dataset: "Dataset") -> dict[str, Any]:
+def complete_model_args(model_args: dict[str, Any], dataset: DataShape) -> dict[str, Any]:
     """Fill in the sizes the data set determines, keeping any the user gave.
 
     - every family: ``num_outputs`` = ``dataset.num_outputs``;

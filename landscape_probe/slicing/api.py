@@ -151,10 +151,9 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         result = run_slice(
             module, x, y, loss_for(dataset, loss), config, report, other.model if other else None
         )
-    attrs = provenance(command_line=_call_text(model, data, config), device=str(used_device), seed=seed)
+    attrs = provenance(command_line=_call_text(model, data, config), device=str(used_device), seed=seed,
+                       checkpoint=loaded.path if loaded else None, checkpoint_sha256=loaded.sha256 if loaded else "")
     attrs.update(
-        checkpoint_path=str(loaded.path.resolve()) if loaded else "",
-        checkpoint_sha256=loaded.sha256 if loaded else "",
         checkpoint_format=loaded.format if loaded else "module",
         architecture=loaded.architecture if loaded else type(module).__name__,
         data=json.dumps(dataset.spec, sort_keys=True),
@@ -180,16 +179,16 @@ def _call_text(model: Any, data: Any, config: Any) -> str:
 @contextlib.contextmanager
 def _left_as_given(module: nn.Module) -> Iterator[None]:
     """Put a user's module back on its device, dtype and train/eval mode after the slice moved it."""
+    from landscape_probe.models.modes import evaluating
+
     first = next(module.parameters(), None)
     where = (first.device, first.dtype) if first is not None else None
-    training = module.training
     try:
-        yield
+        with evaluating(module):
+            yield
     finally:
         if where is not None:
             module.to(device=where[0], dtype=where[1])
-        if training:
-            module.train()
 
 
 @contextlib.contextmanager

@@ -20,8 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -29,20 +27,10 @@ from torch.func import functional_call, grad, vmap
 
 from landscape_probe.curvature.hessian import top_hessian_eigenvalue
 from landscape_probe.losses import LossFn
+from landscape_probe.models.modes import evaluating
 from landscape_probe.params import Params
 
 NORMALISATIONS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
-
-
-@contextlib.contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in ``eval()`` mode for the block, then restore its previous mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
 
 
 def _split_state(model: nn.Module) -> tuple[Params, Params]:
@@ -61,7 +49,7 @@ def sharpness(
     on a quadratic is stable only while η < 2/λ_max, so sharpness is the curvature
     that bounds the Euclidean-trust step size.
     """
-    with evaluation_mode(model):
+    with evaluating(model):
         parameters, buffers = _split_state(model)
 
         def batch_loss(p: Params) -> Tensor:
@@ -78,7 +66,7 @@ def per_example_gradients(model: nn.Module, loss_fn: LossFn, inputs: Tensor, tar
     ``torch.func.grad``, in ``eval()`` mode (normalisation uses running statistics,
     so each example's gradient does not depend on the others).
     """
-    with evaluation_mode(model):
+    with evaluating(model):
         parameters, buffers = _split_state(model)
 
         def example_loss(p: Params, x: Tensor, y: Tensor) -> Tensor:

@@ -37,6 +37,7 @@ from landscape_probe.data.datasets import Dataset
 from landscape_probe.devices import resolve_device
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import LossFn, loss_for, loss_function
+from landscape_probe.models.modes import evaluating
 from landscape_probe.models.zoo import build_model, complete_model_args, parse_zoo_spec
 from landscape_probe.training import diagnostics
 from landscape_probe.training.optim import build_optimizer
@@ -191,7 +192,7 @@ def evaluate(model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, batch_size
     Accuracy is NaN for regression targets (floating-point ``y``).
     """
     total_loss, correct = 0.0, 0
-    with diagnostics.evaluation_mode(model):
+    with evaluating(model):
         for start in range(0, len(x), batch_size):
             outputs = model(x[start : start + batch_size])
             targets = y[start : start + batch_size]
