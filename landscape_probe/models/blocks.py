@@ -24,7 +24,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "gelu": nn.GELU,
 }
 INITS = ("lecun", "xavier", "kaiming", "orthogonal")
-NORMS = ("none", "batch", "layer")
+NORMALISATIONS = ("none", "batch", "layer")
 _GAINED = ("relu", "leaky_relu", "tanh")
 
 
@@ -76,7 +76,7 @@ def init_affine(module: nn.Module, init: str, activation: str) -> None:
         nn.init.zeros_(module.bias)
 
 
-def make_norm(norm: str, channels: int, spatial_dims: int = 0) -> nn.Module:
+def make_normalisation(norm: str, channels: int, spatial_dims: int = 0) -> nn.Module:
     """Normalisation after a hidden layer with ``channels`` outputs.
 
     Args:
@@ -87,7 +87,7 @@ def make_norm(norm: str, channels: int, spatial_dims: int = 0) -> nn.Module:
             (N, *spatial); layer norm normalises each example over its features,
             or over (C, *spatial) (GroupNorm with one group) after a convolution.
     """
-    check_choice(norm, NORMS, "norm")
+    check_choice(norm, NORMALISATIONS, "norm")
     if norm == "none":
         return nn.Identity()
     if norm == "layer":

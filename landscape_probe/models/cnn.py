@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from landscape_probe.errors import ProbeError
-from landscape_probe.models.blocks import init_affine, make_activation, make_norm
+from landscape_probe.models.blocks import init_affine, make_activation, make_normalisation
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _POOL = {1: nn.MaxPool1d, 2: nn.MaxPool2d}
@@ -70,7 +70,7 @@ class CNN(nn.Module):
         convs, norms, pools = [], [], []
         for c_in, c_out in zip([shape[0], *widths[:-1]], widths):
             convs.append(conv(c_in, c_out, kernel_size=3, padding=1))
-            norms.append(make_norm(norm, c_out, spatial_dims))
+            norms.append(make_normalisation(norm, c_out, spatial_dims))
             if min(sizes) >= 2:
                 pools.append(pool(2))
                 sizes = [size // 2 for size in sizes]

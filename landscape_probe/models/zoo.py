@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from landscape_probe.models.cnn import CNN
 from landscape_probe.errors import ProbeError
-from landscape_probe.models.blocks import NORMS, check_choice, init_affine, make_activation, make_norm
+from landscape_probe.models.blocks import NORMALISATIONS, check_choice, init_affine, make_activation, make_normalisation
 from landscape_probe.specs import parse_spec
 from landscape_probe.models.transformer import Transformer
 
@@ -79,11 +79,11 @@ class MLP(nn.Module):
         super().__init__()
         if depth < 1:
             raise ProbeError(f"An MLP needs depth >= 1, got {depth}.")
-        check_choice(norm, NORMS, "norm")
+        check_choice(norm, NORMALISATIONS, "norm")
         self.residual = residual
         sizes = [in_features] + [width] * (depth - 1)
         self.hidden = nn.ModuleList(nn.Linear(sizes[i], sizes[i + 1], bias=bias) for i in range(depth - 1))
-        self.norms = nn.ModuleList(make_norm(norm, width) for _ in range(depth - 1))
+        self.norms = nn.ModuleList(make_normalisation(norm, width) for _ in range(depth - 1))
         self.activation = make_activation(activation)
         self.output = nn.Linear(sizes[-1], num_outputs, bias=bias)
         for linear in [*self.hidden, self.output]:
