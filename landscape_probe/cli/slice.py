@@ -22,6 +22,7 @@ from landscape_probe.cli.app import (
     command_line,
     console,
     parse_arch_kwargs,
+    results_kept,
     user_errors,
 )
 from landscape_probe.errors import ProbeError
@@ -120,8 +121,9 @@ def slice_command(
         print_result(result, console)
         console.print(f"wrote {output}")
         if not no_plots:
-            for path in result.plot(plots_dir, figure_formats):
-                console.print(f"wrote {path}")
+            with results_kept(output):
+                for path in result.plot(plots_dir, figure_formats):
+                    console.print(f"wrote {path}")
 
 
 def default_output(checkpoint: Path) -> Path:
