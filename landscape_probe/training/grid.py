@@ -228,8 +228,8 @@ def _save_with_results(
 
     The run's files are written to temporary names first, then the results
     file recording the run, and only then are the run's files renamed into
-    place. If anything fails (a full disk), the temporaries are removed, a run
-    folder made here and left empty is removed too, and the folder is as it
+    place. If anything fails (a full disk), the temporaries are removed, the folders
+    made here for them (the run's, the output folder) are removed if empty, and the folder is as it
     was before the run: ``results.h5`` and the checkpoints of the runs it
     records, so a checkpoint is never there without the results that describe
     it (and ``--resume`` can pick the grid up).
@@ -240,7 +240,7 @@ def _save_with_results(
     Raises:
         ProbeError: when a file cannot be written, in one sentence saying what was kept.
     """
-    made_folder = not folder.exists()
+    made = [f for f in (folder, *folder.parents) if not f.exists()]  # deepest first
     folder.mkdir(parents=True, exist_ok=True)
     path, resume_path = folder / "checkpoint.pt", folder / "resume.pt"
     extras = {"optimizer": run.state["optimizer"], "step": run.steps, "config": config.to_dict(), "data": dataset.spec}
@@ -257,9 +257,9 @@ def _save_with_results(
                            staged.enter_context(atomic_path(resume_path)))
             result.save(results_path, overwrite=True)
     except BaseException as err:
-        if made_folder:
+        for made_here in made:
             with contextlib.suppress(OSError):
-                folder.rmdir()  # only if empty
+                made_here.rmdir()  # only if empty
         if isinstance(err, Exception) and is_disk_full(err):
             raise ProbeError(
                 f"Cannot save run {run.name}: the disk is full, so neither its checkpoint nor '{results_path}' "
