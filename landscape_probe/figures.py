@@ -37,15 +37,30 @@ def headless() -> None:
 
 
 def save_figures(figures: dict[str, Figure], out_dir: Path, formats: tuple[str, ...], prefix: str = "") -> list[Path]:
-    """Write each figure as ``out_dir/<prefix><name>.<format>`` in every format, close it, and list the files."""
+    """Write each figure as ``out_dir/<prefix><name>.<format>`` in every format, close them, and list the files.
+
+    Each file is written to a temporary name and renamed when complete
+    (:func:`~landscape_probe.atomic.atomic_path`), so a failure (a full disk)
+    leaves no half-written figure, only those already complete; every figure
+    is closed either way.
+
+    Raises:
+        ProbeError: when a file cannot be written (full disk, unwritable folder).
+    """
     import matplotlib.pyplot as plt
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from landscape_probe.atomic import atomic_path
+
     written = []
-    for name, figure in figures.items():
-        for fmt in formats:
-            path = out_dir / f"{prefix}{name}.{fmt}"
-            figure.savefig(path, dpi=130, bbox_inches="tight")
-            written.append(path)
-        plt.close(figure)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, figure in figures.items():
+            for fmt in formats:
+                path = out_dir / f"{prefix}{name}.{fmt}"
+                with atomic_path(path) as tmp:
+                    figure.savefig(tmp, format=fmt, dpi=130, bbox_inches="tight")
+                written.append(path)
+    finally:
+        for figure in figures.values():
+            plt.close(figure)
     return written

@@ -11,6 +11,7 @@ import errno
 import json
 import shlex
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -129,6 +130,28 @@ def user_errors(debug: bool) -> Iterator[None]:
             highlight=False,
         )
         raise typer.Exit(1) from None
+
+
+@contextlib.contextmanager
+def results_kept(results_path: Path) -> Iterator[None]:
+    """Around drawing the figures of a results file already saved: a user-fixable failure stays one sentence,
+    which now also says that the results file is complete and how to draw the figures later."""
+    try:
+        yield
+    except ProbeError as err:
+        raise ProbeError(_with_results_kept(str(err), results_path)) from None
+    except Exception as err:
+        sentence = _system_refusal(err)
+        if sentence is None:
+            raise
+        raise ProbeError(_with_results_kept(sentence, results_path)) from None
+
+
+def _with_results_kept(sentence: str, results_path: Path) -> str:
+    return (
+        f"{sentence.rstrip().rstrip('.')}; the results file '{results_path}' is complete, "
+        f"and 'probe plot {results_path}' draws the figures later."
+    )
 
 
 def _system_refusal(err: Exception) -> str | None:

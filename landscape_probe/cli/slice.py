@@ -22,6 +22,7 @@ from landscape_probe.cli.app import (
     command_line,
     console,
     parse_arch_kwargs,
+    results_kept,
     user_errors,
 )
 from landscape_probe.errors import ProbeError
@@ -73,6 +74,11 @@ def slice_command(
     arch: ArchOption = None,
     arch_kwargs: ArchKwargsOption = None,
     trust_checkpoint: TrustOption = False,
+    allow_nonfinite: Annotated[
+        bool,
+        typer.Option("--allow-nonfinite", help="Slice weights holding NaN or infinite values; every verdict is "
+                     "then 'undefined: non-finite values at W'."),
+    ] = False,
     debug: DebugOption = False,
 ) -> None:
     """Perturb the weights along a direction and compare the measured change with DRT and Euclidean trust.
@@ -104,7 +110,8 @@ def slice_command(
             layers=layers, select=select, include_1d=include_1d, probe_size=probe_size, split=split, loss=loss,
             device=device, dtype=dtype, seed=seed, power_iterations=power_iterations, max_scale=max_scale,
             min_scale=min_scale, points=points, two_sided=two_sided, arch=arch,
-            arch_kwargs=parse_arch_kwargs(arch_kwargs), trust_checkpoint=trust_checkpoint, progress=True,
+            arch_kwargs=parse_arch_kwargs(arch_kwargs), trust_checkpoint=trust_checkpoint,
+            allow_nonfinite=allow_nonfinite, progress=True,
         )
         result = dataclasses.replace(result, provenance={**result.provenance, "command_line": command_line(ctx)})
         if result.config.probe_size < probe_size:
@@ -114,8 +121,9 @@ def slice_command(
         print_result(result, console)
         console.print(f"wrote {output}")
         if not no_plots:
-            for path in result.plot(plots_dir, figure_formats):
-                console.print(f"wrote {path}")
+            with results_kept(output):
+                for path in result.plot(plots_dir, figure_formats):
+                    console.print(f"wrote {path}")
 
 
 def default_output(checkpoint: Path) -> Path:

@@ -12,7 +12,16 @@ from typing import Annotated
 
 import typer
 
-from landscape_probe.cli.app import DebugOption, DeviceOption, app, command_line, console, error_console, user_errors
+from landscape_probe.cli.app import (
+    DebugOption,
+    DeviceOption,
+    app,
+    command_line,
+    console,
+    error_console,
+    results_kept,
+    user_errors,
+)
 from landscape_probe.errors import ProbeError
 from landscape_probe.training.summary import print_summary
 
@@ -93,8 +102,9 @@ def train_command(
                        resume=resume, progress=True, command_line=command_line(ctx))
         print_summary(result.path, console)
         if figure_formats:
-            for path in result.plot(output / "plots", figure_formats):
-                console.print(f"wrote {path}")
+            with results_kept(result.path):
+                for path in result.plot(output / "plots", figure_formats):
+                    console.print(f"wrote {path}")
         if result.incomplete:
             error_console.print(f"Stopped early; results so far are in {result.path}. "
                                 f"Continue with: probe train --resume --output {output}")

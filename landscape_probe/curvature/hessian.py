@@ -23,8 +23,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -59,6 +60,31 @@ def rademacher_like(params: Params, seed: int) -> Params:
     }
 
 
+@contextlib.contextmanager
+def differentiable_twice() -> Iterator[None]:
+    """Run attention, inside the block, through kernels that autograd can differentiate twice.
+
+    ``F.scaled_dot_product_attention`` (used by ``nn.MultiheadAttention`` and so
+    by ``nn.TransformerEncoder``) dispatches to fused kernels — flash attention,
+    on the CPU too, memory-efficient, cuDNN — whose backward has no derivative
+    of its own, so a Hessian-vector product through them fails. The math
+    backend is plain differentiable operations and gives the same values to
+    rounding. Every second derivative in the package (Hessian-vector products,
+    hence λ_max, ``uᵀHu``, eigenvector directions, training sharpness) is taken
+    inside this block.
+
+    ``nn.TransformerEncoderLayer``'s eval-mode fast path
+    (``torch._transformer_encoder_layer_fwd``) has no double backward either,
+    but torch takes it only when grad is disabled or no tensor it reads
+    requires grad, i.e. when nothing is differentiated through that layer, so
+    it needs no switch here (tested).
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        yield
+
+
 def hessian_vector_product(loss_fn: ParamsLossFn, params: Params, vector: Params) -> Params:
     """The Hessian of the loss at ``params`` applied to ``vector``: ``H v``.
 
@@ -79,7 +105,7 @@ def hessian_vector_product(loss_fn: ParamsLossFn, params: Params, vector: Params
         ``H v`` as a parameter dict.
     """
     leaves = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    with torch.enable_grad():
+    with torch.enable_grad(), differentiable_twice():
         loss = loss_fn(leaves)
         gradient = torch.autograd.grad(loss, list(leaves.values()), create_graph=True, allow_unused=True)
         directional = sum(
@@ -101,7 +127,7 @@ def hessian_vector_product_forward_over_reverse(loss_fn: ParamsLossFn, params: P
     primal = {k: v.detach() for k, v in params.items()}
     tangent = {k: vector[k].detach().to(dtype=v.dtype, device=v.device) for k, v in primal.items()}
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), differentiable_twice():
             _, product = torch.func.jvp(torch.func.grad(loss_fn), (primal,), (tangent,))
         return {k: t.detach() for k, t in product.items()}
     except torch.OutOfMemoryError:

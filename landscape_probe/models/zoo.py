@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from typing import Any, Protocol
 
 from torch import Tensor, nn
@@ -104,18 +105,34 @@ def build_model(model_args: dict[str, Any]) -> nn.Module:
     """Build a zoo model from its ``model_args`` (``name`` plus keyword arguments).
 
     Raises:
-        ProbeError: for an unknown family, or arguments it does not take or lacks.
+        ProbeError: for an unknown family, arguments it does not take or lacks, or
+            a size (an argument declared ``int``) that is not a whole number, or is
+            below 1 (below 0 for ``depth``, which each family bounds further).
     """
     args = dict(model_args)
     name = args.pop("name", None)
     if name not in ZOO:
         raise ProbeError(f"Unknown model '{name}'; the zoo has {', '.join(sorted(ZOO))}.")
     family = ZOO[name]
+    signature = inspect.signature(family)
     try:
-        inspect.signature(family).bind(**args)
+        signature.bind(**args)
     except TypeError as err:
         raise ProbeError(f"Model '{name}' cannot be built from {args}: {err}.") from None
+    for key, value in args.items():
+        _check_size(name, key, value, str(signature.parameters[key].annotation))
     return family(**args)
+
+
+def _check_size(model: str, key: str, value: Any, annotation: str) -> None:
+    """Refuse a size that is not a whole number ≥ 1 (``depth``: ≥ 0), e.g. ``width=0`` or ``width=2.5``."""
+    if "int" not in annotation:
+        return
+    sizes = value if "Sequence" in annotation and isinstance(value, (list, tuple)) else [value]
+    lowest = 0 if key == "depth" else 1
+    for size in sizes:
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < lowest:
+            raise ProbeError(f"Model '{model}' needs {key} to be a whole number of at least {lowest}, not {value!r}.")
 
 
 def parse_zoo_spec(spec: str) -> dict[str, Any]:

@@ -63,6 +63,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     arch: str | None = None,
     arch_kwargs: dict[str, Any] | None = None,
     trust_checkpoint: bool = False,
+    allow_nonfinite: bool = False,
     progress: bool | Progress = False,
 ) -> SliceResult:
     """Perturb the weights along a direction and measure how the function and gradient change.
@@ -97,13 +98,17 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         power_iterations: most Hessian-vector products for λ_max.
         two_sided: also evaluate −t for every t.
         arch, arch_kwargs, trust_checkpoint: loading options for a checkpoint path (see ``probe info``).
+        allow_nonfinite: slice weights holding NaN or infinite values instead of refusing them; the
+            numbers are recorded as they come out, and every shape and verdict is
+            "undefined: non-finite values at W".
         progress: True for a progress bar; or a callable ``progress(done, total, label)``.
 
     Returns:
         The :class:`~landscape_probe.slicing.result.SliceResult`, not yet saved.
 
     Raises:
-        ProbeError: for bad settings, an unreadable checkpoint or data, or a model that does not fit the data.
+        ProbeError: for bad settings, an unreadable checkpoint or data, a model that does not fit the data,
+            or (without ``allow_nonfinite``) weights that are not finite.
     """
     from landscape_probe.data.compatibility import check_model_accepts
     from landscape_probe.data.datasets import load_dataset_spec, probe_set
@@ -132,8 +137,12 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     )
     config.check()
     used_device = resolve_device(device)
-    loaded = _load(model, arch, arch_kwargs, trust_checkpoint) if isinstance(model, (str, Path)) else None
+    loaded = (
+        _load(model, arch, arch_kwargs, trust_checkpoint, allow_nonfinite) if isinstance(model, (str, Path)) else None
+    )
     module = loaded.model if loaded else model
+    if not allow_nonfinite:
+        _check_finite(module)
     if data is not None:
         dataset = as_dataset(data)
     elif loaded is not None and loaded.data:
@@ -146,7 +155,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     config = dataclasses.replace(config, probe_size=len(x))  # the number used, when the split holds fewer
     other = None
     if config.direction_kind == "checkpoint":
-        other = _load(config.direction.partition(":")[2], arch, arch_kwargs, trust_checkpoint)
+        other = _load(config.direction.partition(":")[2], arch, arch_kwargs, trust_checkpoint, allow_nonfinite)
     with _progress(progress) as report, _left_as_given(module):
         result = run_slice(
             module, x, y, loss_for(dataset, loss), config, report, other.model if other else None
@@ -163,10 +172,26 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     return dataclasses.replace(result, provenance=attrs)
 
 
-def _load(path: str | Path, arch: str | None, arch_kwargs: dict[str, Any] | None, trust: bool) -> Any:
+def _load(
+    path: str | Path, arch: str | None, arch_kwargs: dict[str, Any] | None, trust: bool, allow_nonfinite: bool
+) -> Any:
     from landscape_probe.checkpoints.load import load_checkpoint
 
-    return load_checkpoint(path, arch, arch_kwargs, trust)
+    return load_checkpoint(path, arch, arch_kwargs, trust, allow_nonfinite=allow_nonfinite)
+
+
+def _check_finite(module: nn.Module) -> None:
+    """Refuse a module given in Python whose parameters or floating buffers hold NaN or ±inf (as the loader does)."""
+    import torch
+
+    for name, tensor in module.state_dict().items():
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ProbeError(
+                f"The model holds non-finite weights ({bad} of the {tensor.numel()} values of {name} are NaN or "
+                "infinite), so nothing measured at them would mean anything; pass allow_nonfinite=True to slice "
+                "it anyway."
+            )
 
 
 def _call_text(model: Any, data: Any, config: Any) -> str:

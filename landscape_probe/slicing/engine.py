@@ -18,7 +18,9 @@ along that layer's part of the direction, with that layer's own gradient and
 Hessian block.
 
 A huge step may overflow: the non-finite values are recorded as they are and
-counted, never raised.
+counted, never raised. Weights that are not finite at W (a checkpoint loaded
+with ``allow_nonfinite``) are sliced too, every verdict then being
+``trust.UNDEFINED_AT_W``.
 
 Example:
     >>> import torch
@@ -94,16 +96,21 @@ def run_slice(
     total = len(scales) * (1 + (len(layer_names) if config.per_layer else 0))
     counter = _Counter(total, progress)
 
+    nonfinite_weights = any(
+        t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in model.state_dict().values()
+    )
     evaluator = ProbeEvaluator(model, x, y, loss_name, layer_names, config.batch_size)
     at_zero = evaluator.evaluate(evaluator.base)
     direction = _direction(config, evaluator, at_zero, other, device, dtype)
-    whole = _sweep(evaluator, at_zero, direction, scales, config, counter, "all layers")
+    whole = _sweep(evaluator, at_zero, direction, scales, config, counter, "all layers", nonfinite_weights)
     layers = {}
     if config.per_layer:
         for name in layer_names:
             alone = ProbeEvaluator(model, x, y, loss_name, [name], config.batch_size)
             at_zero_alone = alone.evaluate(alone.base)
-            layers[name] = _sweep(alone, at_zero_alone, {name: direction[name]}, scales, config, counter, name)
+            layers[name] = _sweep(
+                alone, at_zero_alone, {name: direction[name]}, scales, config, counter, name, nonfinite_weights
+            )
     return SliceResult(
         scales=scales,
         layer_names=list(layer_names),
@@ -152,8 +159,13 @@ def _sweep(
     config: SliceConfig,
     counter: _Counter,
     label: str,
+    nonfinite_weights: bool = False,
 ) -> SliceSweep:
-    """Evaluate W + t·u at every scale and set the predictions beside the measurements."""
+    """Evaluate W + t·u at every scale and set the predictions beside the measurements.
+
+    ``nonfinite_weights`` (W holds NaN or ±inf), or a step u that is not finite,
+    makes every verdict of the sweep undefined (:func:`~landscape_probe.slicing.predictions.predict`).
+    """
     base, g0 = evaluator.base, at_zero.gradient
     scaling = config.resolved_scaling
     unit = direction if scaling == "none" else directions.unit_step(direction, base, scaling, config.norm)
@@ -210,7 +222,8 @@ def _sweep(
         curvature=curvature.directional_curvature(evaluator.loss_fn, base, unit),
         nonfinite_points=int(np.sum(~np.isfinite(loss + function_change + gradient_change))),
     )
-    predicted = predict(measured, scales, config.fit_points)
+    undefined = nonfinite_weights or not all(bool(torch.isfinite(v).all()) for v in unit.values())
+    predicted = predict(measured, scales, config.fit_points, nonfinite_at_w=undefined)
     return SliceSweep(**vars(measured), **vars(predicted))
 
 

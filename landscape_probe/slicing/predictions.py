@@ -43,8 +43,18 @@ from landscape_probe.slicing import trust
 from landscape_probe.slicing.result import Measurements, Predictions
 
 
-def predict(measured: Measurements, scales: np.ndarray, fit_points: int = 3) -> Predictions:
-    """All predictions for one sweep whose measurements at ``scales`` are ``measured``."""
+def predict(
+    measured: Measurements, scales: np.ndarray, fit_points: int = 3, nonfinite_at_w: bool = False
+) -> Predictions:
+    """All predictions for one sweep whose measurements at ``scales`` are ``measured``.
+
+    When the weights W or the step hold NaN or infinite values (``nonfinite_at_w``, a
+    run with ``allow_nonfinite``) or a quantity measured at W itself is not
+    finite (loss, gradient norm, λ_max, slope g·u, curvature uᵀHu, ||u||), the
+    numbers are still computed and returned as they are, but every shape and
+    verdict is :data:`~landscape_probe.slicing.trust.UNDEFINED_AT_W`: nothing
+    compared with them would mean anything.
+    """
     lambda_abs = abs(measured.lambda_max)
     drt = _floats(trust.drt_prediction(measured.kappa))
     euclidean = _floats(
@@ -77,11 +87,28 @@ def predict(measured: Measurements, scales: np.ndarray, fit_points: int = 3) -> 
         breakdown_scale=float(trust.breakdown_scale(scales, measured.relative_gradient_change, threshold=1.0)),
         calibration_constants={name: float(constant) for name, (_, constant, _) in calibrated.items()},
         first_divergence={name: float(divergence) for name, (_, _, divergence) in calibrated.items()},
-        shape=gradient.shape,
-        verdict=trust.describe(gradient, "relative gradient change"),
-        function_shape=function.shape,
-        function_verdict=trust.describe(function, "relative function change"),
+        **_sentences(gradient, function, nonfinite_at_w or not finite_at_w(measured)),
     )
+
+
+def finite_at_w(measured: Measurements) -> bool:
+    """Whether every quantity the sweep measured at W itself (t = 0) is finite."""
+    at_w = (
+        measured.loss_at_zero, measured.gradient_norm, measured.lambda_max,
+        measured.slope, measured.curvature, measured.unit_step_norm,
+    )
+    return bool(np.all(np.isfinite(np.asarray(at_w, dtype=np.float64))))
+
+
+def _sentences(gradient: trust.ShapeComparison, function: trust.ShapeComparison, undefined: bool) -> dict[str, str]:
+    if undefined:
+        return dict.fromkeys(("shape", "verdict", "function_shape", "function_verdict"), trust.UNDEFINED_AT_W)
+    return {
+        "shape": gradient.shape,
+        "verdict": trust.describe(gradient, "relative gradient change"),
+        "function_shape": function.shape,
+        "function_verdict": trust.describe(function, "relative function change"),
+    }
 
 
 def _floats(values: np.ndarray) -> np.ndarray:

@@ -86,11 +86,16 @@ def print_result(result: SliceResult, console: Console) -> None:
             )
         )
     console.print(table)
-    console.print(whole.verdict, highlight=False)
-    console.print(whole.function_verdict, highlight=False)
-    console.print(
-        f"The relative gradient change {_breakdown_words(whole.breakdown_scale, result.scales)}.", highlight=False
-    )
+    from landscape_probe.slicing.trust import UNDEFINED_AT_W
+
+    if UNDEFINED_AT_W in (whole.verdict, whole.function_verdict):
+        # weights (or what was measured at them) are NaN/inf: no shape, verdict or breakdown is stated
+        console.print(f"Verdicts: {UNDEFINED_AT_W}.", highlight=False)
+    else:
+        console.print(whole.verdict, highlight=False)
+        console.print(whole.function_verdict, highlight=False)
+        breakdown = _breakdown_words(whole.breakdown_scale, result.scales, whole.relative_gradient_change)
+        console.print(f"The relative gradient change {breakdown}.", highlight=False)
     if whole.nonfinite_points:
         console.print(f"[yellow]{whole.nonfinite_points} scale(s) overflowed (inf/NaN recorded).[/]")
     if result.layers:
@@ -104,12 +109,14 @@ def _print_layers(result: SliceResult, console: Console) -> None:
     table = Table(title="Each layer perturbed alone", box=box.SIMPLE_HEAD, pad_edge=False)
     for header in ("layer", "||u_l|| (step at t = 1)", "λ_max (own block)", "breakdown t"):
         table.add_column(header, justify="right")
+    from landscape_probe.slicing.trust import UNDEFINED_AT_W
+
     for name, sweep in result.layers.items():
         table.add_row(
             name,
             _number(sweep.unit_step_norm),
             _number(sweep.lambda_max),
-            _breakdown_cell(sweep.breakdown_scale, result.scales),
+            "undefined" if sweep.verdict == UNDEFINED_AT_W else _breakdown_cell(sweep.breakdown_scale, result.scales),
         )
     console.print(table)
     console.print(
@@ -119,10 +126,21 @@ def _print_layers(result: SliceResult, console: Console) -> None:
     )
 
 
-def _breakdown_words(breakdown: float, scales: np.ndarray) -> str:
-    """How the summary states a breakdown scale (see :func:`_breakdown_cell`)."""
+def _breakdown_words(breakdown: float, scales: np.ndarray, measured: np.ndarray | None = None) -> str:
+    """How the summary states a breakdown scale (see :func:`_breakdown_cell`).
+
+    "Stays below 1" is said only of the positive scales where the ``measured``
+    relative gradient change is not NaN (NaN is never ≥ 1, so a NaN sweep
+    would otherwise be said to stay below 1).
+    """
     if not math.isfinite(breakdown):
-        return "stays below 1 over the sweep"
+        positive = [float(m) for t, m in zip(scales, measured) if t > 0] if measured is not None else []
+        defined = sum(not math.isnan(m) for m in positive)
+        if measured is None or defined == len(positive):
+            return "stays below 1 over the sweep"
+        if defined == 0:
+            return "is NaN at every scale, so where it reaches 1 is unknown"
+        return f"stays below 1 at the {defined} of {len(positive)} scales where it is not NaN"
     if breakdown <= _smallest_positive(scales):
         return f"is already at or above 1 at the smallest scale, t = {breakdown:.3g}"
     return f"reaches 1 at t ≈ {breakdown:.3g}"

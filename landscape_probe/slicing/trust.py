@@ -32,6 +32,8 @@ import numpy as np
 COMPOUNDING = "compounding (deep relative trust)"
 LINEAR = "linear (Euclidean trust)"
 INDISTINGUISHABLE = "indistinguishable"
+UNDEFINED_AT_W = "undefined: non-finite values at W"
+"""Every shape and verdict of a sweep whose weights, or measurements at W itself, are not finite."""
 SHAPE_MARGIN = math.log(1.25)
 
 
@@ -123,6 +125,15 @@ def first_divergence(scales: np.ndarray, measured: np.ndarray, prediction: np.nd
     return math.nan
 
 
+def compared_points(scales: np.ndarray, measured: np.ndarray, prediction: np.ndarray) -> int:
+    """How many positive scales :func:`first_divergence` can judge: those where ``measured / prediction`` is defined."""
+    count = 0
+    for _, m, p in _ascending_positive(scales, measured, prediction):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            count += not np.isnan(np.float64(m) / np.float64(p))
+    return count
+
+
 def breakdown_scale(scales: np.ndarray, measured: np.ndarray, threshold: float = 1.0) -> float:
     """The smallest scale at which the measurement reaches ``threshold``, interpolated in log-log.
 
@@ -156,7 +167,10 @@ class ShapeComparison:
         shape: ``COMPOUNDING``, ``LINEAR`` or ``INDISTINGUISHABLE``.
         drt_constant, euclidean_constant: the calibration constants c.
         drt_error, euclidean_error: RMS of ``log(measured / calibrated)`` over the shared points.
-        drt_divergence, euclidean_divergence: first t where the calibrated prediction is off by > 2× (NaN: never).
+        drt_divergence, euclidean_divergence: first t where the calibrated prediction is off by > 2× (NaN: never
+            at the scales compared).
+        drt_compared, euclidean_compared: the positive scales where that comparison was defined
+            (:func:`compared_points`); of ``positive_points`` in all.
     """
 
     shape: str
@@ -166,6 +180,9 @@ class ShapeComparison:
     euclidean_error: float
     drt_divergence: float
     euclidean_divergence: float
+    drt_compared: int
+    euclidean_compared: int
+    positive_points: int
 
 
 def compare_shapes(
@@ -197,6 +214,9 @@ def compare_shapes(
         euclidean_error=euclidean_error,
         drt_divergence=first_divergence(scales, measured, drt_calibrated),
         euclidean_divergence=first_divergence(scales, measured, euclidean_calibrated),
+        drt_compared=compared_points(scales, measured, drt_calibrated),
+        euclidean_compared=compared_points(scales, measured, euclidean_calibrated),
+        positive_points=int(np.sum(scales > 0)),
     )
 
 
@@ -225,19 +245,39 @@ def verdict(
 
 
 def describe(comparison: ShapeComparison, quantity: str = "relative gradient change") -> str:
-    """The sentence of :func:`verdict` for a comparison already made."""
+    """The sentence of :func:`verdict` for a comparison already made.
+
+    It claims agreement only at the scales actually compared: NaN compares
+    false with everything, so a prediction or measurement that is NaN at a
+    scale is never counted as "within 2×" there, and a measurement with no
+    finite positive value at the smallest scales (nothing to calibrate on) is
+    said to be not comparable.
+    """
+    if math.isnan(comparison.drt_constant) and math.isnan(comparison.euclidean_constant):
+        return (
+            f"The {quantity} cannot be compared with either prediction: there is no scale among the smallest "
+            "where it and the predictions are finite and positive."
+        )
     if comparison.shape == INDISTINGUISHABLE:
         opening = f"The {quantity} does not tell the two shapes apart"
     else:
         opening = f"The {quantity} follows the {comparison.shape} shape"
     return (
-        f"{opening}; calibrated, deep relative trust is {_off_from(comparison.drt_divergence)} "
-        f"and Euclidean trust {_off_from(comparison.euclidean_divergence)}."
+        f"{opening}; calibrated, deep relative trust is "
+        f"{_off_from(comparison.drt_divergence, comparison.drt_compared, comparison.positive_points)} "
+        f"and Euclidean trust "
+        f"{_off_from(comparison.euclidean_divergence, comparison.euclidean_compared, comparison.positive_points)}."
     )
 
 
-def _off_from(scale: float) -> str:
-    return "within 2× at every scale" if math.isnan(scale) else f"off by more than 2× from t = {scale:.3g}"
+def _off_from(scale: float, compared: int, points: int) -> str:
+    if not math.isnan(scale):
+        return f"off by more than 2× from t = {scale:.3g}"
+    if compared == 0:
+        return "not comparable at any scale (non-finite values)"
+    if compared < points:
+        return f"within 2× at the {compared} of {points} scales where both are defined"
+    return "within 2× at every scale"
 
 
 def _rms_log_error(measured: np.ndarray, curve: np.ndarray, where: np.ndarray) -> float:

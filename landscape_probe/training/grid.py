@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from landscape_probe.atomic import atomic_path
+from landscape_probe.atomic import atomic_path, is_disk_full
 from landscape_probe.checkpoints.load import save_checkpoint
 from landscape_probe.data.datasets import Dataset, load_dataset, parse_data_spec
 from landscape_probe.errors import ProbeError
@@ -161,6 +161,7 @@ def train_grid(
     result = TrainResult([], config.to_dict(), loss_units(loss_for(dataset, config.loss)),
                          attrs=dict(attrs or {}))
     runs: list[RunResult] = []
+    saved_runs = 0
     for optimizer, lr, depth, seed in plan:
         previous = done.get(run_name(optimizer, lr, depth, seed))
         if previous is not None and previous.completed:
@@ -171,17 +172,20 @@ def train_grid(
         progress = None if on_progress is None else _named_progress(on_progress, name)
         run = train_run(config, dataset, optimizer, lr, depth, seed, progress, should_stop, interrupted, factory)
         runs.append(run)
-        if folder is not None:
-            _save(run, folder / name, config, dataset)
         result.incomplete = not run.completed
+        if folder is not None and results_path is not None:
+            mark_best_of_grid(runs)
+            _save_with_results(run, folder / name, config, dataset, _replace(result, runs), results_path)
+            saved_runs = len(runs)
         if result.incomplete:
             break
-        if results_path is not None and len(runs) < len(plan):
-            _replace(result, runs).save(results_path, overwrite=True)
     mark_best_of_grid(runs)
     result = _replace(result, runs)
     if results_path is not None:
-        result.save(results_path, overwrite=True)
+        if saved_runs == len(runs):
+            result.path = results_path  # written with the last run, best-of-grid marks included
+        else:
+            result.save(results_path, overwrite=True)
     return result
 
 
@@ -217,27 +221,53 @@ def _named_progress(on_progress: RunProgressFn, name: str) -> Callable[[int, int
     return lambda step, total, loss: on_progress(name, step, total, loss)
 
 
-def _save(run: RunResult, folder: Path, config: TrainConfig, dataset: Dataset) -> None:
-    """The run's model as a checkpoint, plus ``resume.pt`` if it was interrupted.
+def _save_with_results(
+    run: RunResult, folder: Path, config: TrainConfig, dataset: Dataset, result: TrainResult, results_path: Path
+) -> None:
+    """Save the run's checkpoint (and ``resume.pt`` if it was interrupted) and the results file, all or nothing.
+
+    The run's files are written to temporary names first, then the results
+    file recording the run, and only then are the run's files renamed into
+    place. If anything fails (a full disk), the temporaries are removed, the folders
+    made here for them (the run's, the output folder) are removed if empty, and the folder is as it
+    was before the run: ``results.h5`` and the checkpoints of the runs it
+    records, so a checkpoint is never there without the results that describe
+    it (and ``--resume`` can pick the grid up).
 
     A zoo model's checkpoint is self-describing; a user's own model's holds its
     weights and names the ``--arch`` that ``probe slice`` then needs.
+
+    Raises:
+        ProbeError: when a file cannot be written, in one sentence saying what was kept.
     """
+    made = [f for f in (folder, *folder.parents) if not f.exists()]  # deepest first
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "checkpoint.pt"
+    path, resume_path = folder / "checkpoint.pt", folder / "resume.pt"
     extras = {"optimizer": run.state["optimizer"], "step": run.steps, "config": config.to_dict(), "data": dataset.spec}
-    if run.model_args.get("name") == "custom":
-        with atomic_path(path) as tmp:
-            torch.save({"state_dict": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
-                        "arch": run.model_args["factory"], **extras}, tmp)
-    else:
-        save_checkpoint(path, run.model, run.model_args, **extras)
-    resume_path = folder / "resume.pt"
+    try:
+        with contextlib.ExitStack() as staged:
+            checkpoint_tmp = staged.enter_context(atomic_path(path))
+            if run.model_args.get("name") == "custom":
+                torch.save({"state_dict": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
+                            "arch": run.model_args["factory"], **extras}, checkpoint_tmp)
+            else:
+                save_checkpoint(checkpoint_tmp, run.model, run.model_args, **extras)
+            if not run.completed:
+                torch.save({"state": run.state, "records": run.records, "steps": run.steps},
+                           staged.enter_context(atomic_path(resume_path)))
+            result.save(results_path, overwrite=True)
+    except BaseException as err:
+        for made_here in made:
+            with contextlib.suppress(OSError):
+                made_here.rmdir()  # only if empty
+        if isinstance(err, Exception) and is_disk_full(err):
+            raise ProbeError(
+                f"Cannot save run {run.name}: the disk is full, so neither its checkpoint nor '{results_path}' "
+                "was written, and the output folder is as it was before the run."
+            ) from None
+        raise
     if run.completed:
         resume_path.unlink(missing_ok=True)
-        return
-    with atomic_path(resume_path) as tmp:
-        torch.save({"state": run.state, "records": run.records, "steps": run.steps}, tmp)
 
 
 def _load_resume(path: Path) -> RunResult | None:
