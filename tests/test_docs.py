@@ -13,7 +13,7 @@ from landscape_probe.checkpoints.load import save_checkpoint
 from landscape_probe.cli import app
 from landscape_probe.models.zoo import build_model
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "hdf5-format.md"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "hdf5-format.md"
 ARGS = {"name": "mlp", "in_features": 64, "num_outputs": 10, "depth": 2, "width": 8}
 
 

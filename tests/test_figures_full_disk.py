@@ -24,7 +24,7 @@ from landscape_probe.figures import save_figures
 matplotlib.use("Agg")
 COMMAND = typer.main.get_command(app)
 runner = click.testing.CliRunner()
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_checkpoints"
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_checkpoints"
 
 
 def half_written_then_full(self: Figure, target: object, *args: object, **kwargs: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "landscape_probe"
+PACKAGE = Path(__file__).resolve().parents[1] / "landscape_probe"
 
 
 def module_name(path: Path) -> str:

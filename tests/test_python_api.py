@@ -12,7 +12,7 @@ import pytest
 
 import landscape_probe as lp
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "python-api.md"
 
 

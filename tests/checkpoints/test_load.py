@@ -155,7 +155,7 @@ def test_bare_mlp_weights_load_with_the_inferred_spec(tmp_path: Path, tiny_model
 
 
 def test_the_sample_state_dict_loads_without_arch():
-    sample = Path(__file__).resolve().parent.parent / "sample_checkpoints"
+    sample = Path(__file__).resolve().parents[2] / "sample_checkpoints"
     loaded = load_checkpoint(sample / "mlp2_digits_state_dict.pt")
     assert loaded.model_args["depth"] == 2 and loaded.model_args["width"] == 64
     x = torch.rand(4, 64)

@@ -16,8 +16,8 @@ from landscape_probe.layout import render_document
 from landscape_probe.training.result import TrainResult
 from landscape_probe.training.store import RunResult
 
-ROOT = Path(__file__).resolve().parent.parent
-LEGACY = ROOT / "tests" / "data" / "train_v0_1_0.h5"  # written by `probe train` of landscape_probe 0.1.0
+ROOT = Path(__file__).resolve().parents[2]
+LEGACY = ROOT / "tests" / "fixtures" / "train_v0_1_0.h5"  # written by `probe train` of landscape_probe 0.1.0
 LAYERS = ["hidden.0.weight", "output.weight"]
 runner = CliRunner()
 

@@ -99,7 +99,7 @@ def test_check_writable_refuses_read_only_folder(tmp_path: Path):
 def test_provenance(tmp_path: Path):
     checkpoint = tmp_path / "model.pt"
     checkpoint.write_bytes(b"some weights")
-    digest = hashlib.sha256(b"some weights").hexdigest()  # the loader's hash (checked in test_cli_slice)
+    digest = hashlib.sha256(b"some weights").hexdigest()  # the loader's hash (checked in tests/cli/test_slice_command.py)
     attrs = provenance(command_line="probe slice model.pt", device="cpu", seed=7, checkpoint=checkpoint,
                        checkpoint_sha256=digest)
     assert attrs["schema_version"] == SCHEMA_VERSION

@@ -20,8 +20,8 @@ from landscape_probe.slicing.config import SliceConfig
 from landscape_probe.slicing.engine import run_slice
 from landscape_probe.slicing.result import CALIBRATED, SliceResult, SliceSweep, group_attributes
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT / "tests" / "data" / "slice_v0_1_0.h5"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "tests" / "fixtures" / "slice_v0_1_0.h5"
 """Written by landscape_probe 0.1.0 (before the format was declared in slicing/result.py):
 ``probe slice sample_checkpoints/mlp2_digits.pt --points 5 --layers --no-plots``."""
 

@@ -46,7 +46,7 @@ runner = click.testing.CliRunner()
 def invoke(args: list[str]) -> click.testing.Result:
     """``probe ARGS`` as typer's CliRunner runs it, on the click command typer builds from ``app``."""
     return runner.invoke(COMMAND, args)
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_checkpoints"
+SAMPLES = Path(__file__).resolve().parents[2] / "sample_checkpoints"
 FAST_SLICE = ["--probe-size", "8", "--scales", "0.1", "--power-iterations", "1", "--device", "cpu", "--no-plots"]
 
 
@@ -252,7 +252,7 @@ def test_a_writer_killed_mid_write_leaves_no_file_and_its_temporary_goes_on_the_
         f"with atomic_path({str(out)!r}) as tmp:\n"
         "    tmp.write_bytes(b'half a file'); print('writing', flush=True); time.sleep(60)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     child = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, env=env)
     assert child.stdout.readline() == b"writing\n"
     child.send_signal(signal.SIGKILL)
@@ -507,7 +507,7 @@ def _complete_or_absent(output: Path) -> None:
 def test_sigkill_at_random_moments_leaves_complete_files_and_no_temporaries_after_the_next_run(tmp_path: Path, command: str) -> None:
     output = tmp_path / ("out.h5" if command == "slice" else "run")
     arguments = [*(SLICE_TO_KILL if command == "slice" else TRAIN_TO_KILL), "--output", str(output)]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
     rng = np.random.default_rng(0)
     left_behind, killed, complete = 0, 0, 0
     for _ in range(10):
