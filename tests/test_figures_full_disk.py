@@ -9,11 +9,10 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-import click.testing
 import matplotlib
 import matplotlib.pyplot as plt
 import pytest
-import typer.main
+from typer.testing import CliRunner, Result
 from matplotlib.figure import Figure
 
 import landscape_probe as lp
@@ -22,8 +21,7 @@ from landscape_probe.errors import ProbeError
 from landscape_probe.figures import save_figures
 
 matplotlib.use("Agg")
-COMMAND = typer.main.get_command(app)
-runner = click.testing.CliRunner()
+runner = CliRunner()
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_checkpoints"
 
 
@@ -44,7 +42,7 @@ def fails_on_second_file(original):
     return savefig
 
 
-def one_sentence_exit_2(result: click.testing.Result) -> str:
+def one_sentence_exit_2(result: Result) -> str:
     text = " ".join(result.stderr.split())
     assert result.exit_code == 2, result.output
     assert text.startswith("Error:") and " Error:" not in text and text.endswith("."), text
@@ -74,7 +72,7 @@ def test_save_figures_writes_the_format_asked_despite_the_temporary_name(tmp_pat
 def test_slice_whose_figures_fail_keeps_the_complete_results_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Figure, "savefig", half_written_then_full)
     out, plots = tmp_path / "s.h5", tmp_path / "plots"
-    result = runner.invoke(COMMAND, ["slice", str(SAMPLES / "mlp2_digits.pt"), "--probe-size", "8", "--scales", "0.01,0.1",
+    result = runner.invoke(app, ["slice", str(SAMPLES / "mlp2_digits.pt"), "--probe-size", "8", "--scales", "0.01,0.1",
                                      "--power-iterations", "1", "--device", "cpu", "--output", str(out), "--plots", str(plots)])
     text = one_sentence_exit_2(result)
     assert "the disk is full, so nothing was written" in text
@@ -86,7 +84,7 @@ def test_slice_whose_figures_fail_keeps_the_complete_results_file(tmp_path: Path
 def test_train_whose_figures_fail_keeps_the_complete_results_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Figure, "savefig", half_written_then_full)
     out = tmp_path / "run"
-    result = runner.invoke(COMMAND, ["train", "--optimizer", "sgd", "--dataset", "digits", "--depth", "2", "--width", "8",
+    result = runner.invoke(app, ["train", "--optimizer", "sgd", "--dataset", "digits", "--depth", "2", "--width", "8",
                                      "--epochs", "1", "--batch-size", "512", "--diagnostics-every", "0", "--device", "cpu",
                                      "--output", str(out)])
     text = one_sentence_exit_2(result)

@@ -25,12 +25,11 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-import click.testing
 import h5py
 import numpy as np
 import pytest
+from typer.testing import CliRunner, Result
 import torch
-import typer.main
 from safetensors.torch import save_file
 from torch import nn
 
@@ -39,13 +38,12 @@ from landscape_probe.checkpoints.load import load_checkpoint
 from landscape_probe.cli import app
 from landscape_probe.errors import ProbeError
 
-COMMAND = typer.main.get_command(app)  # built once: typer's CliRunner rebuilds it on every invoke, 50 ms each
-runner = click.testing.CliRunner()
+runner = CliRunner()
 
 
-def invoke(args: list[str]) -> click.testing.Result:
-    """``probe ARGS`` as typer's CliRunner runs it, on the click command typer builds from ``app``."""
-    return runner.invoke(COMMAND, args)
+def invoke(args: list[str]) -> Result:
+    """``probe ARGS`` as typer's CliRunner runs it."""
+    return runner.invoke(app, args)
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_checkpoints"
 FAST_SLICE = ["--probe-size", "8", "--scales", "0.1", "--power-iterations", "1", "--device", "cpu", "--no-plots"]
 

@@ -11,28 +11,26 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-import click.testing
 import h5py
 import pytest
+from typer.testing import CliRunner, Result
 import torch
-import typer.main
 
 from landscape_probe.checkpoints.load import load_checkpoint
 from landscape_probe.cli import app
 from landscape_probe.training.result import TrainResult
 
-COMMAND = typer.main.get_command(app)
-runner = click.testing.CliRunner()
+runner = CliRunner()
 FAST = ["--dataset", "digits", "--depth", "2", "--width", "8", "--epochs", "1", "--batch-size", "512",
         "--diagnostics-every", "0", "--device", "cpu", "--no-plots"]
 TWO_RUNS = ["--optimizer", "sgd", "--optimizer", "adam"]
 
 
-def train(out: Path, *extra: str) -> click.testing.Result:
-    return runner.invoke(COMMAND, ["train", *TWO_RUNS, *FAST, "--output", str(out), *extra])
+def train(out: Path, *extra: str) -> Result:
+    return runner.invoke(app, ["train", *TWO_RUNS, *FAST, "--output", str(out), *extra])
 
 
-def one_sentence_exit_2(result: click.testing.Result) -> str:
+def one_sentence_exit_2(result: Result) -> str:
     text = " ".join(result.stderr.split())
     assert result.exit_code == 2, result.output
     assert text.startswith("Error:") and " Error:" not in text and text.endswith("."), text
