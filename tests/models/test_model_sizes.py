@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import click.testing
 import numpy as np
 import pytest
-import typer.main
+from typer.testing import CliRunner
 
 from landscape_probe.cli import app
 from landscape_probe.errors import ProbeError
 from landscape_probe.models.zoo import build_model
 
-COMMAND = typer.main.get_command(app)
-runner = click.testing.CliRunner()
+runner = CliRunner()
 FAST = ["--dataset", "digits", "--epochs", "1", "--batch-size", "512", "--diagnostics-every", "0",
         "--device", "cpu", "--no-plots"]
 
@@ -51,7 +49,7 @@ def test_numpy_whole_numbers_are_sizes() -> None:
 )
 def test_train_with_an_impossible_size_exits_2_with_one_message(tmp_path: Path, options: list[str]) -> None:
     out = tmp_path / "run"
-    result = runner.invoke(COMMAND, ["train", *options, *FAST, "--output", str(out)])
+    result = runner.invoke(app, ["train", *options, *FAST, "--output", str(out)])
     assert result.exit_code == 2, result.output
     assert "Internal error" not in result.output and "Traceback" not in result.output
     text = " ".join(result.stderr.split())
