@@ -172,15 +172,17 @@ def train_grid(
         progress = None if on_progress is None else _named_progress(on_progress, name)
         run = train_run(config, dataset, optimizer, lr, depth, seed, progress, should_stop, interrupted, factory)
         runs.append(run)
-        result.incomplete = not run.completed
+        # until the last planned run is done, the file says so: a grid killed between runs reads as incomplete
+        result.incomplete = not run.completed or len(runs) < len(plan)
         if folder is not None and results_path is not None:
             mark_best_of_grid(runs)
             _save_with_results(run, folder / name, config, dataset, _replace(result, runs), results_path)
             saved_runs = len(runs)
-        if result.incomplete:
+        if not run.completed:
             break
     mark_best_of_grid(runs)
     result = _replace(result, runs)
+    result.incomplete = len(runs) < len(plan) or not all(run.completed for run in runs)
     if results_path is not None:
         if saved_runs == len(runs):
             result.path = results_path  # written with the last run, best-of-grid marks included

@@ -104,3 +104,20 @@ def test_bad_arguments_raise_one_clear_error(model: object, keywords: dict, mess
 def test_resume_needs_an_output_folder() -> None:
     with pytest.raises(ProbeError, match="output folder"):
         train(resume=True)
+
+
+def test_the_results_file_says_incomplete_until_the_last_planned_run(tmp_path: Path, monkeypatch) -> None:
+    """A grid killed between two runs leaves a file marked incomplete, so that --resume takes it up."""
+    from landscape_probe.training import grid
+
+    seen: list[tuple[int, bool]] = []
+    save = grid._save_with_results
+
+    def recording(run, folder, config, dataset, result, results_path):
+        seen.append((len(result.runs), result.incomplete))
+        save(run, folder, config, dataset, result, results_path)
+
+    monkeypatch.setattr(grid, "_save_with_results", recording)
+    done = train("mlp", "digits", optimizers=("sgd", "adam"), output=tmp_path / "grid", **{**TINY, "diagnostics_every": 0})
+    assert seen == [(1, True), (2, False)]
+    assert not done.incomplete and not TrainResult.load(tmp_path / "grid" / "results.h5").incomplete
