@@ -6,9 +6,13 @@ needs; the classes are importable for use in a user's own loop.
 
 from landscape_probe.training.optim.agd import AGD
 from landscape_probe.training.optim.fromage import Fromage
+from landscape_probe.training.optim.import_path import optimizer_class
 from landscape_probe.training.optim.kfac import KFAC, KroneckerFactors
+from landscape_probe.training.optim.lamb import Lamb
 from landscape_probe.training.optim.lars import Lars
+from landscape_probe.training.optim.lion import Lion
 from landscape_probe.training.optim.madam import Madam
+from landscape_probe.training.optim.muon import MuonWithAdamW
 from landscape_probe.training.optim.nero import Nero
 from landscape_probe.training.optim.noise_adaptive import NoiseAdaptiveSGD
 from landscape_probe.training.optim.table import (
@@ -17,6 +21,8 @@ from landscape_probe.training.optim.table import (
     OptimizerFactory,
     OptimizerSpec,
     build_optimizer,
+    default_learning_rate,
+    optimizer_key,
 )
 
 __all__ = [
@@ -26,12 +32,19 @@ __all__ = [
     "OptimizerSpec",
     "OptimizerFactory",
     "build_optimizer",
+    "default_learning_rate",
+    "optimizer_key",
+    "optimizer_class",
     # relative (trust-ratio) updates
     "Fromage",
     "Lars",
     "Nero",
     "Madam",
     "AGD",
+    # the optimisers compared against today
+    "Lion",
+    "Lamb",
+    "MuonWithAdamW",
     # curvature and noise
     "KFAC",
     "KroneckerFactors",

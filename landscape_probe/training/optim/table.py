@@ -6,6 +6,10 @@ forward, ``loss.backward()``, ``optimizer.step()``, ``optimizer.zero_grad()``.
 An optimiser that has no use for momentum or weight decay ignores them; its
 ``description`` says which it uses ("neither" for those that use neither).
 
+A name of the form ``module:Class`` is a user's own ``torch.optim.Optimizer``
+(see :mod:`landscape_probe.training.optim.import_path`), built from the
+model's parameters, the learning rate and the user's keywords.
+
 Example:
     >>> from torch import nn
     >>> model = nn.Linear(4, 2)
@@ -19,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,9 +31,13 @@ from torch import nn
 from landscape_probe.errors import ProbeError
 from landscape_probe.training.optim.agd import AGD
 from landscape_probe.training.optim.fromage import Fromage
+from landscape_probe.training.optim.import_path import default_lr_of, is_import_path, optimizer_class
 from landscape_probe.training.optim.kfac import KFAC
+from landscape_probe.training.optim.lamb import Lamb
 from landscape_probe.training.optim.lars import Lars
+from landscape_probe.training.optim.lion import Lion
 from landscape_probe.training.optim.madam import Madam
+from landscape_probe.training.optim.muon import MuonWithAdamW
 from landscape_probe.training.optim.nero import Nero
 from landscape_probe.training.optim.noise_adaptive import NoiseAdaptiveSGD
 
@@ -112,6 +121,22 @@ def _noise_adaptive(model: nn.Module, lr: float, momentum: float, weight_decay: 
     return NoiseAdaptiveSGD(model.parameters(), lr=lr)
 
 
+def _lion(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return Lion(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def _lamb(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return Lamb(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def _adafactor(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.Adafactor(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+def _muon(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    return MuonWithAdamW(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
 _SPECS: tuple[OptimizerSpec, ...] = (
     OptimizerSpec("sgd", 0.1, "SGD, W ← W − η·g (weight decay)", _sgd),
     OptimizerSpec("momentum", 0.01, "SGD with heavy-ball momentum (momentum, weight decay)", _momentum),
@@ -127,10 +152,39 @@ _SPECS: tuple[OptimizerSpec, ...] = (
     OptimizerSpec("agd", 1.0, "AGD, Bernstein et al. 2023: automatic step size, lr scales it (neither)", _agd),
     OptimizerSpec("kfac", 3e-3, "K-FAC, Martens & Grosse 2015 (momentum, weight decay)", _kfac),
     OptimizerSpec("noise_adaptive", 0.5, "SGD, per-coordinate step B/(2·B*·L) capped by lr (neither)", _noise_adaptive),
+    OptimizerSpec("lion", 3e-4, "Lion, Chen et al. 2023: sign of interpolated momentum (decoupled weight decay)", _lion),
+    OptimizerSpec("lamb", 0.01, "LAMB, You et al. 2020: Adam step scaled by a layer trust ratio (weight decay)", _lamb),
+    OptimizerSpec("adafactor", 0.01, "Adafactor, Shazeer & Stern 2018: factored second moment, relative step "
+                  "capped by lr (decoupled weight decay)", _adafactor),
+    OptimizerSpec("muon", 1e-3, "Muon, Jordan et al. 2024: orthogonalised momentum on matrices, AdamW on the "
+                  "rest (momentum, decoupled weight decay)", _muon),
 )
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in _SPECS}
 OPTIMIZER_NAMES: tuple[str, ...] = tuple(OPTIMIZERS)
+
+
+def optimizer_key(name: str) -> str:
+    """The table's key for ``name`` (lower case, "-" as "_"); an import path ``module:Class`` is kept as given."""
+    name = name.strip()
+    return name if is_import_path(name) else name.lower().replace("-", "_")
+
+
+def default_learning_rate(name: str) -> float:
+    """The table's ``default_lr``, or the ``lr`` default of a user's class named ``module:Class``.
+
+    Raises:
+        ProbeError: unknown name, or a user's class without a default learning rate.
+    """
+    key = optimizer_key(name)
+    if is_import_path(key):
+        lr = default_lr_of(optimizer_class(key))
+        if lr is None:
+            raise ProbeError(f"'{key}' has no default learning rate; give one with --lr {key}=RATE.")
+        return lr
+    if key not in OPTIMIZERS:
+        raise ProbeError(f"Unknown optimizer '{name}'; use one of: {', '.join(OPTIMIZER_NAMES)}, or module:Class.")
+    return OPTIMIZERS[key].default_lr
 
 
 def build_optimizer(
@@ -140,32 +194,45 @@ def build_optimizer(
     *,
     momentum: float = 0.9,
     weight_decay: float = 0.0,
+    optimizer_kwargs: dict[str, Any] | None = None,
 ) -> torch.optim.Optimizer:
     """Build the optimiser called ``name`` for ``model``'s parameters.
 
     Args:
-        name: a key of :data:`OPTIMIZERS` (case-insensitive; "-" reads as "_").
+        name: a key of :data:`OPTIMIZERS` (case-insensitive; "-" reads as "_"), or
+            ``module:Class`` for any ``torch.optim.Optimizer`` subclass.
         model: the network; K-FAC also registers hooks on its Linear/Conv2d modules.
-        lr: learning rate; ``None`` takes the table's ``default_lr``.
+        lr: learning rate; ``None`` takes :func:`default_learning_rate`.
         momentum: momentum coefficient in [0, 1), for the optimisers that use one.
         weight_decay: non-negative weight decay, for the optimisers that use one.
+        optimizer_kwargs: keywords for a ``module:Class`` optimiser (lists become
+            tuples, as JSON has none); the table's rows take none.
 
     Returns:
         A ``torch.optim.Optimizer`` whose ``param_groups[i]["lr"]`` is the learning
         rate, so LR schedulers work.
 
     Raises:
-        ProbeError: unknown name, or a learning rate, momentum or weight decay out of range.
+        ProbeError: unknown name, an import path that does not name an Optimizer
+            class or whose constructor rejects the keywords, or a learning rate,
+            momentum or weight decay out of range.
     """
-    key = name.strip().lower().replace("-", "_")
-    if key not in OPTIMIZERS:
-        raise ProbeError(f"Unknown optimizer '{name}'; use one of: {', '.join(OPTIMIZER_NAMES)}.")
-    spec = OPTIMIZERS[key]
-    lr = spec.default_lr if lr is None else float(lr)
+    key = optimizer_key(name)
+    lr = default_learning_rate(key) if lr is None else float(lr)
     if not (math.isfinite(lr) and lr > 0.0):
         raise ProbeError(f"The learning rate for {key} must be a positive number, not {lr}.")
     if not 0.0 <= momentum < 1.0:
         raise ProbeError(f"--momentum must be in [0, 1), not {momentum}.")
     if not (math.isfinite(weight_decay) and weight_decay >= 0.0):
         raise ProbeError(f"--weight-decay must be a non-negative number, not {weight_decay}.")
-    return spec.factory(model, lr, momentum, weight_decay)
+    if is_import_path(key):
+        keywords = {k: tuple(v) if isinstance(v, list) else v for k, v in (optimizer_kwargs or {}).items()}
+        try:
+            return optimizer_class(key)(model.parameters(), lr=lr, **keywords)
+        except ProbeError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure in the user's constructor
+            raise ProbeError(f"Cannot build {key}(params, lr={lr:g}, **{optimizer_kwargs or {}}): {err}.") from None
+    if optimizer_kwargs:
+        raise ProbeError(f"Optimizer keywords are for module:Class optimizers; '{key}' takes none.")
+    return OPTIMIZERS[key].factory(model, lr, momentum, weight_decay)

@@ -34,6 +34,10 @@ LEARNING_RATES: dict[str, tuple[float, float]] = {
     "agd": (1.0, 0.01),
     "kfac": (0.01, 1e-4),
     "noise_adaptive": (1.0, 1e-3),
+    "lion": (0.01, 0.01),
+    "lamb": (0.01, 0.01),
+    "adafactor": (0.01, 0.01),
+    "muon": (0.01, 0.03),
 }
 STEPS = 300
 
