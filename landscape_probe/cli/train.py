@@ -7,8 +7,9 @@ which trains the grid and writes the results file and checkpoints;
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,7 +32,12 @@ def train_command(
     ctx: typer.Context,
     optimizer: Annotated[
         list[str] | None,
-        typer.Option("--optimizer", help="Optimiser name (repeat for several), or all. Default: fromage alone."),
+        typer.Option("--optimizer", help="Optimiser (repeat for several): sgd, momentum, nesterov, adagrad, rmsprop, "
+                     "adam, adamw, fromage, lars, nero, madam, agd, kfac, noise_adaptive, lion, lamb, adafactor, "
+                     "muon; all; or your own torch.optim.Optimizer class as module:Class. Default: fromage alone."),
+    ] = None,
+    optimizer_kwargs: Annotated[
+        str | None, typer.Option(help="JSON keywords for the module:Class optimizers, e.g. '{\"betas\": [0.9, 0.99]}'.")
     ] = None,
     lr: Annotated[
         str | None, typer.Option(help="One learning rate for all, or per optimiser: fromage=0.01,adam=1e-3. "
@@ -79,6 +85,8 @@ def train_command(
 
     [bold]probe train --optimizer momentum --optimizer adam --optimizer fromage --lr-grid 3 --depths 2,8,16,32[/]
 
+    [bold]probe train --optimizer fromage --optimizer mypkg.optim:MyOpt --optimizer-kwargs '{"betas": [0.9, 0.99]}'[/]
+
     [bold]probe train --resume --output runs/train[/]   (after Ctrl-C)
     """
     with user_errors(debug):
@@ -89,7 +97,8 @@ def train_command(
             optimizers=optimizer or ["fromage"], lr=_learning_rate(lr), lr_grid=lr_grid, depth=depth,
             depths=_integers(depths, "--depths") if depths else None, width=width, activation=activation,
             init=init, norm=norm, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay,
-            momentum=momentum, schedule=schedule, seeds=_integers(seeds, "--seeds"),
+            momentum=momentum, optimizer_kwargs=_json_keywords(optimizer_kwargs, "--optimizer-kwargs"),
+            schedule=schedule, seeds=_integers(seeds, "--seeds"),
             diagnostics_every=diagnostics_every, device=device,
         )
         from landscape_probe.training.api import train
@@ -122,8 +131,22 @@ def _learning_rate(text: str | None) -> float | dict[str, float] | None:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise ProbeError(f"Cannot read '{item}' in --lr; write NAME=RATE for an optimizer you train.")
-        rates[name.strip().lower()] = _positive(value, "--lr")
+        name = name.strip()
+        rates[name if ":" in name else name.lower()] = _positive(value, "--lr")
     return rates
+
+
+def _json_keywords(text: str | None, option: str) -> dict[str, Any] | None:
+    """``'{"betas": [0.9, 0.99]}'`` as a dict; None stays None."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ProbeError(f"{option} is not valid JSON ({err.msg} at character {err.pos}): {text}") from None
+    if not isinstance(value, dict):
+        raise ProbeError(f"{option} must be a JSON object such as '{{\"betas\": [0.9, 0.99]}}', not {text}")
+    return value
 
 
 def _positive(text: str, option: str) -> float:

@@ -48,6 +48,7 @@ def train(
     batch_size: int = 64,
     weight_decay: float = 0.0,
     momentum: float = 0.9,
+    optimizer_kwargs: dict[str, Any] | None = None,
     schedule: str = "constant",
     seeds: int | Sequence[int] = (0,),
     diagnostics_every: int = 50,
@@ -75,8 +76,13 @@ def train(
         data: a built-in name or spec (``"digits"``), a ``.npz``/``.pt`` file, ``(x, y)``
             or ``(x_train, y_train, x_test, y_test)`` tensors, a torch ``Dataset`` or
             ``DataLoader``. With ``resume``, None reloads the data the grid was started with.
-        optimizers: names from the optimizer table (``"fromage"``, ``"adam"``, ...), or ``"all"``.
-        lr: one base rate for all, a dict per optimizer, or None for each one's default.
+        optimizers: names from the optimizer table (``"fromage"``, ``"adam"``, ...), ``"all"``, or
+            ``"module:Class"`` for any ``torch.optim.Optimizer`` subclass (e.g. ``"mypkg.optim:MyOpt"``),
+            built as ``Class(model.parameters(), lr=lr, **optimizer_kwargs)``.
+        lr: one base rate for all, a dict per optimizer, or None for each one's default
+            (for ``module:Class``, the default of the class's ``lr`` argument).
+        optimizer_kwargs: keywords for the ``module:Class`` optimizers (the table's take
+            ``momentum`` and ``weight_decay`` only).
         lr_grid, depth, depths, width, activation, init, norm, loss, epochs, batch_size,
             weight_decay, momentum, schedule, seeds, diagnostics_every, diagnostic_batch_size,
             sharpness_iterations, device: as the ``probe train`` options of the same names
@@ -118,7 +124,7 @@ def train(
             model=model if factory is None else _factory_name(factory), width=width, activation=activation,
             init=init, norm=norm, dataset=str(data) if isinstance(data, (str, Path)) else dataset.name, loss=loss,
             epochs=epochs, batch_size=batch_size, weight_decay=weight_decay, momentum=momentum,
-            schedule=schedule, diagnostics_every=diagnostics_every, diagnostic_batch_size=diagnostic_batch_size,
+            optimizer_kwargs=_optimizer_kwargs(optimizer_kwargs, names), schedule=schedule, diagnostics_every=diagnostics_every, diagnostic_batch_size=diagnostic_batch_size,
             sharpness_iterations=sharpness_iterations, device=device,
         )
     attrs = provenance(command_line=command_line or "landscape_probe.train (Python API)",
@@ -131,18 +137,33 @@ def train(
 def _optimizer_list(optimizers: str | Sequence[str]) -> list[str]:
     """``"fromage,adam"`` or ``("fromage", "adam")`` as a list of names."""
     items = [optimizers] if isinstance(optimizers, str) else list(optimizers)
-    return [n.strip().lower() for item in items for n in str(item).split(",") if n.strip()]
+    return [n.strip() if ":" in n else n.strip().lower() for item in items for n in str(item).split(",") if n.strip()]
 
 
 def _optimizer_names(wanted: list[str]) -> tuple[str, ...]:
-    from landscape_probe.training.optim import OPTIMIZER_NAMES
+    """The table's names (``"all"``: every row, then any ``module:Class``), each ``module:Class`` resolved now."""
+    from landscape_probe.training.optim import OPTIMIZER_NAMES, optimizer_class
 
+    paths = [n for n in wanted if ":" in n]
+    for path in paths:
+        optimizer_class(path)
     if "all" in wanted:
-        return OPTIMIZER_NAMES
-    unknown = [n for n in wanted if n not in OPTIMIZER_NAMES]
+        return (*OPTIMIZER_NAMES, *dict.fromkeys(paths))
+    unknown = [n for n in wanted if ":" not in n and n not in OPTIMIZER_NAMES]
     if unknown:
-        raise ProbeError(f"Unknown optimizer '{unknown[0]}'; use one of: {', '.join(OPTIMIZER_NAMES)}, or all.")
+        raise ProbeError(f"Unknown optimizer '{unknown[0]}'; use one of: {', '.join(OPTIMIZER_NAMES)}, all, "
+                         "or module:Class.")
     return tuple(dict.fromkeys(wanted))
+
+
+def _optimizer_kwargs(kwargs: dict[str, Any] | None, names: tuple[str, ...]) -> dict[str, Any]:
+    if not kwargs:
+        return {}
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise ProbeError("Optimizer keywords must be a dict of names to values, e.g. {\"betas\": [0.9, 0.99]}.")
+    if not any(":" in n for n in names):
+        raise ProbeError("Optimizer keywords are for optimizers given as module:Class; none is trained.")
+    return dict(kwargs)
 
 
 def _learning_rates(lr: float | dict[str, float] | None, names: tuple[str, ...]) -> dict[str, float]:

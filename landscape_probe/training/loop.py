@@ -41,6 +41,7 @@ from landscape_probe.models.modes import evaluating
 from landscape_probe.models.zoo import build_model, complete_model_args, parse_zoo_spec
 from landscape_probe.training import diagnostics
 from landscape_probe.training.optim import build_optimizer
+from landscape_probe.training.optim.import_path import is_import_path
 from landscape_probe.training.records import EPOCH_RECORDS
 from landscape_probe.training.recorder import Recorder
 from landscape_probe.training.store import RunResult
@@ -78,6 +79,7 @@ class TrainConfig:
     batch_size: int = 64
     weight_decay: float = 0.0
     momentum: float = 0.9
+    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
     schedule: str = "constant"
     diagnostics_every: int = 50
     diagnostic_batch_size: int = 128
@@ -232,7 +234,8 @@ def train_run(
     device = resolve_device(config.device)
     model_args = model_args_for(config, dataset, depth) if factory is None else factory_args(factory)
     model = init_model(model_args, seed, factory).to(device)
-    optimizer = build_optimizer(optimizer_name, model, lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = build_optimizer(optimizer_name, model, lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                                optimizer_kwargs=config.optimizer_kwargs if is_import_path(optimizer_name) else None)
     steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     factor = partial(schedule_factor, config.schedule, total_steps=total_steps)

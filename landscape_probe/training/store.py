@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 import math
 from dataclasses import dataclass, field, replace
 from statistics import fmean
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
 RUN_ATTRS = ("optimizer", "lr", "depth", "seed", "diverged", "completed", "best_of_grid", "steps")
 
 def run_name(optimizer: str, lr: float, depth: int, seed: int) -> str:
-    """The name of a run, e.g. ``fromage_lr0.01_depth16_seed0``."""
-    return f"{optimizer}_lr{lr:g}_depth{depth}_seed{seed}"
+    """The name of a run, e.g. ``fromage_lr0.01_depth16_seed0`` (``mypkg_optim_MyOpt_lr...`` for ``mypkg.optim:MyOpt``)."""
+    return f"{re.sub(r'[^A-Za-z0-9_-]', '_', optimizer)}_lr{lr:g}_depth{depth}_seed{seed}"
 
 
 @dataclass

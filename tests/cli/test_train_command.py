@@ -105,3 +105,11 @@ def test_a_clean_error_leaves_no_empty_output_folder(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", *TINY, "--output", str(tmp_path / "new"), "--lr", "-1"])
     assert result.exit_code == 2
     assert not (tmp_path / "new").exists()
+
+
+def test_help_lists_every_optimizer_of_the_table() -> None:
+    from landscape_probe.training.optim import OPTIMIZER_NAMES
+
+    shown = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0
+    assert all(name in shown.output for name in OPTIMIZER_NAMES) and "module:Class" in shown.output
