@@ -277,3 +277,12 @@ def test_kfac_defaults_are_factored_damping_without_a_clip() -> None:
 def test_kfac_kl_clip_on_factored_damping() -> None:
     clips = run_kfac_beside_the_formula("factored", kl_clip=1e-3)
     assert min(clips) < 0.5
+
+
+def test_madam_state_saved_before_the_clamp_loads_with_the_reference_bound() -> None:
+    p = nn.Parameter(torch.tensor([0.5, -0.8], dtype=torch.float64))
+    saved = Madam([p]).state_dict()
+    del saved["param_groups"][0]["g_bound"]
+    optimizer = Madam([p], g_bound=3.0)
+    optimizer.load_state_dict(saved)
+    assert optimizer.param_groups[0]["g_bound"] == 10.0
