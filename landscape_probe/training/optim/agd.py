@@ -1,21 +1,34 @@
 """AGD: automatic gradient descent (Bernstein, Mingard, Huang, Azizzadenesheli & Yue, 2023).
 
 The layers are the parameter tensors with ndim ≥ 2, W_l of shape
-d_l × d_{l−1} (output size × fan-in, a conv kernel flattened over its fan-in);
-L is their number. Each step:
+d_l × d_{l−1} × k (output size × input channels × kernel positions; k = 1 for
+a plain matrix); L is their number. A layer is normalised per kernel position:
+for each position κ, ∇W_l[:, :, κ] is divided by its own Frobenius norm, and
 
-    G = (1/L) Σ_l sqrt(d_l / d_{l−1}) · ||∇W_l||_F
-    η = log((1 + sqrt(1 + 4G)) / 2)
-    W_l ← W_l − s · (η / L) · sqrt(d_l / d_{l−1}) · ∇W_l / ||∇W_l||_F
+    s_l = sqrt(d_l / (d_{l−1} · k))               (sqrt(output size / fan-in))
+    G   = (1/L) Σ_l s_l · Σ_κ ||∇W_l[:, :, κ]||_F
+    η   = log((1 + sqrt(1 + 4G)) / 2)
+    W_l[:, :, κ] ← W_l[:, :, κ] − s · (η / L) · s_l · ∇W_l[:, :, κ] / ||∇W_l[:, :, κ]||_F
 
 where s is the learning rate (1 = the paper's hyperparameter-free AGD; a
-scheduler scales it). The paper also prescribes an orthogonal initialisation;
-this class uses whatever initialisation the model has.
+scheduler scales it). For a matrix (k = 1) this is the paper's Algorithm 1;
+for a conv kernel it is the rule of the authors' code, which treats each
+kernel position as its own d_l × d_{l−1} matrix.
 
-The paper's networks have no biases. Here a 1-D tensor of size d (bias, norm
-scale) is treated as a d × 1 layer fed by a constant input, so it takes the
-step s · (η / L) · sqrt(d) · g / ||g||, with η and L those of the weight layers;
-it does not enter G or L. A tensor with zero gradient does not move.
+Reference: Bernstein et al., "Automatic Gradient Descent: Deep Learning without
+Hyperparameters" (arXiv:2304.05187), and github.com/jxbz/agd, ``agd.py``.
+Deliberate differences from that code:
+
+- Biases: the reference rejects 1-D tensors. Here a 1-D tensor of size d
+  (bias, norm scale) is treated as a d × 1 layer fed by a constant input, so it
+  takes the step s · (η / L) · sqrt(d) · g / ||g||, with η and L those of the
+  weight layers; it does not enter G or L.
+- Initialisation: the reference re-initialises the weights orthogonally (per
+  kernel position) and scales them by s_l; this class keeps whatever
+  initialisation the model has.
+- Conv1d/Conv3d kernels are normalised per kernel position in the same way,
+  with k their number of positions (the reference only scales 4-D kernels).
+- A kernel position (or 1-D tensor) with zero gradient does not move.
 
 Example:
     >>> import torch
@@ -39,10 +52,18 @@ from landscape_probe.training.optim.per_tensor import evaluate_closure
 
 
 def fan_ratio(p: Tensor) -> float:
-    """sqrt(d_l / d_{l−1}) for a weight tensor: sqrt(output size / fan-in); sqrt(d) for a 1-D tensor."""
+    """s_l = sqrt(d_l / d_{l−1}) for a weight tensor: sqrt(output size / fan-in); sqrt(d) for a 1-D tensor."""
     if p.ndim >= 2:
         return math.sqrt(p.shape[0] / p[0].numel())
     return math.sqrt(p.numel())
+
+
+def position_norms(grad: Tensor) -> Tensor:
+    """The Frobenius norm of each kernel position's out × in slice, shaped to broadcast against ``grad``
+    (one value for a matrix); for a 1-D tensor, its norm."""
+    if grad.ndim >= 2:
+        return torch.linalg.vector_norm(grad, dim=(0, 1), keepdim=True)
+    return torch.linalg.vector_norm(grad)
 
 
 class AGD(torch.optim.Optimizer):
@@ -71,11 +92,11 @@ class AGD(torch.optim.Optimizer):
         if not layers:
             return loss
         depth = len(layers)
-        gain = sum(fan_ratio(p) * float(torch.linalg.vector_norm(p.grad)) for p in layers) / depth
+        gain = sum(fan_ratio(p) * float(position_norms(p.grad).sum()) for p in layers) / depth
         eta = math.log((1.0 + math.sqrt(1.0 + 4.0 * gain)) / 2.0)
         self.last_eta = eta
         for p, lr in stepping:
-            grad_norm = torch.linalg.vector_norm(p.grad)
-            if grad_norm > 0:
-                p.sub_((lr * eta / depth * fan_ratio(p)) * p.grad / grad_norm)
+            norms = position_norms(p.grad)
+            unit = torch.where(norms > 0, p.grad / torch.where(norms > 0, norms, 1.0), 0.0)
+            p.sub_((lr * eta / depth * fan_ratio(p)) * unit)
         return loss

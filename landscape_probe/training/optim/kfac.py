@@ -20,12 +20,41 @@ damping λ and π = sqrt((tr A / dim A) / (tr G / dim G)) gives
     Ā = A + π·sqrt(λ)·I,   Ḡ = G + sqrt(λ)/π·I,
 
 whose inverses are recomputed every ``inverse_every`` steps. The preconditioned
-gradient is P = Ḡ⁻¹ · [∇W ∇b] · Ā⁻¹, i.e. vec(P) = (Ā ⊗ Ḡ)⁻¹ vec([∇W ∇b]) with
-column-stacking vec, and the update is SGD with momentum on it:
+gradient is P = Ḡ⁻¹ · M · Ā⁻¹ for M = [∇W ∇b] + weight_decay · [W b], i.e.
+vec(P) = (Ā ⊗ Ḡ)⁻¹ vec(M) with column-stacking vec.
 
-    u ← momentum · u + P;   [W b] ← [W b] − lr · u.
+With ``damping_mode="eigen"`` the damping is added to the eigenvalues of the
+Kronecker product instead: the exact inverse of A ⊗ G + λI, computed through
+the eigendecompositions of the two factors (the rule of the widely used
+PyTorch K-FAC, github.com/alecwangcq/KFAC-Pytorch, ``optimizers/kfac.py``).
+With A = Q_A diag(a) Q_Aᵀ and G = Q_G diag(g) Q_Gᵀ (eigenvalues below 1e-10
+set to 0, recomputed every ``inverse_every`` steps),
 
-Weight decay is added to the gradient before preconditioning. Every other
+    P = Q_G [(Q_Gᵀ M Q_A) ⊘ (g aᵀ + λ)] Q_Aᵀ,   i.e. vec(P) = (A ⊗ G + λ I)⁻¹ vec(M),
+
+where ⊘ divides entry by entry.
+
+With ``kl_clip`` = κ (that reference's trust region on the KL divergence of
+the step), every preconditioned direction is scaled by
+
+    ν = min(1, sqrt(κ / (lr² · Σ_layers ⟨P, M⟩)))
+
+before momentum; κ = None (the default) leaves P as it is. The update is SGD
+with momentum:
+
+    u ← momentum · u + ν · P;   [W b] ← [W b] − lr · u.
+
+Defaults and why: factored damping and no KL clip, the rule of Martens &
+Grosse's paper, which keeps each inverse a Kronecker product of two small
+Cholesky-inverted matrices and is what every run of this tool so far used.
+Deliberate differences from the alecwangcq reference besides the options:
+the factors start from the first batch (there, from identity matrices and
+updated every ``TCov`` steps), weight decay is added before preconditioning
+(there, after it, and only from step 20·TCov on), the KL sum uses the
+gradient that was preconditioned (M, weight decay included; there the raw
+gradient), and λ applies as given (there ``damping`` 1e-3 by default).
+
+Every other
 parameter (norm scales, embeddings, layers whose activations were not seen
 since the last step, grouped or string-padded convolutions) takes the same
 momentum-SGD update with its plain gradient.
@@ -49,7 +78,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -61,7 +90,8 @@ from landscape_probe.training.optim.per_tensor import evaluate_closure, group_of
 
 @dataclass(frozen=True)
 class KroneckerFactors:
-    """The factors of one layer: running A and G, and the damped Ā and Ḡ."""
+    """The factors of one layer: running A and G, and the factored-damping Ā and Ḡ
+    (which precondition only when ``damping_mode`` is "factored")."""
 
     activation: Tensor
     gradient: Tensor
@@ -109,7 +139,9 @@ class KFAC(torch.optim.Optimizer):
         weight_decay: L2 weight decay, added to the gradient.
         damping: λ, the Tikhonov damping.
         decay: the running-average constant of A and G.
-        inverse_every: recompute Ā⁻¹ and Ḡ⁻¹ every this many steps.
+        inverse_every: recompute Ā⁻¹ and Ḡ⁻¹ (or the eigendecompositions) every this many steps.
+        damping_mode: "factored" (Ā ⊗ Ḡ, the default) or "eigen" (A ⊗ G + λI).
+        kl_clip: κ, the bound on lr² · Σ⟨P, M⟩ that scales the step down; None for no clip.
     """
 
     def __init__(
@@ -121,15 +153,23 @@ class KFAC(torch.optim.Optimizer):
         damping: float = 1e-2,
         decay: float = 0.95,
         inverse_every: int = 10,
+        damping_mode: Literal["factored", "eigen"] = "factored",
+        kl_clip: float | None = None,
     ) -> None:
         if lr <= 0.0 or not 0.0 <= momentum < 1.0 or weight_decay < 0.0 or damping <= 0.0:
             raise ValueError("KFAC needs lr > 0, momentum in [0, 1), weight_decay ≥ 0 and damping > 0")
         if not 0.0 <= decay < 1.0 or inverse_every < 1:
             raise ValueError("KFAC needs decay in [0, 1) and inverse_every ≥ 1")
+        if damping_mode not in ("factored", "eigen"):
+            raise ValueError(f'KFAC damping_mode is "factored" or "eigen", not {damping_mode!r}')
+        if kl_clip is not None and kl_clip <= 0.0:
+            raise ValueError(f"KFAC needs kl_clip > 0 or None, not {kl_clip}")
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "damping": damping}
         super().__init__(model.parameters(), defaults)
         self.decay = decay
         self.inverse_every = inverse_every
+        self.damping_mode = damping_mode
+        self.kl_clip = kl_clip
         self.layers = [m for m in model.modules() if supports(m)]
         self._captured: dict[nn.Module, dict[str, Any]] = {}
         self._handles: list[RemovableHandle] = [m.register_forward_hook(self._record) for m in self.layers]
@@ -164,11 +204,17 @@ class KFAC(torch.optim.Optimizer):
         """Precondition every layer with captured statistics, then take a momentum-SGD step."""
         loss = evaluate_closure(closure)
         directions: dict[Tensor, Tensor] = {}
+        kl_sum = 0.0
         for module in self.layers:
             captured = self._captured.get(module, {})
             if module.weight.grad is not None and "output_grad" in captured:
-                directions.update(self._precondition(module, captured))
+                preconditioned, alignment = self._precondition(module, captured)
+                directions.update(preconditioned)
+                kl_sum += alignment * group_of(self, module.weight)["lr"] ** 2
         self._captured.clear()
+        if self.kl_clip is not None and kl_sum > 0.0:
+            scale = min(1.0, math.sqrt(self.kl_clip / kl_sum))
+            directions = {p: scale * d for p, d in directions.items()}
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -181,7 +227,8 @@ class KFAC(torch.optim.Optimizer):
                 p.sub_(group["lr"] * direction)
         return loss
 
-    def _precondition(self, module: nn.Module, captured: dict[str, Any]) -> dict[Tensor, Tensor]:
+    def _precondition(self, module: nn.Module, captured: dict[str, Any]) -> tuple[dict[Tensor, Tensor], float]:
+        """The preconditioned direction P of the layer's parameters, and ⟨P, M⟩ for the KL clip."""
         group = group_of(self, module.weight)
         batch = captured["batch"]
         a = _input_rows(module, captured["input"]).to(module.weight.dtype)
@@ -194,19 +241,29 @@ class KFAC(torch.optim.Optimizer):
         else:
             state["A"].mul_(self.decay).add_((1.0 - self.decay) * batch_a)
             state["G"].mul_(self.decay).add_((1.0 - self.decay) * batch_g)
-        if state["factor_steps"] % self.inverse_every == 0:
+        recompute = state["factor_steps"] % self.inverse_every == 0
+        if recompute and self.damping_mode == "eigen":
+            state["A_values"], state["A_vectors"] = _eigen(state["A"])
+            state["G_values"], state["G_vectors"] = _eigen(state["G"])
+        elif recompute:
             damped_a, damped_g = _damped(state["A"], state["G"], group["damping"])
             state["A_inv"], state["G_inv"] = _inverse(damped_a), _inverse(damped_g)
         state["factor_steps"] += 1
         params = [module.weight] + ([module.bias] if module.bias is not None else [])
         grad = torch.cat([p.grad.reshape(p.shape[0], -1) for p in params], dim=1)
         weights = torch.cat([p.reshape(p.shape[0], -1) for p in params], dim=1)
-        preconditioned = state["G_inv"] @ (grad + group["weight_decay"] * weights) @ state["A_inv"]
+        decayed = grad + group["weight_decay"] * weights
+        if self.damping_mode == "eigen":
+            vectors_a, vectors_g = state["A_vectors"], state["G_vectors"]
+            eigenvalues = torch.outer(state["G_values"], state["A_values"]) + group["damping"]
+            preconditioned = vectors_g @ ((vectors_g.T @ decayed @ vectors_a) / eigenvalues) @ vectors_a.T
+        else:
+            preconditioned = state["G_inv"] @ decayed @ state["A_inv"]
         fan_in = module.weight[0].numel()
         out = {module.weight: preconditioned[:, :fan_in].reshape(module.weight.shape)}
         if module.bias is not None:
             out[module.bias] = preconditioned[:, fan_in]
-        return out
+        return out, float((preconditioned * decayed).sum())
 
 
 def _damped(activation: Tensor, gradient: Tensor, damping: float) -> tuple[Tensor, Tensor]:
@@ -218,6 +275,14 @@ def _damped(activation: Tensor, gradient: Tensor, damping: float) -> tuple[Tenso
     eye_a = torch.eye(activation.shape[0], dtype=activation.dtype, device=activation.device)
     eye_g = torch.eye(gradient.shape[0], dtype=gradient.dtype, device=gradient.device)
     return activation + pi * root * eye_a, gradient + root / pi * eye_g
+
+
+def _eigen(matrix: Tensor) -> tuple[Tensor, Tensor]:
+    """Eigenvalues (those below 1e-10 set to 0, as in the reference) and eigenvectors of a factor."""
+    if not torch.isfinite(matrix).all():
+        return torch.full_like(matrix[0], math.nan), torch.full_like(matrix, math.nan)
+    values, vectors = torch.linalg.eigh(matrix)
+    return torch.where(values > 1e-10, values, 0.0), vectors
 
 
 def _inverse(matrix: Tensor) -> Tensor:

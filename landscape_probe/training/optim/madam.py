@@ -5,12 +5,24 @@ Entry by entry, with step size η and averaging constant β, at step t:
 
     v ← β · v + (1 − β) · g²
     g* = g / sqrt(v / (1 − βᵗ))            (0 where v is 0)
+    g* ← clamp(g*, −g_bound, g_bound)
     W ← W ⊙ exp(−η · sign(W) ⊙ g*)
     W ← clamp(W, −W_max, W_max),   W_max = p_scale · rms(W at the first step)
 
 Each entry changes by a factor between exp(−η·|g*|) and exp(η·|g*|): the
 update is relative per synapse, and never changes a weight's sign, so entries
-that start at zero (e.g. zero-initialised biases) stay at zero.
+that start at zero (e.g. zero-initialised biases) stay at zero. The clamp on
+g* matters after a run of small gradients: v is then small, so one spike
+would give |g*| up to sqrt(1/(1 − β)) ≈ 32 and move the weight by a factor
+exp(η·32); the clamp caps the factor at exp(η·g_bound).
+
+Reference: the authors' PyTorch code, github.com/jxbz/madam,
+``pytorch/optim/madam.py`` (defaults lr 0.01, p_scale 3, g_bound 10, β 0.999).
+This class follows it step for step. Deliberate differences:
+
+- β is a constructor argument (the reference fixes it at 0.999, our default);
+- the bound W_max is kept as a tensor on the parameter's device (the reference
+  stores a Python float), which changes nothing numerically.
 
 Example:
     >>> import torch
@@ -40,6 +52,7 @@ class Madam(PerTensorOptimizer):
         lr: η (0.01 is the paper's default).
         beta: β, the averaging constant of the squared gradients.
         p_scale: the bound on |W| in units of the tensor's initial root-mean-square.
+        g_bound: the bound on |g*|, the normalised gradient (10 in the reference).
     """
 
     def __init__(
@@ -48,10 +61,16 @@ class Madam(PerTensorOptimizer):
         lr: float = 0.01,
         beta: float = 0.999,
         p_scale: float = 3.0,
+        g_bound: float = 10.0,
     ) -> None:
-        if lr <= 0.0 or not 0.0 <= beta < 1.0 or p_scale <= 0.0:
-            raise ValueError("Madam needs lr > 0, beta in [0, 1) and p_scale > 0")
-        super().__init__(params, {"lr": lr, "beta": beta, "p_scale": p_scale})
+        if lr <= 0.0 or not 0.0 <= beta < 1.0 or p_scale <= 0.0 or g_bound <= 0.0:
+            raise ValueError("Madam needs lr > 0, beta in [0, 1), p_scale > 0 and g_bound > 0")
+        super().__init__(params, {"lr": lr, "beta": beta, "p_scale": p_scale, "g_bound": g_bound})
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            group.setdefault("g_bound", 10.0)  # optimiser states saved before the clamp existed
 
     def update(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
         """One Madam step on ``p`` (see the module docstring)."""
@@ -64,5 +83,6 @@ class Madam(PerTensorOptimizer):
         state["exp_avg_sq"].mul_(beta).add_((1.0 - beta) * p.grad.pow(2))
         v_hat = state["exp_avg_sq"] / (1.0 - beta ** state["step"])
         normalised = torch.where(v_hat > 0, p.grad / torch.where(v_hat > 0, v_hat, 1.0).sqrt(), 0.0)
+        normalised = normalised.clamp(-group["g_bound"], group["g_bound"])
         p.mul_(torch.exp(-lr * torch.sign(p) * normalised))
         p.copy_(torch.minimum(torch.maximum(p, -state["max"]), state["max"]))

@@ -13,14 +13,27 @@ the unit sphere; here r is the neuron's norm at the first step after removing
 its mean, so the model keeps its own initial scale (for LeCun-initialised
 layers r ≈ 1). Neurons whose r is zero stay zero.
 
-Every other tensor (biases, norm scales, fan-in-1 weights, for which a zero-mean
-constraint would erase the neuron) is updated entry by entry, as the paper's
-biases, without projection:
+Every other tensor (biases, norm scales) is updated entry by entry, as the
+paper's biases, without projection:
 
     v_b ← β · v_b + (1 − β) · g_b²;   b ← b − η · σ_b / sqrt(v_b / (1 − βᵗ)) · g_b
 
-with σ_b the tensor's root-mean-square at the first step, or ``bias_scale``
-(default 1) when that is zero, e.g. for zero-initialised biases.
+with σ_b = mean |b| at the first step, or ``bias_scale`` (default 0.01) when
+that is zero, e.g. for zero-initialised biases. A weight with fan-in 1 (shape
+d × 1 × …) is a stack of one-entry neurons: its per-neuron second moment is the
+per-entry g², and σ = mean of the neuron norms = mean |w|, so it takes this
+same entry-wise step.
+
+Reference: Liu et al., "Learning by Turning: Neural Architecture Aware
+Optimisation" (ICML 2021), and github.com/jxbz/nero, ``nero.py`` (σ as above,
+0.01 when zero). Deliberate differences from that code:
+
+- Its constructor rescales every neuron to unit norm after removing its mean
+  (and uses σ = mean neuron norm = 1 as the step scale); here each neuron keeps
+  its own norm r and steps by η · ||w||. On weights already centred at unit
+  norm the two agree exactly.
+- For a fan-in-1 weight its projection would centre each one-entry neuron to 0
+  and divide 0 by 0 (NaN); here such neurons are not projected.
 
 Example:
     >>> import torch
@@ -58,7 +71,7 @@ class Nero(PerTensorOptimizer):
         params: parameters or parameter groups.
         lr: η, the per-neuron turning angle (0.01 is the paper's default).
         beta: β, the averaging constant of the squared gradient norms.
-        bias_scale: σ_b for tensors without neurons whose initial scale is zero.
+        bias_scale: σ_b for tensors without neurons whose initial mean |b| is zero (0.01 as the reference).
     """
 
     def __init__(
@@ -66,7 +79,7 @@ class Nero(PerTensorOptimizer):
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
         lr: float = 0.01,
         beta: float = 0.999,
-        bias_scale: float = 1.0,
+        bias_scale: float = 0.01,
     ) -> None:
         if lr <= 0.0 or not 0.0 <= beta < 1.0 or bias_scale <= 0.0:
             raise ValueError("Nero needs lr > 0, beta in [0, 1) and bias_scale > 0")
@@ -83,8 +96,8 @@ class Nero(PerTensorOptimizer):
                 state["target_norm"] = torch.linalg.vector_norm(_centred_rows(rows), dim=1)
                 state["exp_avg_sq"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
             else:
-                rms = float(p.pow(2).mean().sqrt()) if p.numel() else 0.0
-                state["scale"] = rms if rms > 0.0 else group["bias_scale"]
+                mean_size = float(p.abs().mean()) if p.numel() else 0.0
+                state["scale"] = mean_size if mean_size > 0.0 else group["bias_scale"]
                 state["exp_avg_sq"] = torch.zeros_like(p)
         state["step"] += 1
         squared = grad_rows.pow(2).sum(dim=1) if neurons else grad_rows.pow(2)
