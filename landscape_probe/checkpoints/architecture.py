@@ -17,10 +17,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import os
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from landscape_probe.errors import ProbeError
+from landscape_probe.user_code import import_attribute
 from landscape_probe.models.zoo import ZOO, build_model, parse_zoo_spec
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
@@ -228,13 +226,7 @@ def _infer_mlp_sizes(model_args: dict[str, Any], state_dict: dict[str, Tensor]) 
 
 
 def _call_factory(module_name: str, factory_name: str, kwargs: dict[str, Any]) -> nn.Module:
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as err:  # noqa: BLE001 - any failure while importing user code
-        raise ProbeError(f"Cannot import '{module_name}' for --arch: {err}.") from None
-    factory = getattr(module, factory_name, None)
+    factory = import_attribute(module_name, factory_name, "--arch")
     if not callable(factory):
         raise ProbeError(f"Module '{module_name}' has no callable '{factory_name}' for --arch.")
     try:

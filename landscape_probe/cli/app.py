@@ -177,17 +177,26 @@ _USER_FIXABLE = {
 }
 
 
-def parse_arch_kwargs(text: str | None) -> dict[str, Any] | None:
-    """Read ``--arch-kwargs`` as a JSON object."""
+def parse_json_object(text: str | None, option: str, example: str) -> dict[str, Any] | None:
+    """Read an option's JSON object (``--arch-kwargs '{"width": 64}'``); None stays None.
+
+    Raises:
+        ProbeError: for text that is not JSON, or JSON that is not an object (``example`` shows one).
+    """
     if text is None:
         return None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ProbeError(f"--arch-kwargs is not valid JSON ({err.msg} at position {err.pos}).") from None
+        raise ProbeError(f"{option} is not valid JSON ({err.msg} at position {err.pos}).") from None
     if not isinstance(value, dict):
-        raise ProbeError('--arch-kwargs must be a JSON object such as \'{"width": 64}\'.')
+        raise ProbeError(f"{option} must be a JSON object such as '{example}'.")
     return value
+
+
+def parse_arch_kwargs(text: str | None) -> dict[str, Any] | None:
+    """Read ``--arch-kwargs`` as a JSON object."""
+    return parse_json_object(text, "--arch-kwargs", '{"width": 64}')
 
 
 def command_line(ctx: typer.Context) -> str:

@@ -7,9 +7,8 @@ which trains the grid and writes the results file and checkpoints;
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -20,6 +19,7 @@ from landscape_probe.cli.app import (
     command_line,
     console,
     error_console,
+    parse_json_object,
     results_kept,
     user_errors,
 )
@@ -97,7 +97,7 @@ def train_command(
             optimizers=optimizer or ["fromage"], lr=_learning_rate(lr), lr_grid=lr_grid, depth=depth,
             depths=_integers(depths, "--depths") if depths else None, width=width, activation=activation,
             init=init, norm=norm, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay,
-            momentum=momentum, optimizer_kwargs=_json_keywords(optimizer_kwargs, "--optimizer-kwargs"),
+            momentum=momentum, optimizer_kwargs=parse_json_object(optimizer_kwargs, "--optimizer-kwargs", '{"betas": [0.9, 0.99]}'),
             schedule=schedule, seeds=_integers(seeds, "--seeds"),
             diagnostics_every=diagnostics_every, device=device,
         )
@@ -134,19 +134,6 @@ def _learning_rate(text: str | None) -> float | dict[str, float] | None:
         name = name.strip()
         rates[name if ":" in name else name.lower()] = _positive(value, "--lr")
     return rates
-
-
-def _json_keywords(text: str | None, option: str) -> dict[str, Any] | None:
-    """``'{"betas": [0.9, 0.99]}'`` as a dict; None stays None."""
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ProbeError(f"{option} is not valid JSON ({err.msg} at character {err.pos}): {text}") from None
-    if not isinstance(value, dict):
-        raise ProbeError(f"{option} must be a JSON object such as '{{\"betas\": [0.9, 0.99]}}', not {text}")
-    return value
 
 
 def _positive(text: str, option: str) -> float:

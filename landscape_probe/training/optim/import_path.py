@@ -17,15 +17,13 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import os
 import re
-import sys
 
 import torch
 
 from landscape_probe.errors import ProbeError
+from landscape_probe.user_code import import_attribute
 
 
 def is_import_path(name: str) -> bool:
@@ -42,13 +40,7 @@ def optimizer_class(path: str) -> type[torch.optim.Optimizer]:
     module_name, _, class_name = path.partition(":")
     if not module_name or not class_name:
         raise ProbeError(f"Optimizer '{path}' should read module:Class, e.g. mypkg.optim:MyOpt.")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as err:  # noqa: BLE001 - any failure while importing user code
-        raise ProbeError(f"Cannot import module '{module_name}' for optimizer '{path}': {err}.") from None
-    cls = getattr(module, class_name, None)
+    cls = import_attribute(module_name, class_name, f"optimizer '{path}'")
     if cls is None:
         raise ProbeError(f"Module '{module_name}' has no '{class_name}' for optimizer '{path}'.")
     if not (inspect.isclass(cls) and issubclass(cls, torch.optim.Optimizer)):
