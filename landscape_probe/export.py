@@ -44,10 +44,10 @@ INDEX_COLUMNS = ("scales", "step", "epoch")
 
 def export_json(results: Path | str, output: Path | str, *, overwrite: bool = False) -> Path:
     """Write the whole results file as one JSON document; returns its path."""
-    from landscape_probe.hdf5 import open_results
+    from landscape_probe.hdf5 import check_writable, open_results
 
     output = Path(output)
-    _check_new(output, overwrite)
+    check_writable(output, overwrite)
     with open_results(results) as h5:
         document = _group_json(h5)
     with atomic_path(output) as tmp:
@@ -161,23 +161,13 @@ def _plain(value: Any) -> Any:
     """A JSON- and CSV-friendly Python value: lists for arrays, None for NaN and infinities."""
     import numpy as np
 
-    if isinstance(value, bytes):
-        return value.decode()
+    from landscape_probe.hdf5 import plain_value
+
     if isinstance(value, np.ndarray):
         return [_plain(v) for v in value.tolist()] if value.ndim else _plain(value.item())
-    if isinstance(value, np.generic):
-        value = value.item()
+    value = plain_value(value)
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _check_new(output: Path, overwrite: bool) -> None:
-    if output.is_dir():
-        raise ProbeError(f"'{output}' is a folder; --json needs a file name such as {output / 'results.json'}.")
-    if output.exists() and not overwrite:
-        raise ProbeError(f"'{output}' already exists; pass --overwrite to replace it.")
-    if not output.parent.is_dir():
-        raise ProbeError(f"Cannot write '{output}': the folder '{output.parent}' does not exist.")
