@@ -12,7 +12,9 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
+
+from cli_outcomes import one_sentence_exit_2
 from matplotlib.figure import Figure
 
 import landscape_probe as lp
@@ -40,14 +42,6 @@ def fails_on_second_file(original):
         original(self, target, *args, **kwargs)
 
     return savefig
-
-
-def one_sentence_exit_2(result: Result) -> str:
-    text = " ".join(result.stderr.split())
-    assert result.exit_code == 2, result.output
-    assert text.startswith("Error:") and " Error:" not in text and text.endswith("."), text
-    assert "Traceback" not in result.output
-    return text
 
 
 def test_save_figures_leaves_only_complete_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

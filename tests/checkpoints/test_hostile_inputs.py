@@ -29,6 +29,8 @@ import h5py
 import numpy as np
 import pytest
 from typer.testing import CliRunner, Result
+
+from cli_outcomes import one_sentence_exit_2
 import torch
 from safetensors.torch import save_file
 from torch import nn
@@ -129,14 +131,6 @@ MALICIOUS_CHECKPOINTS: dict[str, Callable[[Path, Path], None]] = {
 SUFFIX = {"torch zip .bin": ".bin", ".pt2 use_pickle weight": ".pt2", ".pt2 pickled sample_inputs": ".pt2"}
 
 
-def _one_sentence_exit_2(result) -> None:
-    """Exit 2, and on stderr one sentence starting ``Error:`` (rich may wrap it over lines), no traceback."""
-    text = " ".join(result.stderr.split())
-    assert result.exit_code == 2, result.output
-    assert text.startswith("Error:") and " Error:" not in text and text.endswith("."), text
-    assert "Traceback" not in result.output
-
-
 @pytest.mark.parametrize("kind", list(MALICIOUS_CHECKPOINTS))
 def test_malicious_checkpoints_are_refused_and_run_nothing(tmp_path: Path, kind: str) -> None:
     target, path = tmp_path / "created_by_payload", tmp_path / f"evil{SUFFIX.get(kind, '.pt')}"
@@ -152,7 +146,7 @@ def test_malicious_checkpoints_are_refused_and_run_nothing(tmp_path: Path, kind:
         if kind == "safetensors metadata" and command[0] == "info":
             assert result.exit_code == 0 and "│ w " in result.output  # bare weights are listed; metadata is never unpickled
         else:
-            _one_sentence_exit_2(result)
+            one_sentence_exit_2(result)
         assert not target.exists(), f"{kind}: the payload ran during {command[0]}"
     assert not out.exists()
 
@@ -189,7 +183,7 @@ def test_malicious_data_files_are_refused_and_run_nothing(tmp_path: Path, kind: 
     MALICIOUS_DATA[kind](path, target)
     out = tmp_path / "out.h5"
     result = invoke(["slice", str(SAMPLES / "mlp2_digits.pt"), "--data", str(path), "--output", str(out), *FAST_SLICE])
-    _one_sentence_exit_2(result)
+    one_sentence_exit_2(result)
     assert not target.exists() and not out.exists()
 
 
@@ -269,7 +263,7 @@ def test_a_full_disk_during_slice_gives_one_sentence_and_leaves_nothing(tmp_path
     monkeypatch.setattr(h5py.Group, "create_dataset", _disk_full)
     out = tmp_path / "out.h5"
     result = invoke(["slice", str(SAMPLES / "mlp2_digits.pt"), "--output", str(out), *FAST_SLICE])
-    _one_sentence_exit_2(result)
+    one_sentence_exit_2(result)
     assert "the disk is full, so nothing was written" in " ".join(result.output.split())
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -290,14 +284,14 @@ def test_a_full_disk_during_train_gives_one_sentence(tmp_path: Path, monkeypatch
     out = tmp_path / "run"
     result = invoke(["train", "--optimizer", "sgd", "--dataset", "digits", "--depth", "2", "--width", "8", "--epochs", "1",
                                  "--batch-size", "512", "--diagnostics-every", "0", "--device", "cpu", "--no-plots", "--output", str(out)])
-    _one_sentence_exit_2(result)
+    one_sentence_exit_2(result)
     assert not (out / "results.h5").exists() and _temporaries(tmp_path) == []
 
 
 def test_an_output_below_a_file_is_named_as_such(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     result = invoke(["slice", str(SAMPLES / "mlp2_digits.pt"), "--output", str(tmp_path / "afile" / "out.h5"), *FAST_SLICE])
-    _one_sentence_exit_2(result)
+    one_sentence_exit_2(result)
     assert "is a file, not a folder" in " ".join(result.output.split())
 
 
@@ -467,7 +461,7 @@ def test_malformed_files_give_one_sentence_in_info_and_slice(tmp_path: Path, nam
     build(path)
     for command in (["info", str(path)], ["slice", str(path), "--data", "digits", "--output", str(out), *FAST_SLICE]):
         result = invoke(command)
-        _one_sentence_exit_2(result)
+        one_sentence_exit_2(result)
         assert result.stdout == "", result.stdout
     assert not out.exists() and _temporaries(tmp_path) == []
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import h5py
 import pytest
 from typer.testing import CliRunner, Result
+
+from cli_outcomes import one_sentence_exit_2
 import torch
 
 from landscape_probe.checkpoints.load import load_checkpoint
@@ -28,14 +30,6 @@ TWO_RUNS = ["--optimizer", "sgd", "--optimizer", "adam"]
 
 def train(out: Path, *extra: str) -> Result:
     return runner.invoke(app, ["train", *TWO_RUNS, *FAST, "--output", str(out), *extra])
-
-
-def one_sentence_exit_2(result: Result) -> str:
-    text = " ".join(result.stderr.split())
-    assert result.exit_code == 2, result.output
-    assert text.startswith("Error:") and " Error:" not in text and text.endswith("."), text
-    assert "Traceback" not in result.output
-    return text
 
 
 def disk_full(*args: object, **kwargs: object) -> None:
