@@ -36,7 +36,7 @@ app = typer.Typer(
 console = Console()
 error_console = Console(stderr=True)
 
-_typer_value_column = TyperOption.display_type_rich
+_typer_value_column = getattr(TyperOption, "display_type_rich", None)
 
 
 def _value_column(option: TyperOption, ctx: Any) -> str | None:
@@ -53,7 +53,8 @@ def _value_column(option: TyperOption, ctx: Any) -> str | None:
     return value
 
 
-TyperOption.display_type_rich = _value_column
+if _typer_value_column is not None:  # typer versions without this hook print their own value column, left as it is
+    TyperOption.display_type_rich = _value_column
 
 DebugOption = Annotated[bool, typer.Option("--debug", help="Show the full traceback when something fails.")]
 DeviceOption = Annotated[
