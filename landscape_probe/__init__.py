@@ -29,6 +29,9 @@ _HOMES = {
     "train": "landscape_probe.training.api",
     "TrainResult": "landscape_probe.training.result",
     "TrainingProbe": "landscape_probe.training.probe",
+    # probe interpolate
+    "interpolate": "landscape_probe.landscape.interpolate",
+    "InterpolationResult": "landscape_probe.landscape.interpolation",
     # results files of any kind
     "load": "landscape_probe.results",
     # errors a user can fix
