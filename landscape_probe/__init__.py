@@ -32,6 +32,9 @@ _HOMES = {
     # probe interpolate
     "interpolate": "landscape_probe.landscape.interpolate",
     "InterpolationResult": "landscape_probe.landscape.interpolation",
+    # probe plane
+    "plane": "landscape_probe.landscape.plane",
+    "PlaneResult": "landscape_probe.landscape.plane_result",
     # results files of any kind
     "load": "landscape_probe.results",
     # errors a user can fix

@@ -16,7 +16,7 @@ from landscape_probe.errors import ProbeError
 if TYPE_CHECKING:
     from rich.console import Console
 
-KINDS = ("slice", "train", "interpolation")
+KINDS = ("slice", "train", "interpolation", "plane")
 """The kinds of results file this version reads (the root attribute ``kind``)."""
 
 
@@ -38,7 +38,10 @@ def results_kind(path: Path | str) -> str:
 
 
 def load(path: Path | str) -> Any:
-    """Read any results file: a ``SliceResult`` (``probe slice``), ``TrainResult`` (``probe train``) or ``InterpolationResult``.
+    """Read any results file as the result object of its command.
+
+    A ``SliceResult`` (``probe slice``), ``TrainResult`` (``probe train``),
+    ``InterpolationResult`` (``probe interpolate``) or ``PlaneResult`` (``probe plane``).
 
     Raises:
         ProbeError: as :func:`results_kind`.
@@ -48,27 +51,29 @@ def load(path: Path | str) -> Any:
 
 def draw(path: Path | str, out_dir: Path | str, formats: tuple[str, ...]) -> list[Path]:
     """Draw every figure of a results file of any kind into ``out_dir``; returns the files written."""
-    from landscape_probe.landscape.plots import draw_interpolation
+    from landscape_probe.landscape.plots import draw_interpolation, draw_plane
     from landscape_probe.slicing.plots import draw as draw_slice
     from landscape_probe.training.plots import draw as draw_train
 
-    drawers = {"slice": draw_slice, "train": draw_train, "interpolation": draw_interpolation}
+    drawers = {"slice": draw_slice, "train": draw_train, "interpolation": draw_interpolation, "plane": draw_plane}
     return drawers[results_kind(path)](Path(path), Path(out_dir), formats)
 
 
 def print_summary(path: Path | str, console: Console) -> None:
     """Print the summary of a results file of any kind (what ``probe show`` prints)."""
-    from landscape_probe.landscape.summary import print_interpolation_file
+    from landscape_probe.landscape.summary import print_interpolation_file, print_plane_file
     from landscape_probe.slicing.summary import print_summary as print_slice
     from landscape_probe.training.summary import print_summary as print_train
 
-    printers = {"slice": print_slice, "train": print_train, "interpolation": print_interpolation_file}
+    printers = {"slice": print_slice, "train": print_train, "interpolation": print_interpolation_file,
+                "plane": print_plane_file}
     printers[results_kind(path)](Path(path), console)
 
 
 def _kind_table() -> dict[str, type]:
     from landscape_probe.landscape.interpolation import InterpolationResult
+    from landscape_probe.landscape.plane_result import PlaneResult
     from landscape_probe.slicing.result import SliceResult
     from landscape_probe.training.result import TrainResult
 
-    return {"slice": SliceResult, "train": TrainResult, "interpolation": InterpolationResult}
+    return {"slice": SliceResult, "train": TrainResult, "interpolation": InterpolationResult, "plane": PlaneResult}

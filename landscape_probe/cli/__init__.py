@@ -1,6 +1,6 @@
 """The ``probe`` command line. Each command lives in its own module."""
 
-from landscape_probe.cli import export, info, interpolate, results_cmds, slice, train  # noqa: F401  (register the commands)
+from landscape_probe.cli import export, info, interpolate, plane, results_cmds, slice, train  # noqa: F401  (register the commands)
 from landscape_probe.cli.app import app
 
 __all__ = ["app", "main"]

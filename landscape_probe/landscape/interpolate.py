@@ -11,8 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,45 +61,25 @@ def interpolate(
     """
     import torch
 
-    from landscape_probe.data.compatibility import check_model_accepts
-    from landscape_probe.data.datasets import load_dataset_spec, probe_set
-    from landscape_probe.data.inputs import as_dataset
-    from landscape_probe.devices import resolve_device
-    from landscape_probe.hdf5 import provenance
     from landscape_probe.landscape.forward import ForwardEvaluator, model_state, relative_change
     from landscape_probe.landscape.grid import parse_range
-    from landscape_probe.losses import loss_for
-    from landscape_probe.models.modes import eval_mode
+    from landscape_probe.landscape.setup import load_model, probe_problem
     from landscape_probe.params import select_layers
     from landscape_probe.slicing.api import _progress
     from landscape_probe.slicing.directions import check_same_parameters
 
-    if dtype not in ("float32", "float64"):
-        raise ProbeError(f"Unknown dtype '{dtype}'; use float32 or float64.")
     positions = np.asarray(alphas, dtype=np.float64) if alphas is not None else parse_range(range)
     if not np.all(np.isfinite(positions)):
         raise ProbeError("Every α must be a finite number.")
     positions = np.union1d(positions, [0.0, 1.0])
-    used_device, torch_dtype = resolve_device(device), torch.float64 if dtype == "float64" else torch.float32
-    loaded_a, model_a = _model(a, arch, arch_kwargs, trust_checkpoint)
-    loaded_b, model_b = _model(b, arch, arch_kwargs, trust_checkpoint)
-    state_a, state_b = model_state(model_a), model_state(model_b)
-    check_same_parameters(state_a, state_b)
-    if data is not None:
-        dataset = as_dataset(data)
-    elif loaded_a is not None and loaded_a.data:
-        dataset = load_dataset_spec(loaded_a.data)
-    else:
-        raise ProbeError("Checkpoint A does not record its data set; name one with --data (data= in Python).")
-    check_model_accepts(model_a, dataset)
-    x, y = probe_set(dataset, probe_size, seed, split)
-    model = eval_mode(model_a.to(device=used_device, dtype=torch_dtype))
-    x = x.to(device=used_device, dtype=torch_dtype if torch.is_floating_point(x) else x.dtype)
-    y = y.to(device=used_device, dtype=torch_dtype if torch.is_floating_point(y) else y.dtype)
-    loss_name = loss_for(dataset, loss)
-    evaluator = ForwardEvaluator(model, x, y, loss_name)
-    start = evaluator.base
-    end = {name: state_b[name].to(device=used_device, dtype=tensor.dtype) for name, tensor in start.items()}
+    loaded_b, model_b = load_model(b, arch, arch_kwargs, trust_checkpoint)
+    problem = probe_problem(a, data, probe_size=probe_size, split=split, loss=loss, device=device, dtype=dtype,
+                            seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint)
+    model = problem.model
+    evaluator = ForwardEvaluator(model, problem.x, problem.y, problem.loss_name)
+    start, state_b = evaluator.base, model_state(model_b)
+    check_same_parameters(start, state_b)
+    end = {name: state_b[name].to(device=tensor.device, dtype=tensor.dtype) for name, tensor in start.items()}
     rows = []
     with _progress(progress) as report:
         reference = evaluator.evaluate(start).outputs
@@ -115,15 +93,9 @@ def interpolate(
     layers = [name for name in select_layers(model) if name in start]
     kappa = np.array([float((end[k] - start[k]).double().norm() / start[k].double().norm()) for k in layers])
     step = float(torch.sqrt(sum(((end[k] - start[k]).double() ** 2).sum() for k in start)))
-    attrs = provenance(command_line=_call_text(a, b), device=str(used_device), seed=seed,
-                       checkpoint=loaded_a.path if loaded_a else None,
-                       checkpoint_sha256=loaded_a.sha256 if loaded_a else "")
-    attrs.update(
-        other_checkpoint_path=str(Path(loaded_b.path).resolve()) if loaded_b else "",
-        other_checkpoint_sha256=loaded_b.sha256 if loaded_b else "",
-        architecture=loaded_a.architecture if loaded_a else type(model_a).__name__,
-        data=json.dumps(dataset.spec, sort_keys=True),
-    )
+    attrs = problem.provenance(_call_text(a, b), seed)
+    attrs.update(other_checkpoint_path=str(Path(loaded_b.path).resolve()) if loaded_b else "",
+                 other_checkpoint_sha256=loaded_b.sha256 if loaded_b else "")
     return InterpolationResult(
         alphas=positions,
         loss=loss_values,
@@ -137,22 +109,11 @@ def interpolate(
         loss_a=float(loss_values[positions == 0][0]),
         loss_b=float(loss_values[positions == 1][0]),
         barrier_height=barrier_height(positions, loss_values),
-        settings={"probe_size": len(x), "split": split, "dtype": dtype},
-        loss_name=loss_name,
+        settings={"probe_size": len(problem.x), "split": split, "dtype": dtype},
+        loss_name=problem.loss_name,
         classification=evaluator.classification,
         provenance=attrs,
     )
-
-
-def _model(model: nn.Module | str | Path, arch: str | None, arch_kwargs: dict[str, Any] | None,
-           trust: bool) -> tuple[Any, nn.Module]:
-    """The loaded checkpoint (None for a module) and a module this call may move: a copy of a user's module."""
-    if isinstance(model, (str, Path)):
-        from landscape_probe.checkpoints.load import load_checkpoint
-
-        loaded = load_checkpoint(model, arch, arch_kwargs, trust)
-        return loaded, loaded.model
-    return None, copy.deepcopy(model)
 
 
 def _call_text(a: Any, b: Any) -> str:

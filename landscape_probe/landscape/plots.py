@@ -49,3 +49,94 @@ def draw_interpolation(results_path: Path, out_dir: Path, formats: tuple[str, ..
     figure.suptitle(f"{result.provenance.get('architecture', '')}: interpolation between two checkpoints",
                     fontsize=10)
     return save_figures({"interpolation": figure}, out_dir, formats, prefix=f"{Path(results_path).stem}_")
+
+
+def draw_plane(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
+    """Draw the figures of a plane results file into ``out_dir``; returns the files written.
+
+    ``loss_contour`` (filled contours with lines), ``loss_heatmap`` (log10 loss per cell), ``loss_surface``
+    (3-D), and with ``measure gradient`` ``trust_region``: where the measured relative gradient change, deep
+    relative trust and Euclidean trust each reach the threshold.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from landscape_probe.landscape.plane_result import PlaneResult
+
+    headless()
+    result = PlaneResult.load(results_path)
+    xs, ys = result.x_coordinates, result.y_coordinates
+    loss = np.ma.masked_invalid(result.loss)
+    title = (f"{result.provenance.get('architecture', '')}: d₁ {result.settings.get('direction_x')}, "
+             f"d₂ {result.settings.get('direction_y')}" + ("" if result.complete else " (incomplete)"))
+    figures = {}
+    figure, axes = plt.subplots(figsize=(6, 5))
+    levels = _levels(loss)
+    filled = axes.contourf(xs, ys, loss, levels=levels, cmap="viridis", extend="max")
+    axes.contour(xs, ys, loss, levels=levels, colors="white", linewidths=0.4)
+    figure.colorbar(filled, ax=axes, label=f"loss ({result.loss_name})")
+    _mark_origin(axes, title)
+    figures["loss_contour"] = figure
+    figure, axes = plt.subplots(figsize=(6, 5))
+    mesh = axes.pcolormesh(xs, ys, np.ma.log10(np.ma.masked_less_equal(loss, 0)), shading="nearest", cmap="magma")
+    figure.colorbar(mesh, ax=axes, label="log₁₀ loss")
+    _mark_origin(axes, title)
+    figures["loss_heatmap"] = figure
+    figure = plt.figure(figsize=(7, 5.5))
+    axes3d = figure.add_subplot(projection="3d")
+    grid_x, grid_y = np.meshgrid(xs, ys)
+    axes3d.plot_surface(grid_x, grid_y, np.clip(result.loss, None, levels[-1]), cmap="viridis", linewidth=0)
+    axes3d.set_xlabel("a (d₁)")
+    axes3d.set_ylabel("b (d₂)")
+    axes3d.set_zlabel("loss")
+    axes3d.set_title(title, fontsize=9)
+    figures["loss_surface"] = figure
+    if result.relative_gradient_change is not None:
+        figures["trust_region"] = _trust_region(result, title)
+    return save_figures(figures, out_dir, formats, prefix=f"{Path(results_path).stem}_")
+
+
+def _levels(values):
+    """Contour levels from the lowest value to the 95th percentile (the rim of a wide plane can be huge)."""
+    import numpy as np
+
+    finite = np.asarray(values.compressed() if hasattr(values, "compressed") else values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return np.linspace(0.0, 1.0, 3)
+    low, high = float(finite.min()), float(np.percentile(finite, 95))
+    return np.linspace(low, high if high > low else low + 1.0, 25)
+
+
+def _mark_origin(axes, title: str) -> None:
+    axes.plot([0], [0], marker="+", color="red", markersize=12, mew=2)
+    axes.set_xlabel("a (coefficient of d₁)")
+    axes.set_ylabel("b (coefficient of d₂)")
+    axes.set_title(title, fontsize=9)
+
+
+def _trust_region(result, title: str):
+    """Filled log10 relative gradient change, and the threshold contour of the measurement and each prediction."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.lines import Line2D
+
+    xs, ys, threshold = result.x_coordinates, result.y_coordinates, result.settings.get("threshold", 1.0)
+    measured = np.ma.masked_invalid(result.relative_gradient_change)
+    figure, axes = plt.subplots(figsize=(6.5, 5))
+    positive = np.ma.masked_less_equal(measured, 0)
+    mesh = axes.pcolormesh(xs, ys, np.ma.log10(positive), shading="nearest", cmap="Greys")
+    figure.colorbar(mesh, ax=axes, label="log₁₀ relative gradient change (measured)")
+    handles = []
+    for values, color, style, label in ((measured, "black", "-", "measured"),
+                                        (result.drt_prediction, "tab:red", "--", "deep relative trust"),
+                                        (result.euclidean_gradient_prediction, "tab:blue", "--", "Euclidean trust")):
+        values = np.ma.masked_invalid(values)
+        if values.count() and values.min() < threshold < values.max():
+            axes.contour(xs, ys, values, levels=[threshold], colors=color, linestyles=style, linewidths=1.6)
+            handles.append(Line2D([], [], color=color, linestyle=style, label=label))
+        else:
+            handles.append(Line2D([], [], color=color, linestyle=style, label=f"{label}: never {threshold:g} here"))
+    axes.legend(handles=handles, fontsize=7, title=f"relative gradient change = {threshold:g}", title_fontsize=7)
+    _mark_origin(axes, title)
+    return figure

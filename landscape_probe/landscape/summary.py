@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from landscape_probe.landscape.interpolation import InterpolationResult
+    from landscape_probe.landscape.plane_result import PlaneResult
 
 TABLE_ROWS = 9
 """Rows of α spread evenly over the printed table, besides 0, 1 and the highest loss on the path."""
@@ -89,3 +90,56 @@ def _rows(alphas: np.ndarray, loss: np.ndarray) -> list[int]:
             int(highest)}
     spread = np.linspace(0, len(alphas) - 1, TABLE_ROWS).round().astype(int)
     return sorted(must | set(spread.tolist()))
+
+
+def print_plane_file(results_path: Path, console: Console) -> None:
+    """Print a plane results file (``probe show``)."""
+    from landscape_probe.landscape.plane_result import PlaneResult
+
+    print_plane(PlaneResult.load(results_path), console)
+
+
+def plane_text(result: PlaneResult, width: int = 100) -> str:
+    """What :func:`print_plane` prints on a terminal ``width`` characters wide, as plain text."""
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    print_plane(result, Console(file=buffer, width=width, color_system=None, highlight=False, emoji=False))
+    return buffer.getvalue()
+
+
+def print_plane(result: PlaneResult, console: Console) -> None:
+    """Print the grid, the loss at W and its range, and with ``measure gradient`` how far each trust region reaches."""
+    provenance, settings = result.provenance, result.settings
+    source = _name(str(provenance.get("checkpoint_path", "")), "model")
+    xs, ys = result.x_coordinates, result.y_coordinates
+    console.print(f"[bold]{source}[/] ({provenance.get('architecture', '?')}), plane of d₁ = "
+                  f"{settings.get('direction_x')}, d₂ = {settings.get('direction_y')} (filter-normalised, "
+                  f"cosine {result.direction_cosine:.3f}), {len(result.layer_names)} parameters moved, "
+                  f"{settings.get('probe_size')} probe examples, loss {result.loss_name}", highlight=False)
+    done = int(result.done.sum())
+    console.print(f"grid a ∈ [{xs[0]:.3g}, {xs[-1]:.3g}] × b ∈ [{ys[0]:.3g}, {ys[-1]:.3g}], "
+                  f"{len(xs)} × {len(ys)} cells" + ("" if result.complete else
+                                                   f", {done} evaluated (incomplete: resume with --resume)"),
+                  highlight=False)
+    with np.errstate(all="ignore"):
+        finite = result.loss[np.isfinite(result.loss)]
+    if finite.size:
+        console.print(f"loss at W = {result.loss_at_zero:.4g}; on the plane from {finite.min():.4g} to "
+                      f"{finite.max():.4g}", highlight=False)
+    if result.relative_gradient_change is None:
+        return
+    threshold = settings.get("threshold", 1.0)
+    console.print(f"||g(W)|| = {result.gradient_norm:.4g}, λ_max = {result.lambda_max:.4g}; fraction of the "
+                  f"evaluated cells inside each region (relative gradient change < {threshold:g}):", highlight=False)
+    evaluated = result.done
+    for label, values in (("measured", result.relative_gradient_change), ("deep relative trust", result.drt_prediction),
+                          ("Euclidean trust", result.euclidean_gradient_prediction)):
+        inside = float(np.mean(values[evaluated] < threshold)) if evaluated.any() else float("nan")
+        console.print(f"  {label:<20} {inside:.2f}", highlight=False)
+    if evaluated.any():
+        measured_inside = result.relative_gradient_change[evaluated] < threshold
+        for label, values in (("deep relative trust", result.drt_prediction),
+                              ("Euclidean trust", result.euclidean_gradient_prediction)):
+            agree = float(np.mean((values[evaluated] < threshold) == measured_inside))
+            console.print(f"  {label} agrees with the measurement on {agree:.0%} of the cells", highlight=False)

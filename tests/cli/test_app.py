@@ -20,7 +20,7 @@ runner = CliRunner()
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("info", "slice", "train", "interpolate", "plot", "show", "export"):
+    for command in ("info", "slice", "train", "interpolate", "plane", "plot", "show", "export"):
         assert command in result.output
 
 

@@ -1,0 +1,62 @@
+"""Options and steps that the measuring commands share: the probe set, the output file, the figures.
+
+Each command that writes a results file checks the output and the figure
+folder before any work (:func:`check_outputs`), and after the work saves,
+prints and draws the same way (:func:`save_print_draw`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from landscape_probe.cli.app import console, results_kept
+
+DataOption = Annotated[
+    str | None,
+    typer.Option(help="Data set: digits, mnist1d, synthetic:k=v,..., or a .npz/.pt file. "
+                 "Default: the one recorded in a self-describing checkpoint."),
+]
+ProbeSizeOption = Annotated[int, typer.Option(help="Examples in the probe set.")]
+SplitOption = Annotated[str, typer.Option(help="Which split the probe set comes from: train or test.")]
+LossOption = Annotated[str | None, typer.Option(help="cross_entropy or mse (default: from the data set).")]
+DtypeOption = Annotated[str, typer.Option(help="float32 or float64.")]
+PlotsOption = Annotated[Path | None, typer.Option(help="Folder for figures (default: beside the results file).")]
+NoPlotsOption = Annotated[bool, typer.Option("--no-plots", help="Do not draw figures.")]
+FormatOption = Annotated[str, typer.Option("--format", help="Figure formats: png, svg, pdf (comma-separated).")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace an existing results file.")]
+
+
+def check_outputs(output: Path, overwrite: bool, plots: Path | None, no_plots: bool) -> Path:
+    """Refuse an output or figure folder that cannot be written, before any work; returns the figure folder."""
+    from landscape_probe.folders import check_folder
+    from landscape_probe.hdf5 import check_writable
+
+    check_writable(output, overwrite)
+    plots_dir = plots or output.with_name(output.stem + "_plots")
+    if not no_plots:
+        check_folder(plots_dir, "--plots")
+    return plots_dir
+
+
+def save_print_draw(result: Any, output: Path, *, overwrite: bool, printer: Callable[[Any, Any], None],
+                    plots_dir: Path, no_plots: bool, formats: str) -> None:
+    """Save the result, print its summary, then draw its figures (a failure there keeps the saved file)."""
+    from landscape_probe.figures import parse_formats
+
+    chosen = parse_formats(formats)
+    result.save(output, overwrite=overwrite)
+    printer(result, console)
+    console.print(f"wrote {output}")
+    if not no_plots:
+        with results_kept(output):
+            for path in result.plot(plots_dir, chosen):
+                console.print(f"wrote {path}")
+
+
+def run_name(checkpoint: Path) -> str:
+    """A checkpoint's stem, or for a ``probe train`` run's ``checkpoint.pt`` its folder's name."""
+    return checkpoint.parent.resolve().name if checkpoint.stem == "checkpoint" else checkpoint.stem

@@ -1,0 +1,276 @@
+"""``lp.plane``: the loss on a 2-D grid W + a·d₁ + b·d₂, and with ``measure="gradient"`` the trust region on it.
+
+Directions (each filter-normalised, Li et al., NeurIPS 2018: every output row
+of d_l rescaled to the norm of the same row of W_l):
+
+- ``random``: Gaussian, seeded (the y direction with the next seed);
+- ``gradient``: the descent direction −∇L(W).
+
+Only the selected layers move (by default every parameter with ndim ≥ 2;
+biases and normalisation parameters stay fixed unless ``include_1d``). With
+``measure="loss"`` (the default) every cell costs one forward pass. With
+``measure="gradient"`` every cell also records the relative gradient change
+||g(W + Δ) − g(W)|| / ||g(W)|| (over the moved layers) and the two predictions
+of it at that cell's step Δ = a·d₁ + b·d₂: deep relative trust
+Π_l (1 + ||Δ_l||_F / ||W_l||_F) − 1 and Euclidean trust |λ_max|·||Δ|| / ||g(W)||
+(DESIGN.md §4), so that the figures can draw where each reaches the
+threshold beside where the measurement does.
+
+Example:
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    >>> data = (torch.randn(32, 4), torch.randint(0, 3, (32,)))
+    >>> result = plane(model, data, x="-1:1:3", y="-1:1:5", device="cpu")
+    >>> result.loss.shape
+    (5, 3)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from landscape_probe.errors import ProbeError
+from landscape_probe.landscape.plane_result import DIRECTIONS, MEASURES, PlaneResult
+
+Progress = Callable[[int, int, str], None]
+SAVE_EVERY_S = 30.0
+"""How often a plane given ``output`` is saved while its grid fills, so that an interruption loses little."""
+
+
+def plane(
+    model: nn.Module | str | Path,
+    data: Any = None,
+    *,
+    x: str = "-1:1:21",
+    y: str = "-1:1:21",
+    direction_x: str = "random",
+    direction_y: str = "random",
+    measure: str = "loss",
+    threshold: float = 1.0,
+    select: str | None = None,
+    include_1d: bool = False,
+    probe_size: int = 512,
+    split: str = "train",
+    loss: str | None = None,
+    device: str = "auto",
+    dtype: str = "float32",
+    seed: int = 0,
+    power_iterations: int = 50,
+    arch: str | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
+    trust_checkpoint: bool = False,
+    output: Path | str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool | Progress = False,
+    command_line: str | None = None,
+) -> PlaneResult:
+    """Evaluate the model at W + a·d₁ + b·d₂ for every a in ``x`` and b in ``y`` (``START:STOP:COUNT``).
+
+    Args:
+        model, data, probe_size, split, loss, device, dtype, seed, arch, arch_kwargs, trust_checkpoint: as ``lp.slice``.
+        x, y: the grid's coordinates along d₁ and d₂.
+        direction_x, direction_y: ``random`` or ``gradient`` (filter-normalised).
+        measure: ``loss`` (forward passes only) or ``gradient`` (also the relative gradient change and the
+            DRT and Euclidean predictions of it at every cell).
+        threshold: the relative gradient change whose contour the figures draw.
+        select, include_1d: which parameters move, as ``probe slice --select / --include-1d``.
+        power_iterations: most Hessian-vector products for λ_max (``measure="gradient"`` only).
+        output: a results file to save to while the grid fills (every 30 s and at the end), so that an
+            interrupted plane can be resumed; ``resume`` continues the one already there.
+        overwrite: replace an existing ``output`` (without ``resume``).
+        progress: True for a progress bar; or a callable ``progress(done, total, label)``.
+        command_line: the command to record as provenance (the CLI's); default: this call.
+
+    Raises:
+        ProbeError: for bad settings, a model that does not fit the data, a zero direction, or (``resume``)
+            a file made with other settings or another checkpoint.
+    """
+    import torch
+
+    from landscape_probe.hdf5 import check_writable
+    from landscape_probe.landscape.grid import parse_range
+    from landscape_probe.landscape.setup import probe_problem
+    from landscape_probe.slicing.api import _progress
+
+    settings = _settings(direction_x, direction_y, measure, threshold, select, include_1d, split, dtype, seed)
+    xs, ys = parse_range(x, "--x"), parse_range(y, "--y")
+    previous = None
+    if output is not None and resume:
+        previous = PlaneResult.load(output) if Path(output).exists() else None
+    elif output is not None:
+        check_writable(output, overwrite)
+    problem = probe_problem(model, data, probe_size=probe_size, split=split, loss=loss, device=device, dtype=dtype,
+                            seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint)
+    grid = _PlaneGrid(problem, settings, power_iterations)
+    result = grid.empty_result(xs, ys, settings, command_line or _call_text(model), seed)
+    if previous is not None:
+        result = _continue_from(previous, result)
+    started, total = time.monotonic(), result.done.size
+    try:
+        with _progress(progress) as report, torch.no_grad():
+            for row, col in zip(*np.nonzero(~result.done), strict=True):
+                grid.fill(result, int(row), int(col))
+                if report:
+                    report(int(result.done.sum()), total, "plane")
+                if output is not None and time.monotonic() - started > SAVE_EVERY_S:
+                    result.save(output, overwrite=True)
+                    started = time.monotonic()
+    except KeyboardInterrupt:
+        if output is not None:
+            result.save(output, overwrite=True)
+        raise
+    result.complete = True
+    if output is not None:
+        result.save(output, overwrite=True)
+    return result
+
+
+def _settings(direction_x: str, direction_y: str, measure: str, threshold: float, select: str | None,
+              include_1d: bool, split: str, dtype: str, seed: int) -> dict[str, Any]:
+    for option, value, choices in (("--direction-x", direction_x, DIRECTIONS), ("--direction-y", direction_y,
+                                   DIRECTIONS), ("--measure", measure, MEASURES)):
+        if value not in choices:
+            raise ProbeError(f"Unknown {option} '{value}'; use one of {', '.join(choices)}.")
+    if direction_x == direction_y == "gradient":
+        raise ProbeError("Both directions are the gradient, which spans a line, not a plane; make one of them random.")
+    if not (np.isfinite(threshold) and threshold > 0):
+        raise ProbeError(f"--threshold must be a positive number, got {threshold}.")
+    return {"direction_x": direction_x, "direction_y": direction_y, "measure": measure, "threshold": float(threshold),
+            "select": select or "", "include_1d": bool(include_1d), "split": split, "dtype": dtype, "seed": seed}
+
+
+def _continue_from(previous: PlaneResult, fresh: PlaneResult) -> PlaneResult:
+    """The saved plane, if it was made with the same settings, grid and checkpoint; else one sentence."""
+    if previous.complete:
+        raise ProbeError(f"'{previous.path}' is already complete; nothing to resume (use --overwrite to redo it).")
+    same = (np.array_equal(previous.x_coordinates, fresh.x_coordinates)
+            and np.array_equal(previous.y_coordinates, fresh.y_coordinates)
+            and all(previous.settings.get(k) == v for k, v in fresh.settings.items())
+            and previous.provenance.get("checkpoint_sha256") == fresh.provenance.get("checkpoint_sha256")
+            and np.allclose(previous.direction_norms, fresh.direction_norms, rtol=1e-5))
+    if not same:
+        raise ProbeError(f"'{previous.path}' was made with other settings, grid or checkpoint, so it cannot be "
+                         "resumed with these; run it again with the same options, or use --overwrite.")
+    previous.provenance = fresh.provenance
+    return previous
+
+
+def _call_text(model: Any) -> str:
+    return f"lp.plane({repr(str(model)) if isinstance(model, (str, Path)) else type(model).__name__})"
+
+
+class _PlaneGrid:
+    """The two directions and what every cell needs; :meth:`fill` evaluates one cell into a result."""
+
+    def __init__(self, problem: Any, settings: dict[str, Any], power_iterations: int) -> None:
+        from landscape_probe import params as P
+        from landscape_probe.landscape.forward import ForwardEvaluator
+        from landscape_probe.params import select_layers
+        from landscape_probe.slicing.evaluator import ProbeEvaluator
+
+        self.problem, self.settings = problem, settings
+        self.layers = select_layers(problem.model, settings["select"] or None, settings["include_1d"])
+        if not self.layers:
+            raise ProbeError("No parameter matches --select (and --include-1d), so nothing would move.")
+        self.forward = ForwardEvaluator(problem.model, problem.x, problem.y, problem.loss_name)
+        self.with_gradient = ProbeEvaluator(problem.model, problem.x, problem.y, problem.loss_name, self.layers)
+        self.base = {k: self.forward.base[k] for k in self.layers}
+        at_zero = self.with_gradient.evaluate(self.base)
+        self.reference, self.gradient = at_zero.outputs, at_zero.gradient
+        self.gradient_norm = float(P.norm(self.gradient))
+        self.d1 = self._direction(settings["direction_x"], settings["seed"])
+        self.d2 = self._direction(settings["direction_y"], settings["seed"] + 1)
+        self.lambda_max = float("nan")
+        if settings["measure"] == "gradient":
+            from landscape_probe.curvature.hessian import top_hessian_eigenvalue
+
+            self.lambda_max = top_hessian_eigenvalue(self.with_gradient.loss_fn, self.base,
+                                                     iterations=power_iterations, seed=settings["seed"])[0]
+        self._layer_sums = {k: (float((self.d1[k].double() ** 2).sum()), float((self.d2[k].double() ** 2).sum()),
+                                float((self.d1[k].double() * self.d2[k].double()).sum()),
+                                float(self.base[k].double().norm())) for k in self.layers}
+
+    def _direction(self, kind: str, seed: int) -> dict:
+        from landscape_probe import params as P
+        from landscape_probe.curvature.hessian import gaussian_like
+        from landscape_probe.slicing.directions import filter_normalize
+
+        raw = P.scale(-1.0, self.gradient) if kind == "gradient" else gaussian_like(self.base, seed)
+        direction = filter_normalize(raw, self.base)
+        if float(P.norm(direction)) == 0.0:
+            raise ProbeError(f"The {kind} direction is zero in every moved layer, so it spans no plane.")
+        return direction
+
+    def empty_result(self, xs: np.ndarray, ys: np.ndarray, settings: dict[str, Any], call: str,
+                     seed: int) -> PlaneResult:
+        from landscape_probe import params as P
+
+        shape = (len(ys), len(xs))
+        gradient = settings["measure"] == "gradient"
+        nan = np.full(shape, np.nan)
+        norms = np.array([float(P.norm(self.d1)), float(P.norm(self.d2))])
+        return PlaneResult(
+            x_coordinates=xs, y_coordinates=ys, loss=nan.copy(),
+            accuracy=nan.copy() if self.forward.classification else None,
+            relative_function_change=nan.copy(),
+            relative_gradient_change=nan.copy() if gradient else None,
+            drt_prediction=self._drt_grid(xs, ys) if gradient else None,
+            euclidean_gradient_prediction=self._euclidean_grid(xs, ys) if gradient else None,
+            done=np.zeros(shape, dtype=bool), layer_names=list(self.layers), direction_norms=norms,
+            direction_cosine=float(P.dot(self.d1, self.d2)) / float(norms[0] * norms[1]),
+            loss_at_zero=self.forward.evaluate(self.forward.base).loss, gradient_norm=self.gradient_norm,
+            lambda_max=self.lambda_max if gradient else None,
+            settings={**settings, "probe_size": len(self.problem.x)}, loss_name=self.problem.loss_name,
+            classification=self.forward.classification, complete=False,
+            provenance=self.problem.provenance(call, seed),
+        )
+
+    def _step_norms(self, a: float, b: float) -> dict[str, float]:
+        """||a·d₁,l + b·d₂,l||_F per layer, from the directions' norms and dot product (no tensor built)."""
+        return {k: float(np.sqrt(max(a * a * s1 + b * b * s2 + 2 * a * b * s12, 0.0)))
+                for k, (s1, s2, s12, _) in self._layer_sums.items()}
+
+    def _drt_grid(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        def drt(a: float, b: float) -> float:
+            norms = self._step_norms(a, b)
+            return float(np.prod([1 + norms[k] / self._layer_sums[k][3] for k in self.layers]) - 1)
+
+        return np.array([[drt(a, b) for a in xs] for b in ys])
+
+    def _euclidean_grid(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        scale = abs(self.lambda_max) / self.gradient_norm if self.gradient_norm > 0 else float("nan")
+        return np.array([[scale * np.sqrt(sum(n * n for n in self._step_norms(a, b).values())) for a in xs]
+                         for b in ys])
+
+    def fill(self, result: PlaneResult, row: int, col: int) -> None:
+        """Evaluate the cell (row, col), that is b = y[row], a = x[col], into ``result``."""
+        import torch
+
+        from landscape_probe.landscape.forward import relative_change
+
+        a, b = float(result.x_coordinates[col]), float(result.y_coordinates[row])
+        moved = {k: self.base[k] + a * self.d1[k] + b * self.d2[k] for k in self.layers}
+        if result.relative_gradient_change is not None:
+            with torch.enable_grad():
+                at = self.with_gradient.evaluate(moved)
+            from landscape_probe import params as P
+
+            change = float(P.norm(P.sub(at.gradient, self.gradient))) / self.gradient_norm
+            result.relative_gradient_change[row, col] = change if self.gradient_norm > 0 else float("nan")
+            outputs, loss = at.outputs, at.loss
+            accuracy = float((outputs.argmax(1) == self.problem.y).double().mean()) if result.classification else None
+        else:
+            forward = self.forward.evaluate({**self.forward.base, **moved})
+            outputs, loss, accuracy = forward.outputs, forward.loss, forward.accuracy
+        result.loss[row, col] = loss
+        if result.accuracy is not None:
+            result.accuracy[row, col] = accuracy
+        result.relative_function_change[row, col] = relative_change(outputs, self.reference)
+        result.done[row, col] = True

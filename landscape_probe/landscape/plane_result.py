@@ -1,0 +1,159 @@
+"""A plane's results, declared once: these fields are the ``probe plane`` file format.
+
+The grid is W + a·d₁ + b·d₂ with a = ``x_coordinates[j]`` and b =
+``y_coordinates[i]`` at cell ``[i, j]`` (rows follow y, columns follow x, as
+an image or ``matplotlib.contour(x, y, Z)`` reads them). Cells not yet
+evaluated (an interrupted plane, ``complete`` False) hold NaN and are False in
+``done``; ``probe plane --resume`` fills them.
+
+Root attributes: :func:`~landscape_probe.hdf5.provenance`, ``kind = "plane"``,
+``complete``, ``architecture``, ``data``, and the settings ``direction_x``,
+``direction_y``, ``measure``, ``threshold``, ``select``, ``include_1d``,
+``split``, ``dtype``, ``probe_size``, plus ``loss`` and ``classification``.
+
+Example:
+    >>> result = PlaneResult.load("model_plane.h5")  # doctest: +SKIP
+    >>> result.loss[result.y_coordinates == 0, :]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from landscape_probe.errors import ProbeError
+from landscape_probe.layout import LOSS, quantities, quantity
+
+if TYPE_CHECKING:
+    import pandas
+
+DIRECTIONS = ("random", "gradient")
+MEASURES = ("loss", "gradient")
+SETTINGS = ("direction_x", "direction_y", "measure", "threshold", "select", "include_1d", "split", "dtype",
+            "probe_size", "seed")
+YX = "(Y, X)"
+
+
+@dataclass(kw_only=True)
+class PlaneResult:
+    """The grid, what was measured at every cell, and the two directions' sizes.
+
+    Attributes:
+        settings: the options that shaped the plane (see the module docstring).
+        loss_name, classification: the loss measured, and whether the targets are classes.
+        complete: every cell evaluated.
+        provenance: the other root attributes (command line, checkpoint and its sha256, data, ...).
+        path: the results file it was saved to or loaded from (None until then).
+    """
+
+    x_coordinates: np.ndarray = quantity("a, the coefficient of direction d₁ (columns)", units="1", shape="(X,)")
+    y_coordinates: np.ndarray = quantity("b, the coefficient of direction d₂ (rows)", units="1", shape="(Y,)")
+    loss: np.ndarray = quantity("mean probe-set loss at W + a·d₁ + b·d₂", units=LOSS, shape=YX)
+    accuracy: np.ndarray | None = quantity("fraction of probe examples classified correctly (classification only)",
+                                           units="1", shape=YX, optional=True)
+    relative_function_change: np.ndarray = quantity(
+        "||F(a, b) − F(0, 0)||_F / ||F(0, 0)||_F over the probe set's outputs", units="1", shape=YX)
+    relative_gradient_change: np.ndarray | None = quantity(
+        "||g(a, b) − g(0, 0)|| / ||g(0, 0)|| over the moved layers (measure gradient only)",
+        units="1", shape=YX, optional=True)
+    drt_prediction: np.ndarray | None = quantity(
+        "deep relative trust at the cell's step Δ = a·d₁ + b·d₂: Π_l (1 + ||Δ_l||_F / ||W_l||_F) − 1 "
+        "(measure gradient only)", units="1", shape=YX, optional=True)
+    euclidean_gradient_prediction: np.ndarray | None = quantity(
+        "Euclidean trust at the cell's step: |λ_max|·||Δ|| / ||g(0, 0)|| (measure gradient only)",
+        units="1", shape=YX, optional=True)
+    done: np.ndarray = quantity("the cell has been evaluated", units="", shape=YX)
+    layer_names: list[str] = quantity("the parameters that move", units="", shape="(L,)")
+    direction_norms: np.ndarray = quantity("||d₁|| and ||d₂|| after filter normalisation", units="1", shape="(2,)")
+    direction_cosine: float = quantity("cosine between d₁ and d₂", units="1", shape="()")
+    loss_at_zero: float = quantity("mean probe-set loss at W", units=LOSS, shape="()")
+    gradient_norm: float = quantity("||g(W)|| over the moved layers", units="1", shape="()")
+    lambda_max: float | None = quantity("Hessian eigenvalue of largest magnitude at W (measure gradient only)",
+                                        units="1", shape="()", optional=True)
+    settings: dict[str, Any]
+    loss_name: str
+    classification: bool
+    complete: bool
+    provenance: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: Path | str) -> PlaneResult:
+        """Read a ``probe plane`` results file, complete or interrupted.
+
+        Raises:
+            ProbeError: when the file is missing, not ours, not a plane, or lacks a dataset.
+        """
+        from landscape_probe.hdf5 import open_results, read_attrs
+        from landscape_probe.layout import read_quantities
+
+        with open_results(path) as h5:
+            if h5.attrs["kind"] != "plane":
+                raise ProbeError(f"'{path}' holds {h5.attrs['kind']} results, not a plane.")
+            attrs = read_attrs(h5)
+            values = read_quantities(cls, h5)
+        missing = [q.name for q in quantities(cls) if q.name not in values]
+        if missing:
+            raise ProbeError(f"'{path}' is not a complete plane results file: it lacks {', '.join(missing)}.")
+        values["layer_names"] = [str(name) for name in values["layer_names"]]
+        values["done"] = np.asarray(values["done"], dtype=bool)
+        known = {*SETTINGS, "loss", "classification", "complete", "kind"}
+        return cls(**values, settings={k: attrs[k] for k in SETTINGS if k in attrs}, loss_name=str(attrs["loss"]),
+                   classification=bool(attrs["classification"]), complete=bool(attrs["complete"]),
+                   provenance={k: v for k, v in attrs.items() if k not in known}, path=Path(path))
+
+    def save(self, path: Path | str, *, overwrite: bool = False) -> Path:
+        """Write the results file atomically (it appears whole or not at all); remembers ``path``.
+
+        Raises:
+            ProbeError: when ``path`` exists without ``overwrite``, or cannot be written.
+        """
+        from landscape_probe.hdf5 import atomic_h5
+        from landscape_probe.layout import write_quantities
+
+        attrs = {**self.provenance, **self.settings, "loss": self.loss_name, "classification": self.classification,
+                 "complete": self.complete}
+        with atomic_h5(path, kind="plane", attrs=attrs, overwrite=overwrite) as h5:
+            write_quantities(h5, self, self.loss_name)
+        self.path = Path(path)
+        return self.path
+
+    def plot(self, folder: Path | str, formats: Sequence[str] = ("png",)) -> list[Path]:
+        """Draw the figures into ``folder``, from the results file (a temporary one while unsaved)."""
+        from landscape_probe.figures import parse_formats
+        from landscape_probe.landscape.plots import draw_plane
+
+        chosen = parse_formats(",".join(formats))
+        if self.path is not None:
+            return draw_plane(self.path, Path(folder), chosen)
+        with tempfile.TemporaryDirectory() as scratch:
+            unsaved = PlaneResult(**{**self.__dict__, "path": None}).save(Path(scratch) / "plane.h5")
+            return draw_plane(unsaved, Path(folder), chosen)
+
+    def summary(self, width: int = 100) -> str:
+        """The text ``probe show`` prints for this result, without colour or markup."""
+        from landscape_probe.landscape.summary import plane_text
+
+        return plane_text(self, width=width)
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """One row per cell (index ``(y, x)``), one column per (Y, X) quantity; the scalars in ``attrs``.
+
+        Raises:
+            ProbeError: when pandas is not installed.
+        """
+        try:
+            import pandas
+        except ImportError:
+            raise ProbeError("to_pandas needs pandas; install it with 'pip install pandas'.") from None
+        index = pandas.MultiIndex.from_product([self.y_coordinates, self.x_coordinates], names=["y", "x"])
+        columns = {q.name: np.asarray(getattr(self, q.name)).ravel() for q in quantities(type(self))
+                   if q.shape == YX and getattr(self, q.name) is not None}
+        frame = pandas.DataFrame(columns, index=index)
+        frame.attrs.update({q.name: getattr(self, q.name) for q in quantities(type(self)) if q.shape == "()"})
+        return frame
