@@ -3,8 +3,12 @@
 A *state* is every floating-point parameter and buffer of the model, by name
 (a batch norm's running statistics included, so that interpolating two
 checkpoints reaches each end exactly); integer buffers (``num_batches_tracked``)
-stay the model's own. The loss is the mean over the N probe examples taken in
-batches, L = Σ_b (n_b / N) · L_b, as in :mod:`landscape_probe.slicing.evaluator`.
+stay the model's own. The evaluator owns its model (a loaded checkpoint, or a
+copy of a user's module): a state is written into the model's own tensors in
+place, with no new tensor per point and no per-call bookkeeping, which works
+for TorchScript modules too. The loss is the mean over the N probe examples
+taken in batches, L = Σ_b (n_b / N) · L_b, as in
+:mod:`landscape_probe.slicing.evaluator`.
 
 Example:
     >>> import torch
@@ -22,7 +26,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from landscape_probe.errors import ProbeError
 from landscape_probe.losses import loss_function
 from landscape_probe.params import Params
 
@@ -38,21 +41,29 @@ class Forward:
 
 def model_state(model: nn.Module) -> Params:
     """Detached copies of the model's floating-point parameters and buffers, by name."""
+    return {name: tensor.detach().clone() for name, tensor in state_slots(model).items()}
+
+
+def state_slots(model: nn.Module) -> Params:
+    """The model's own floating-point parameter and buffer tensors, by name (written in place to move it)."""
     named = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-    return {name: tensor.detach().clone() for name, tensor in named.items() if tensor.is_floating_point()}
+    return {name: tensor for name, tensor in named.items() if tensor.is_floating_point()}
 
 
 class ForwardEvaluator:
-    """Evaluate a model on a fixed probe set at replaced values of its state, without gradients.
+    """Evaluate a model it owns on a fixed probe set, at states written into the model's own tensors.
 
     Args:
-        model: the network, in ``eval()`` mode, on the probe set's device and dtype.
+        model: the network, in ``eval()`` mode, on the probe set's device and dtype; the evaluator
+            changes its tensors in place (give it a copy of a module you keep using).
         x, y: probe inputs and targets (integer targets: classes, accuracy is measured).
         loss_name: a name known to :func:`landscape_probe.losses.loss_function`.
         batch_size: most examples per forward pass.
 
-    Raises:
-        ProbeError: for a TorchScript module with floating-point buffers, which cannot be replaced from outside.
+    Attributes:
+        base: the state the model had when given (detached copies).
+        slots: the model's own tensors, by name: write into them (``torch.add(..., out=slot)``) and
+            call :meth:`run` to evaluate wherever they point.
     """
 
     def __init__(self, model: nn.Module, x: Tensor, y: Tensor, loss_name: str, batch_size: int = 1024) -> None:
@@ -60,44 +71,37 @@ class ForwardEvaluator:
         self.loss = loss_function(loss_name)
         self.batch_size = max(1, int(batch_size))
         self.classification = not torch.is_floating_point(y)
-        self.base = model_state(model)
-        if isinstance(model, torch.jit.ScriptModule):
-            self._check_scriptable(model)
-
-    @staticmethod
-    def _check_scriptable(model: nn.Module) -> None:
-        buffers = [name for name, b in model.named_buffers() if b.is_floating_point()]
-        if buffers:
-            raise ProbeError(
-                f"This TorchScript model keeps floating-point buffers ({buffers[0]}, ...) that cannot be replaced "
-                "from outside; save it as a state_dict or a probe checkpoint to use it here."
-            )
+        self.slots = {name: tensor.detach() for name, tensor in state_slots(model).items()}
+        self.base = {name: tensor.clone() for name, tensor in self.slots.items()}
 
     def evaluate(self, state: Params) -> Forward:
-        """Outputs, mean loss and accuracy with the model's state replaced by ``state`` (names as in ``base``)."""
-        from landscape_probe.slicing.evaluator import ProbeEvaluator
-
-        outputs: list[Tensor] = []
-        loss = 0.0
+        """Outputs, mean loss and accuracy at ``state`` (names as in ``base``; missing names keep their value)."""
         with torch.no_grad():
-            if isinstance(self.model, torch.jit.ScriptModule):
-                swapper = ProbeEvaluator(self.model, self.x[:1], self.y[:1], "mse", list(state))
-                run = swapper.forward
-            else:
-                def run(weights: Params, x: Tensor) -> Tensor:
-                    return torch.func.functional_call(self.model, weights, (x,), strict=False)
+            for name, value in state.items():
+                self.slots[name].copy_(value)
+        return self.run()
+
+    def restore(self) -> None:
+        """Put the model back at ``base``."""
+        self.evaluate(self.base)
+
+    def run(self) -> Forward:
+        """Outputs, mean loss and accuracy with the model's tensors as they are now."""
+        outputs: list[Tensor] = []
+        loss = torch.zeros((), dtype=torch.float64, device=self.x.device)
+        with torch.no_grad():
             for start in range(0, len(self.x), self.batch_size):
                 x, y = self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
-                out = run(state, x)
-                loss += float(self.loss(out, y)) * len(x) / len(self.x)
+                out = self.model(x)
+                loss += self.loss(out, y).double() * (len(x) / len(self.x))
                 outputs.append(out.reshape(len(x), -1))
         stacked = torch.cat(outputs)
         accuracy = float((stacked.argmax(dim=1) == self.y).double().mean()) if self.classification else float("nan")
-        return Forward(outputs=stacked, loss=loss, accuracy=accuracy)
+        return Forward(outputs=stacked, loss=float(loss), accuracy=accuracy)
 
 
 def relative_change(outputs: Tensor, reference: Tensor) -> float:
     """||F − F₀||_F / ||F₀||_F, in float64 (NaN when F₀ = 0)."""
-    difference = torch.linalg.vector_norm((outputs - reference).double())
-    scale = torch.linalg.vector_norm(reference.double())
+    difference = torch.linalg.vector_norm(outputs - reference, dtype=torch.float64)
+    scale = torch.linalg.vector_norm(reference, dtype=torch.float64)
     return float(difference / scale) if float(scale) > 0 else float("nan")

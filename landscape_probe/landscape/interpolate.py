@@ -84,11 +84,14 @@ def interpolate(
     with _progress(progress) as report:
         reference = evaluator.evaluate(start).outputs
         for i, alpha in enumerate(positions.tolist()):
-            state = {name: (1.0 - alpha) * start[name] + alpha * end[name] for name in start}
-            at = evaluator.evaluate(state)
+            with torch.no_grad():  # (1 − α)·A + α·B written into the model's own tensors: A at 0, B at 1 exactly
+                for name, slot in evaluator.slots.items():
+                    torch.mul(start[name], 1.0 - alpha, out=slot).add_(end[name], alpha=alpha)
+            at = evaluator.run()
             rows.append((at.loss, at.accuracy, relative_change(at.outputs, reference)))
             if report:
                 report(i + 1, len(positions), "interpolating")
+        evaluator.restore()
     loss_values, accuracy, function_change = (np.array(column, dtype=np.float64) for column in zip(*rows))
     layers = [name for name in select_layers(model) if name in start]
     kappa = np.array([float((end[k] - start[k]).double().norm() / start[k].double().norm()) for k in layers])

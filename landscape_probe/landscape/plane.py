@@ -126,6 +126,7 @@ def plane(
         if output is not None:
             result.save(output, overwrite=True)
         raise
+    grid.forward.restore()
     result.complete = True
     if output is not None:
         result.save(output, overwrite=True)
@@ -256,18 +257,20 @@ class _PlaneGrid:
         from landscape_probe.landscape.forward import relative_change
 
         a, b = float(result.x_coordinates[col]), float(result.y_coordinates[row])
-        moved = {k: self.base[k] + a * self.d1[k] + b * self.d2[k] for k in self.layers}
         if result.relative_gradient_change is not None:
+            moved = {k: self.base[k] + a * self.d1[k] + b * self.d2[k] for k in self.layers}
             with torch.enable_grad():
                 at = self.with_gradient.evaluate(moved)
             from landscape_probe import params as P
 
             change = float(P.norm(P.sub(at.gradient, self.gradient))) / self.gradient_norm
             result.relative_gradient_change[row, col] = change if self.gradient_norm > 0 else float("nan")
-            outputs, loss = at.outputs, at.loss
+            outputs, loss = at.outputs, float(at.loss)
             accuracy = float((outputs.argmax(1) == self.problem.y).double().mean()) if result.classification else None
         else:
-            forward = self.forward.evaluate({**self.forward.base, **moved})
+            for k in self.layers:  # W + a·d₁ + b·d₂ written into the model's own tensors: no new tensor per cell
+                torch.add(self.base[k], self.d1[k], alpha=a, out=self.forward.slots[k]).add_(self.d2[k], alpha=b)
+            forward = self.forward.run()
             outputs, loss, accuracy = forward.outputs, forward.loss, forward.accuracy
         result.loss[row, col] = loss
         if result.accuracy is not None:
