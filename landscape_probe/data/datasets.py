@@ -32,6 +32,7 @@ from landscape_probe.errors import ProbeError
 from landscape_probe.specs import parse_spec
 from landscape_probe.data.synthetic import teacher_student
 from landscape_probe.data.files import SUFFIXES, read_arrays
+from landscape_probe.data.images import load_image_folder
 
 __all__ = [
     "BUILTIN",
@@ -90,25 +91,26 @@ def load_dataset(name: str, seed: int = 0, **options: Any) -> Dataset:
     """Load a built-in data set by name, or a user ``.npz`` / ``.pt`` file by path.
 
     Args:
-        name: ``digits``, ``mnist1d``, ``synthetic`` or a file path.
+        name: ``digits``, ``mnist1d``, ``synthetic``, ``images`` (class folders) or a file path.
         seed: picks the train/test split (and, for ``synthetic`` and
             ``mnist1d``, the data themselves).
         **options: the loader's options: ``test_fraction`` for digits and user
             files without a test split; ``task``, ``n_train``, ``n_test``,
             ``in_features`` (or ``dim``), ``num_outputs`` (or ``outputs``),
             ``num_classes``, ``noise``, ``teacher_depth``, ``teacher_width``
-            for synthetic.
+            for synthetic; ``path``, ``size``, ``mean``, ``std``, ``test_fraction`` for images.
 
     Raises:
         ProbeError: for an unknown name, an option the loader does not take,
             or an unreadable file.
     """
-    loaders: dict[str, Callable[..., Dataset]] = {"digits": _digits, "mnist1d": _mnist1d, "synthetic": _synthetic}
+    loaders: dict[str, Callable[..., Dataset]] = {"digits": _digits, "mnist1d": _mnist1d, "synthetic": _synthetic,
+                                                  "images": load_image_folder}
     if name in loaders:
         return _call_loader(loaders[name], name, seed, options)
     if Path(name).suffix in SUFFIXES or Path(name).exists():
         return _call_loader(functools.partial(_user_file, name), name, seed, options)
-    raise ProbeError(f"Unknown data set '{name}'; use one of {', '.join(BUILTIN)} or a .npz/.pt file.")
+    raise ProbeError(f"Unknown data set '{name}'; use one of {', '.join(BUILTIN)}, images:FOLDER or a .npz/.pt file.")
 
 
 def load_dataset_spec(spec: dict[str, Any]) -> Dataset:
@@ -123,10 +125,15 @@ def load_dataset_spec(spec: dict[str, Any]) -> Dataset:
 def parse_data_spec(text: str) -> tuple[str, dict[str, Any]]:
     """Parse ``synthetic:task=regression,n_train=512`` into a name and typed options.
 
-    An existing file path is taken whole, even if it contains ``:``.
+    An existing file path is taken whole, even if it contains ``:``; ``images:FOLDER,size=64``
+    reads the folder as the ``path`` option.
     """
     if Path(text).is_file():
         return text, {}
+    if text.startswith("images:"):  # images:FOLDER[,key=value...]: the folder is the first item
+        folder, _, rest = text[len("images:"):].partition(",")
+        if "=" not in folder:
+            return "images", {"path": folder, **parse_spec(f"images:{rest}", "data spec")[1]}
     return parse_spec(text, "data spec")
 
 
