@@ -45,12 +45,11 @@ from landscape_probe.training.optim.import_path import is_import_path
 from landscape_probe.training.records import EPOCH_RECORDS
 from landscape_probe.training.recorder import Recorder
 from landscape_probe.training.store import RunResult
+from landscape_probe.training.user_model import ModelFactory, factory_args, start_from
 
 SCHEDULES = ("constant", "step", "exponential", "inverse", "cosine")
 ProgressFn = Callable[[int, int, float], None]
 """``progress(step, total_steps, loss)``, called after every step."""
-ModelFactory = Callable[[], nn.Module]
-"""A user's own model: called with no arguments (under the run's seed), returns a fresh ``nn.Module``."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,8 @@ class TrainConfig:
     depths: tuple[int, ...] = (2,)
     seeds: tuple[int, ...] = (0,)
     model: str = "mlp"
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
     width: int = 64
     activation: str = "relu"
     init: str = "lecun"
@@ -170,17 +171,6 @@ def init_model(model_args: dict[str, Any], seed: int, factory: ModelFactory | No
     return model
 
 
-def factory_args(factory: ModelFactory) -> dict[str, Any]:
-    """The ``model_args`` recorded for a user's model: what it is, not enough to rebuild it.
-
-    ``factory`` is ``module:qualified_name``, the ``--arch`` that ``probe slice``
-    needs to read the run's checkpoint (which holds only the weights).
-    """
-    module = getattr(factory, "__module__", None) or "?"
-    name = getattr(factory, "__qualname__", None) or type(factory).__name__
-    return {"name": "custom", "factory": f"{module}:{name}"}
-
-
 def batch_order(num_examples: int, seed: int, epoch: int) -> Tensor:
     """The permutation of the training set used in ``epoch``: a function of (seed, epoch) only."""
     generator = torch.Generator().manual_seed(1_000_003 * seed + epoch)
@@ -216,6 +206,7 @@ def train_run(
     should_stop: Callable[[], bool] | None = None,
     resume: RunResult | None = None,
     factory: ModelFactory | None = None,
+    initial_weights: dict[str, Tensor] | None = None,
 ) -> RunResult:
     """Train one model with one optimiser for ``config.epochs`` epochs; see the module docstring.
 
@@ -230,10 +221,14 @@ def train_run(
         resume: an interrupted run (with ``state``) to continue; the result equals
             that of a run never interrupted.
         factory: a user's model to train instead of the zoo model of ``config``.
+        initial_weights: the weights of ``config.init_from``, to start from instead of fresh ones.
     """
     device = resolve_device(config.device)
     model_args = model_args_for(config, dataset, depth) if factory is None else factory_args(factory)
-    model = init_model(model_args, seed, factory).to(device)
+    model = init_model(model_args, seed, factory)
+    if initial_weights is not None:
+        start_from(model, initial_weights, config.init_from or "?")
+    model = model.to(device)
     optimizer = build_optimizer(optimizer_name, model, lr, momentum=config.momentum, weight_decay=config.weight_decay,
                                 optimizer_kwargs=config.optimizer_kwargs if is_import_path(optimizer_name) else None)
     steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
