@@ -88,6 +88,7 @@ class LoadedCheckpoint:
         step: training step at which it was saved.
         config: the training configuration recorded with it.
         optimizer: the optimizer's state_dict, when saved.
+        run: for a ``probe train`` run, which optimiser (``optimizer``), ``lr``, ``depth`` and ``seed`` it trained.
     """
 
     model: nn.Module
@@ -100,6 +101,7 @@ class LoadedCheckpoint:
     step: int | None = None
     config: dict[str, Any] | None = None
     optimizer: dict[str, Any] | None = None
+    run: dict[str, Any] | None = None
 
 
 def load_checkpoint(
@@ -170,6 +172,7 @@ def save_checkpoint(
     step: int | None = None,
     config: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
+    run: dict[str, Any] | None = None,
 ) -> None:
     """Write a self-describing checkpoint atomically (temporary file, then rename).
 
@@ -184,7 +187,7 @@ def save_checkpoint(
     }
     if isinstance(optimizer, torch.optim.Optimizer):
         optimizer = optimizer.state_dict()
-    extras = {"optimizer": optimizer, "step": step, "config": config, "data": data}
+    extras = {"optimizer": optimizer, "step": step, "config": config, "data": data, "run": run}
     payload.update({key: value for key, value in extras.items() if value is not None})
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -238,6 +241,7 @@ def _self_describing(
         step=payload.get("step"),
         config=payload.get("config"),
         optimizer=payload.get("optimizer"),
+        run=payload.get("run"),
     )
 
 

@@ -245,7 +245,8 @@ def _save_with_results(
     made = [f for f in (folder, *folder.parents) if not f.exists()]  # deepest first
     folder.mkdir(parents=True, exist_ok=True)
     path, resume_path = folder / "checkpoint.pt", folder / "resume.pt"
-    extras = {"optimizer": run.state["optimizer"], "step": run.steps, "config": config.to_dict(), "data": dataset.spec}
+    extras = {"optimizer": run.state["optimizer"], "step": run.steps, "config": config.to_dict(), "data": dataset.spec,
+              "run": {"optimizer": run.optimizer, "lr": run.lr, "depth": run.depth, "seed": run.seed}}
     try:
         with contextlib.ExitStack() as staged:
             checkpoint_tmp = staged.enter_context(atomic_path(path))
