@@ -7,7 +7,9 @@ forward pass, in ``eval()`` mode, in the slice's device and dtype), and
 
     d = W_after − W_before,
 
-so that W + d is the network after that step. From fresh state this is the
+so that W + d is the network after that step (for a schedule-free optimiser,
+whose ``train()``/``eval()`` are called around the step, the gradient is taken
+at its point y and d is the step of the average x that it evaluates). From fresh state this is the
 optimiser's first step; for a checkpoint written by ``probe train`` whose run
 trained that same optimiser, its saved state (moments, momentum buffers,
 step counts, and the learning rate the schedule had reached) is loaded first,
@@ -103,6 +105,7 @@ def stepped_model(
 
     from landscape_probe.losses import loss_function
     from landscape_probe.models.modes import eval_mode
+    from landscape_probe.training.loop import optimizer_mode
     from landscape_probe.training.optim import build_optimizer, optimizer_key
 
     name, lr = parse_optimizer_direction(direction)
@@ -123,16 +126,18 @@ def stepped_model(
         if lr is not None:
             for group in optimizer.param_groups:
                 group["lr"] = lr
+    before = {k: p.detach().clone() for k, p in after.named_parameters()}
+    optimizer_mode(optimizer, training=True)  # a schedule-free optimiser takes its gradient at y, not at W = x
     optimizer.zero_grad(set_to_none=True)
     with torch.enable_grad():
         loss = loss_function(loss_name)(after(x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)),
                                         y.to(device=device, dtype=dtype if y.is_floating_point() else y.dtype))
         loss.backward()
-    before = {k: p.detach().clone() for k, p in after.named_parameters()}
     try:
         optimizer.step()
     except Exception as err:  # noqa: BLE001 - a user's optimiser failing on this model
         raise ProbeError(f"The {name} optimizer failed to take its step: {err}.") from None
+    optimizer_mode(optimizer, training=False)
     moved = any(bool(torch.any(p.detach() != before[k])) for k, p in after.named_parameters())
     if not moved:
         raise ProbeError(f"The {name} step from W is zero (a learning rate of 0, or a zero gradient), "

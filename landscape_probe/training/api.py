@@ -82,7 +82,8 @@ def train(
         arch_kwargs: keyword arguments for a model given as an import path.
         init_from: a checkpoint (any format ``probe info`` reads) whose weights every run starts
             from instead of fresh ones, so that every optimiser fine-tunes the same network.
-        optimizers: names from the optimizer table (``"fromage"``, ``"adam"``, ...), ``"all"``, or
+        optimizers: names from the optimizer table (``"fromage"``, ``"adam"``, ...), ``"all"`` (every row
+            whose optional package, if it needs one, is installed), or
             ``"module:Class"`` for any ``torch.optim.Optimizer`` subclass (e.g. ``"mypkg.optim:MyOpt"``),
             built as ``Class(model.parameters(), lr=lr, **optimizer_kwargs)``.
         lr: one base rate for all, a dict per optimizer, or None for each one's default
@@ -153,14 +154,15 @@ def _optimizer_list(optimizers: str | Sequence[str]) -> list[str]:
 
 
 def _optimizer_names(wanted: list[str]) -> tuple[str, ...]:
-    """The table's names (``"all"``: every row, then any ``module:Class``), each ``module:Class`` resolved now."""
-    from landscape_probe.training.optim import OPTIMIZER_NAMES, optimizer_class
+    """The table's names (``"all"``: every row whose package is installed, then any ``module:Class``),
+    each ``module:Class`` resolved now."""
+    from landscape_probe.training.optim import OPTIMIZER_NAMES, OPTIMIZERS, optimizer_class
 
     paths = [n for n in wanted if ":" in n]
     for path in paths:
         optimizer_class(path)
     if "all" in wanted:
-        return (*OPTIMIZER_NAMES, *dict.fromkeys(paths))
+        return (*(n for n in OPTIMIZER_NAMES if OPTIMIZERS[n].available), *dict.fromkeys(paths))
     unknown = [n for n in wanted if ":" not in n and n not in OPTIMIZER_NAMES]
     if unknown:
         raise ProbeError(f"Unknown optimizer '{unknown[0]}'; use one of: {', '.join(OPTIMIZER_NAMES)}, all, "

@@ -12,6 +12,12 @@ scale, spectral shift, effective and intrinsic learning rates), plus per epoch,
 on the whole train and test sets in ``eval()`` mode: ``epoch_train_loss``,
 ``epoch_train_accuracy``, ``epoch_test_loss``, ``epoch_test_accuracy``.
 
+A schedule-free optimiser (``schedulefree_adamw``) has ``train()`` and ``eval()``:
+the loop calls ``train()`` before each step and ``eval()`` before the diagnostics,
+the epoch evaluation and the end of the run, so that what is evaluated and saved
+is its average x (:func:`optimizer_mode`); the per-step records see the point y
+its gradients are taken at.
+
 A run whose batch loss becomes NaN or infinite stops and is marked diverged.
 Example:
     >>> from landscape_probe.data.datasets import load_dataset
@@ -177,6 +183,18 @@ def batch_order(num_examples: int, seed: int, epoch: int) -> Tensor:
     return torch.randperm(num_examples, generator=generator)
 
 
+def optimizer_mode(optimizer: torch.optim.Optimizer, *, training: bool) -> None:
+    """Call the optimiser's ``train()`` (before steps) or ``eval()`` (before evaluating or saving), if it has them.
+
+    Schedule-free optimisers (Defazio et al., 2024) take gradients at one point y and
+    evaluate another, the average x; these calls move the model's weights between them.
+    Other optimisers have no such methods, and nothing happens.
+    """
+    switch = getattr(optimizer, "train" if training else "eval", None)
+    if callable(switch):
+        switch()
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, batch_size: int = 1024) -> tuple[float, float]:
     """Mean loss and accuracy over a whole set, in ``eval()`` mode, in batches.
@@ -264,8 +282,10 @@ def train_run(
         diagnose = config.diagnostics_every > 0 and step % config.diagnostics_every == 0
         if diagnose:
             # before the training forward pass, so that optimisers with hooks (K-FAC) see the training batch last
+            optimizer_mode(optimizer, training=False)
             recorder.record_diagnostics(step, learning_rate, config.weight_decay)
 
+        optimizer_mode(optimizer, training=True)
         model.train()
         loss = loss_fn(model(x_train[batch]), y_train[batch])
         if not torch.isfinite(loss):
@@ -283,6 +303,7 @@ def train_run(
         step += 1
 
         if step % steps_per_epoch == 0:
+            optimizer_mode(optimizer, training=False)
             evaluations = (*evaluate(model, loss_fn, x_train, y_train), *evaluate(model, loss_fn, x_test, y_test))
             for name, value in zip(EPOCH_RECORDS, evaluations):
                 record[name].append(value)
@@ -292,6 +313,7 @@ def train_run(
         if progress is not None:
             progress(step, total_steps, record["loss"][-1])
 
+    optimizer_mode(optimizer, training=False)  # the checkpoint holds the weights that are evaluated
     run.steps = step
     run.state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}
