@@ -78,7 +78,8 @@ def train_command(
     schedule: Annotated[str, typer.Option(help="constant, step, exponential, inverse or cosine.")] = "constant",
     seeds: Annotated[str, typer.Option(help="Seeds of weights and batch order, e.g. 0,1,2.")] = "0",
     diagnostics_every: Annotated[
-        int, typer.Option(help="Sharpness, noise scale, spectral shift every K steps (0: never).")
+        int, typer.Option(help="Sharpness, noise scale, spectral shift and spectral relative update every K steps "
+                          "(0: never).")
     ] = 50,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for results.h5, checkpoints and plots.")

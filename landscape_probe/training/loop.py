@@ -290,8 +290,9 @@ def train_run(
         loss = loss_fn(model(x_train[batch]), y_train[batch])
         if not torch.isfinite(loss):
             run.diverged = True
-            if len(record["spectral_shift"]) < len(record["diagnostic_steps"]):
-                record["spectral_shift"].append([math.nan] * len(recorder.layers))
+            for name in ("spectral_shift", "relative_update_spectral"):  # the update they describe never came
+                if len(record[name]) < len(record["diagnostic_steps"]):
+                    record[name].append([math.nan] * len(recorder.layers))
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
