@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 from cli_outcomes import one_sentence_exit_2
 from landscape_probe.checkpoints.load import load_checkpoint, save_checkpoint
 from landscape_probe.cli import app
+from landscape_probe.training import grid
 from landscape_probe.training.api import train
 from landscape_probe.training.result import TrainResult
 
@@ -68,6 +71,31 @@ def test_train_your_model_on_your_data_and_slice_it_without_options(
                                  "--no-plots", "--output", str(tmp_path / "s.h5")])
     assert sliced.exit_code == 0, sliced.output
     assert "own_models_a:make_net" in " ".join(sliced.output.split())
+
+
+def test_a_stopped_grid_of_your_own_model_resumes_from_its_recorded_import_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arch = _user_module(tmp_path, monkeypatch, "own_models_d")
+    options = ["train", "--arch", arch, "--arch-kwargs", '{"hidden": 3}', "--data", str(_data_file(tmp_path)),
+               "--optimizer", "adam", "--epochs", "3", "--batch-size", "8", "--diagnostics-every", "0",
+               "--device", "cpu", "--no-plots"]
+
+    @contextlib.contextmanager
+    def stop_after_five_steps() -> Iterator:
+        polls = iter(range(1000))
+        yield lambda: next(polls) >= 5
+
+    with monkeypatch.context() as patched:
+        patched.setattr(grid, "stop_on_interrupt", stop_after_five_steps)
+        assert runner.invoke(app, [*options, "--output", str(tmp_path / "cut")]).exit_code == 130
+    resumed = runner.invoke(app, ["train", "--resume", "--output", str(tmp_path / "cut"), "--no-plots"])
+    assert resumed.exit_code == 0, resumed.output
+    whole = runner.invoke(app, [*options, "--output", str(tmp_path / "whole")])
+    assert whole.exit_code == 0, whole.output
+    cut, uncut = (TrainResult.load(tmp_path / name / "results.h5").runs[0] for name in ("cut", "whole"))
+    assert cut.steps == uncut.steps == 12
+    np.testing.assert_array_equal(cut.records["loss"], uncut.records["loss"])
 
 
 def test_a_checkpoint_whose_import_path_does_not_resolve_says_what_to_pass(
