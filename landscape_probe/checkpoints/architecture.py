@@ -60,19 +60,57 @@ def build_architecture(
         ProbeError: for a spec that is neither, an import that fails, or a factory
             that fails or returns something other than an ``nn.Module``.
     """
-    name, sep, rest = arch.partition(":")
+    name, _, rest = arch.partition(":")
     if name.strip() in ZOO:
         model_args = {**parse_zoo_spec(arch), **arch_kwargs}
         if model_args["name"] == "mlp":
             _infer_mlp_sizes(model_args, state_dict)
         check_model_args(model_args, state_dict, f"--arch {arch}")
         return build_model(model_args), model_args
-    if sep and rest.isidentifier():
-        return _call_factory(name.strip(), rest, arch_kwargs), None
+    if is_import_path(arch):
+        return build_imported(arch, arch_kwargs), None
     raise ProbeError(
         f"Cannot read --arch '{arch}': give a zoo spec ({', '.join(sorted(ZOO))}:key=value,...) "
         "or an import path module:factory."
     )
+
+
+def is_import_path(arch: str) -> bool:
+    """Whether ``arch`` reads as an import path ``pkg.module:factory`` rather than a zoo spec."""
+    name, sep, rest = arch.partition(":")
+    return bool(sep) and name.strip() not in ZOO and bool(name.strip()) and rest.isidentifier()
+
+
+def build_imported(arch: str, arch_kwargs: dict[str, Any]) -> nn.Module:
+    """The model ``pkg.module:factory(**arch_kwargs)`` builds (the current folder is importable).
+
+    Raises:
+        ProbeError: the module does not import, has no such callable, or the call fails
+            or returns something other than an ``nn.Module``.
+    """
+    module_name, _, factory_name = arch.partition(":")
+    return _call_factory(module_name.strip(), factory_name, arch_kwargs)
+
+
+def build_recorded(path: Path, model_args: dict[str, Any]) -> nn.Module:
+    """The user's model a run checkpoint records as ``{"name": "custom", "factory": "pkg.mod:fn", "arch_kwargs"}``.
+
+    Raises:
+        ProbeError: in one sentence saying what to pass (``--arch``) when the recorded
+            import path does not build here (a module not importable, a lambda).
+    """
+    recorded = str(model_args.get("factory", "?"))
+    if not is_import_path(recorded):
+        raise ProbeError(f"Checkpoint '{path}' was trained on the model '{recorded}', which cannot be imported by "
+                         "name; pass --arch module:function (arch= in Python) naming a function that builds it.")
+    try:
+        return build_imported(recorded, model_args.get("arch_kwargs") or {})
+    except ProbeError as err:
+        raise ProbeError(
+            f"Checkpoint '{path}' records its architecture as {recorded}, which cannot be built here "
+            f"({str(err).rstrip('.')}); make that module importable (run from its folder or add it to PYTHONPATH), "
+            "or pass --arch module:function and --arch-kwargs."
+        ) from None
 
 
 def infer_architecture(state_dict: dict[str, Tensor]) -> tuple[nn.Module, dict[str, Any]] | None:

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from torch import Tensor, nn
 
 from landscape_probe.checkpoints.architecture import (
     build_architecture,
+    build_recorded,
     check_model_args,
     infer_architecture,
     load_weights,
@@ -56,6 +58,8 @@ from landscape_probe.models.zoo import build_model
 
 FORMAT_NAME = "landscape_probe"
 FORMAT_VERSION = 1
+CUSTOM = "custom"
+"""``model_args["name"]`` of a user's own model, rebuilt from its recorded import path (``factory``)."""
 
 
 class WeightsOnly(ProbeError):
@@ -84,6 +88,7 @@ class LoadedCheckpoint:
         step: training step at which it was saved.
         config: the training configuration recorded with it.
         optimizer: the optimizer's state_dict, when saved.
+        run: for a ``probe train`` run, which optimiser (``optimizer``), ``lr``, ``depth`` and ``seed`` it trained.
     """
 
     model: nn.Module
@@ -96,6 +101,7 @@ class LoadedCheckpoint:
     step: int | None = None
     config: dict[str, Any] | None = None
     optimizer: dict[str, Any] | None = None
+    run: dict[str, Any] | None = None
 
 
 def load_checkpoint(
@@ -166,6 +172,7 @@ def save_checkpoint(
     step: int | None = None,
     config: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
+    run: dict[str, Any] | None = None,
 ) -> None:
     """Write a self-describing checkpoint atomically (temporary file, then rename).
 
@@ -180,7 +187,7 @@ def save_checkpoint(
     }
     if isinstance(optimizer, torch.optim.Optimizer):
         optimizer = optimizer.state_dict()
-    extras = {"optimizer": optimizer, "step": step, "config": config, "data": data}
+    extras = {"optimizer": optimizer, "step": step, "config": config, "data": data, "run": run}
     payload.update({key: value for key, value in extras.items() if value is not None})
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -200,14 +207,16 @@ def _from_pickle(path: Path, payload: Any, arch: str | None, arch_kwargs: dict[s
     if isinstance(payload, nn.Module):
         return _checkpoint(path, "pickled_module", payload)
     if isinstance(payload, dict) and payload.get("format") == FORMAT_NAME:
-        return _self_describing(path, payload)
+        return _self_describing(path, payload, arch, arch_kwargs)
     state_dict = state_dict_in(payload)
     if state_dict is None:
         raise ProbeError(f"Checkpoint '{path}' holds no model weights (found {_payload_summary(payload)}).")
     return _from_state_dict(path, "state_dict", state_dict, arch, arch_kwargs)
 
 
-def _self_describing(path: Path, payload: dict[str, Any]) -> LoadedCheckpoint:
+def _self_describing(
+    path: Path, payload: dict[str, Any], arch: str | None = None, arch_kwargs: dict[str, Any] | None = None
+) -> LoadedCheckpoint:
     version = payload.get("format_version", FORMAT_VERSION)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ProbeError(f"Checkpoint '{path}' has format_version {version!r}; it must be a whole number from 1 to {FORMAT_VERSION}.")
@@ -216,20 +225,38 @@ def _self_describing(path: Path, payload: dict[str, Any]) -> LoadedCheckpoint:
     model_args, state_dict = payload.get("model_args"), payload.get("state_dict")
     if not isinstance(model_args, dict) or not _holds_only_tensors(state_dict):
         raise ProbeError(f"Checkpoint '{path}' says it is a landscape_probe checkpoint but lacks model_args or state_dict.")
-    check_model_args(model_args, state_dict, f"Checkpoint '{path}'")
-    model = build_model(model_args)
+    if model_args.get("name") == CUSTOM:
+        model, architecture = _custom_model(path, model_args, state_dict, arch, arch_kwargs)
+    else:
+        check_model_args(model_args, state_dict, f"Checkpoint '{path}'")
+        model, architecture = build_model(model_args), _describe_args(model_args)
     load_weights(model, state_dict, path)
     return _checkpoint(
         path,
         FORMAT_NAME,
         model,
-        architecture=_describe_args(model_args),
+        architecture=architecture,
         model_args=model_args,
         data=payload.get("data"),
         step=payload.get("step"),
         config=payload.get("config"),
         optimizer=payload.get("optimizer"),
+        run=payload.get("run"),
     )
+
+
+def _custom_model(
+    path: Path, model_args: dict[str, Any], state_dict: dict[str, Tensor], arch: str | None,
+    arch_kwargs: dict[str, Any] | None,
+) -> tuple[nn.Module, str]:
+    """A user's own model (:func:`~landscape_probe.checkpoints.architecture.build_recorded`) and how it reads."""
+    if arch is not None:
+        model, zoo_args = build_architecture(arch, arch_kwargs or {}, state_dict)
+        return model, _describe_args(zoo_args) if zoo_args else f"{arch} ({_class_name(model)})"
+    model = build_recorded(path, model_args)
+    kwargs = model_args.get("arch_kwargs") or {}
+    shown = f"{model_args['factory']}(**{json.dumps(kwargs, sort_keys=True)})" if kwargs else model_args["factory"]
+    return model, f"{shown} ({_class_name(model)})"
 
 
 def _from_state_dict(

@@ -40,13 +40,17 @@ def slice_command(
     split: Annotated[str, typer.Option(help="Which split the probe set comes from: train or test.")] = "train",
     loss: Annotated[str | None, typer.Option(help="cross_entropy or mse (default: from the data set).")] = None,
     direction: Annotated[
-        str, typer.Option(help="gradient (descent), random, eigenvector (top Hessian), or checkpoint:OTHER.pt.")
+        str, typer.Option(help="gradient (descent), random, eigenvector (top Hessian), checkpoint:OTHER.pt, or "
+                          "optimizer:NAME[:lr]: the step that optimiser would take from W (its next step from the "
+                          "state a probe train checkpoint saved for it, else its first); the summary says step / "
+                          "breakdown.")
     ] = "gradient",
     seed: Annotated[int, typer.Option(help="Seed of the probe set, random direction and power iteration.")] = 0,
     scaling: Annotated[
         str | None,
         typer.Option(help="relative (κ_l = t in every layer), global (||ΔW|| = t), filter, or none (ΔW = t·d). "
-                     "Default: relative; none for a checkpoint direction, so t = 1 reaches the other checkpoint."),
+                     "Default: relative; none for a checkpoint or optimizer direction, so t = 1 reaches the other "
+                     "checkpoint, or is the optimiser's step."),
     ] = None,
     norm: Annotated[
         str, typer.Option(help="Layer norm for κ and relative scaling: frobenius, spectral, neuron.")
@@ -54,7 +58,10 @@ def slice_command(
     scales: Annotated[
         str | None, typer.Option(help="Explicit scales, e.g. 0.001,0.01,0.1 (overrides --max-scale).")
     ] = None,
-    max_scale: Annotated[float, typer.Option(help="Largest scale T; scales are log-spaced up to T.")] = 1.0,
+    max_scale: Annotated[
+        float | None, typer.Option(help="Largest scale T; scales are log-spaced up to T. Default 1; 100 for an "
+                                        "optimizer direction.")
+    ] = None,
     min_scale: Annotated[float | None, typer.Option(help="Smallest log-spaced scale (default T/100000: five decades).")] = None,
     points: Annotated[int, typer.Option(help="Number of log-spaced scales.")] = 21,
     two_sided: Annotated[bool, typer.Option("--two-sided", help="Also evaluate −t for every t.")] = False,
@@ -90,6 +97,8 @@ def slice_command(
     [bold]probe slice model.pt --data digits --direction random --scales 0.01,0.1,1 --two-sided[/]
 
     [bold]probe slice a.pt --direction checkpoint:b.pt --scales 0.25,0.5,0.75,1[/]
+
+    [bold]probe slice runs/train/adam_lr0.001_depth4_seed0/checkpoint.pt --direction optimizer:adam[/]
     """
     with user_errors(debug):
         from landscape_probe.figures import parse_formats

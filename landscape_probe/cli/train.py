@@ -1,4 +1,4 @@
-"""`probe train`: train one zoo model with several optimisers on the same data, and compare them.
+"""`probe train`: train one model (from the zoo, or your own) with several optimisers on the same data, and compare them.
 
 Options become the keywords of :func:`landscape_probe.training.api.train` (``lp.train``),
 which trains the grid and writes the results file and checkpoints;
@@ -13,12 +13,14 @@ from typing import Annotated
 import typer
 
 from landscape_probe.cli.app import (
+    ArchKwargsOption,
     DebugOption,
     DeviceOption,
     app,
     command_line,
     console,
     error_console,
+    parse_arch_kwargs,
     parse_json_object,
     results_kept,
     user_errors,
@@ -34,7 +36,7 @@ def train_command(
         list[str] | None,
         typer.Option("--optimizer", help="Optimiser (repeat for several): sgd, momentum, nesterov, adagrad, rmsprop, "
                      "adam, adamw, fromage, lars, nero, madam, agd, kfac, noise_adaptive, lion, lamb, adafactor, "
-                     "muon; all; or your own torch.optim.Optimizer class as module:Class. Default: fromage alone."),
+                     "muon, schedulefree_adamw (pip install schedulefree); all (those installed); or your own torch.optim.Optimizer class as module:Class. Default: fromage alone."),
     ] = None,
     optimizer_kwargs: Annotated[
         str | None, typer.Option(help="JSON keywords for the module:Class optimizers, e.g. '{\"betas\": [0.9, 0.99]}'.")
@@ -53,7 +55,22 @@ def train_command(
     activation: Annotated[str, typer.Option(help="relu, leaky_relu, tanh or gelu.")] = "relu",
     init: Annotated[str, typer.Option(help="lecun, xavier, kaiming or orthogonal.")] = "lecun",
     norm: Annotated[str, typer.Option(help="Normalisation after hidden layers: none, batch or layer.")] = "none",
-    dataset: Annotated[str, typer.Option(help="digits, mnist1d, synthetic:k=v,... or a .npz/.pt file.")] = "digits",
+    arch: Annotated[
+        str | None,
+        typer.Option("--arch", help="Your own model instead of --model: an import path such as mypkg.models:make_net "
+                     "(called with --arch-kwargs; the current folder is importable), or a zoo spec."),
+    ] = None,
+    arch_kwargs: ArchKwargsOption = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option("--init-from", help="Start every run from this checkpoint's weights (fine-tune) instead of a "
+                     "fresh init; it must hold the architecture trained."),
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option("--data", help="Data set: digits, mnist1d, synthetic:k=v,..., or a .npz/.pt file "
+                                 "(the same specs as probe slice). Default: digits.")
+    ] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", hidden=True, help="Old name of --data.")] = None,
     epochs: Annotated[int, typer.Option(help="Passes over the training set.")] = 5,
     batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 64,
     weight_decay: Annotated[float, typer.Option(help="Weight decay λ, for the optimisers that use it.")] = 0.0,
@@ -61,7 +78,8 @@ def train_command(
     schedule: Annotated[str, typer.Option(help="constant, step, exponential, inverse or cosine.")] = "constant",
     seeds: Annotated[str, typer.Option(help="Seeds of weights and batch order, e.g. 0,1,2.")] = "0",
     diagnostics_every: Annotated[
-        int, typer.Option(help="Sharpness, noise scale, spectral shift every K steps (0: never).")
+        int, typer.Option(help="Sharpness, noise scale, spectral shift and spectral relative update every K steps "
+                          "(0: never).")
     ] = 50,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for results.h5, checkpoints and plots.")
@@ -87,10 +105,19 @@ def train_command(
 
     [bold]probe train --optimizer fromage --optimizer mypkg.optim:MyOpt --optimizer-kwargs '{"betas": [0.9, 0.99]}'[/]
 
+    [bold]probe train --arch mypkg.models:make_net --arch-kwargs '{"width": 64}' --data my.npz --optimizer adam --optimizer muon[/]
+
+    [bold]probe train --init-from pretrained.pt --optimizer sgd --optimizer fromage[/]   (every optimiser from the same weights)
+
     [bold]probe train --resume --output runs/train[/]   (after Ctrl-C)
     """
     with user_errors(debug):
         from landscape_probe.figures import parse_formats
+
+        if data is not None and dataset is not None:
+            raise ProbeError("Give the data once, with --data (--dataset is its old name).")
+        if arch is not None and ctx.get_parameter_source("model").name == "COMMANDLINE":
+            raise ProbeError("Give the model once: --model for a zoo model, or --arch for your own.")
 
         figure_formats = parse_formats(formats) if plots else ()
         keywords = dict(
@@ -107,7 +134,8 @@ def train_command(
         if resume:
             read_resumable(output)
             console.print(f"Resuming {output} with its stored options; other options are ignored.")
-        result = train(model, None if resume else dataset, **keywords, output=output, overwrite=overwrite,
+        result = train(arch or model, None if resume else data or dataset or "digits", **keywords,
+                       arch_kwargs=parse_arch_kwargs(arch_kwargs), init_from=init_from, output=output, overwrite=overwrite,
                        resume=resume, progress=True, command_line=command_line(ctx))
         print_summary(result.path, console)
         if figure_formats:

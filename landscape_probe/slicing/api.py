@@ -56,7 +56,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     dtype: str = "float32",
     seed: int = 0,
     power_iterations: int = 50,
-    max_scale: float = 1.0,
+    max_scale: float | None = None,
     min_scale: float | None = None,
     points: int = 21,
     two_sided: bool = False,
@@ -81,10 +81,17 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
             pair of tensors or arrays; a torch ``Dataset`` or ``DataLoader``; or
             None for the data set a self-describing checkpoint records.
         scales: explicit positive scales t, increasing; default ``points``
-            log-spaced scales from ``min_scale`` (``max_scale``/10⁵) to ``max_scale``.
-        direction: gradient (descent), random, eigenvector (top Hessian) or ``checkpoint:OTHER.pt``.
+            log-spaced scales from ``min_scale`` (``max_scale``/10⁵) to ``max_scale`` (default 1;
+            100 for an optimizer direction, so that scales past the step are measured).
+        direction: gradient (descent), random, eigenvector (top Hessian), ``checkpoint:OTHER.pt``, or
+            ``optimizer:NAME[:lr]``: the update that optimiser (a name of the optimizer table or
+            ``module:Class``) would take from W on the probe-set gradient: its first step from
+            fresh state, or, for a ``probe train`` checkpoint of a run of that optimiser, the step
+            it would take next from the saved state (and learning rate, unless ``lr`` is given).
+            ``result.step_over_breakdown`` then says where that step sits against the breakdown scale.
         scaling: relative (κ_l = t), global (||ΔW|| = t), filter or none
-            (ΔW = t·d); default relative, none for a checkpoint direction.
+            (ΔW = t·d); default relative, none for a checkpoint or optimizer direction (t = 1 is
+            the other checkpoint, or the optimiser's actual step).
         norm: frobenius, spectral or neuron, for κ and relative scaling.
         layers: also sweep each layer alone (``result.layers[name]``).
         select: glob(s) on parameter names to perturb, e.g. ``"hidden.*"``.
@@ -124,7 +131,8 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         seed=seed,
         scaling=scaling,
         norm=norm,
-        scales=tuple(float(t) for t in scales) if scales is not None else log_scales(max_scale, points, min_scale),
+        scales=tuple(float(t) for t in scales) if scales is not None else log_scales(
+            _default_max_scale(direction) if max_scale is None else max_scale, points, min_scale),
         two_sided=two_sided,
         per_layer=layers,
         select=select,
@@ -153,12 +161,19 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     check_model_accepts(module, dataset)
     x, y = probe_set(dataset, probe_size, seed, split)
     config = dataclasses.replace(config, probe_size=len(x))  # the number used, when the split holds fewer
-    other = None
+    other, step = None, ""
     if config.direction_kind == "checkpoint":
         other = _load(config.direction.partition(":")[2], arch, arch_kwargs, trust_checkpoint, allow_nonfinite)
     with _progress(progress) as report, _left_as_given(module):
-        result = run_slice(
-            module, x, y, loss_for(dataset, loss), config, report, other.model if other else None
+        target = other.model if other else None
+        if config.direction_kind == "optimizer":
+            target, step = _optimizer_target(module, x, y, loss_for(dataset, loss), config, loaded)
+        result = run_slice(module, x, y, loss_for(dataset, loss), config, report, target)
+    if step:
+        from landscape_probe.slicing.optimizer_direction import step_over_breakdown
+
+        result = dataclasses.replace(
+            result, step_over_breakdown=step_over_breakdown(result.breakdown_scale, config.resolved_scaling)
         )
     attrs = provenance(command_line=_call_text(model, data, config), device=str(used_device), seed=seed,
                        checkpoint=loaded.path if loaded else None, checkpoint_sha256=loaded.sha256 if loaded else "")
@@ -168,6 +183,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         data=json.dumps(dataset.spec, sort_keys=True),
         split=split,
         other_checkpoint_sha256=other.sha256 if other else "",
+        **({"optimizer_step": step} if step else {}),
     )
     return dataclasses.replace(result, provenance=attrs)
 
@@ -178,6 +194,33 @@ def _load(
     from landscape_probe.checkpoints.load import load_checkpoint
 
     return load_checkpoint(path, arch, arch_kwargs, trust, allow_nonfinite=allow_nonfinite)
+
+
+def _default_max_scale(direction: str) -> float:
+    """The largest default scale: 1, or 100 for an optimizer direction (t = 1 is its step; its breakdown may lie past it)."""
+    return 100.0 if direction.split(":", 1)[0] == "optimizer" else 1.0
+
+
+def _optimizer_target(module: nn.Module, x: Any, y: Any, loss_name: str, config: Any, loaded: Any) -> tuple[Any, str]:
+    """The network after the optimiser's step from W, in the slice's device and dtype, and which step it is.
+
+    The engine slices toward it as toward a second checkpoint: W_after − W_before over the perturbed layers.
+    """
+    import torch
+
+    from landscape_probe.devices import resolve_device
+    from landscape_probe.slicing.optimizer_direction import stepped_model
+
+    from landscape_probe.params import select_layers
+
+    dtype, device = torch.float64 if config.dtype == "float64" else torch.float32, resolve_device(config.device)
+    target, step = stepped_model(module, x, y, loss_name, config.direction, device=device, dtype=dtype, saved=loaded)
+    after, before = dict(target.named_parameters()), dict(module.named_parameters())
+    if all(torch.equal(after[n], before[n].to(device=device, dtype=dtype))
+           for n in select_layers(module, config.select, config.include_1d)):
+        raise ProbeError(f"The step of {step.split(',')[0]} moves none of the perturbed layers; choose others with "
+                         "--select or --include-1d.")
+    return target, step
 
 
 def _check_finite(module: nn.Module) -> None:

@@ -16,7 +16,7 @@ from landscape_probe.slicing import directions
 from landscape_probe.errors import ProbeError
 from landscape_probe.norms import NORMS
 
-DIRECTIONS = ("gradient", "random", "eigenvector", "checkpoint")
+DIRECTIONS = ("gradient", "random", "eigenvector", "checkpoint", "optimizer")
 SCALINGS = (*directions.SCALINGS, "none")
 
 
@@ -25,11 +25,13 @@ class SliceConfig:
     """Everything that decides a slice, recorded in the results file.
 
     Attributes:
-        direction: gradient, random, eigenvector, or ``checkpoint:OTHER.pt``.
+        direction: gradient, random, eigenvector, ``checkpoint:OTHER.pt``, or ``optimizer:NAME[:lr]``
+            (the update that optimiser would take from W, :mod:`~landscape_probe.slicing.optimizer_direction`).
         seed: seed of random directions, power iteration and the probe set.
         scaling: relative, global, filter or none (u = d). None picks ``none``
             for a checkpoint direction (t = 1 reaches the other checkpoint:
-            linear interpolation) and ``relative`` otherwise.
+            linear interpolation) and an optimizer direction (t = 1 is the
+            optimiser's actual step), and ``relative`` otherwise.
         norm: frobenius, spectral or neuron, for κ and the relative scaling.
         scales: the positive scales t, in increasing order.
         two_sided: also evaluate −t for every t.
@@ -66,7 +68,7 @@ class SliceConfig:
 
     @property
     def direction_kind(self) -> str:
-        """``checkpoint`` for ``checkpoint:OTHER.pt``, else the direction itself."""
+        """``checkpoint`` for ``checkpoint:OTHER.pt``, ``optimizer`` for ``optimizer:NAME[:lr]``, else the direction."""
         return self.direction.split(":", 1)[0]
 
     @property
@@ -74,7 +76,7 @@ class SliceConfig:
         """The scaling actually used (see ``scaling``)."""
         if self.scaling is not None:
             return self.scaling
-        return "none" if self.direction_kind == "checkpoint" else "relative"
+        return "none" if self.direction_kind in ("checkpoint", "optimizer") else "relative"
 
     @property
     def all_scales(self) -> np.ndarray:
@@ -91,8 +93,13 @@ class SliceConfig:
         """
         if self.direction_kind not in DIRECTIONS:
             raise ProbeError(
-                f"Unknown direction '{self.direction}'; use gradient, random, eigenvector or checkpoint:OTHER.pt."
+                f"Unknown direction '{self.direction}'; use gradient, random, eigenvector, checkpoint:OTHER.pt "
+                "or optimizer:NAME[:lr]."
             )
+        if self.direction_kind == "optimizer":
+            from landscape_probe.slicing.optimizer_direction import parse_optimizer_direction
+
+            parse_optimizer_direction(self.direction)
         if self.direction_kind == "checkpoint" and not self.direction.partition(":")[2]:
             raise ProbeError("A checkpoint direction needs a file: write --direction checkpoint:OTHER.pt.")
         if self.resolved_scaling not in SCALINGS:

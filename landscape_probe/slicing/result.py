@@ -193,6 +193,7 @@ class SliceResult:
 
     Attributes:
         scales, layer_names: the scales t (with ``two_sided``, −t first) and the perturbed layers.
+        step_over_breakdown: for an ``optimizer:NAME`` direction, t_step / t_breakdown (None for other directions).
         whole: the sweep perturbing all layers together.
         layers: with ``layers=True``, by layer name, the sweep perturbing that layer alone.
         config: the settings (read back from a file: ``device`` is the one used).
@@ -203,6 +204,11 @@ class SliceResult:
 
     scales: np.ndarray = quantity("perturbation scale t, ΔW(t) = t·u", units="1", shape=P_)
     layer_names: list[str] = quantity("the perturbed layers", units="", shape="(L,)")
+    step_over_breakdown: float | None = quantity(
+        "for an optimizer:NAME direction with no scaling: 1 / breakdown_scale, where the optimiser's actual step "
+        "(t = 1) sits relative to the measured breakdown scale; above 1 it steps past its trust region "
+        "(NaN: no breakdown up to the largest scale)", units="1", shape="()", optional=True,
+    )
     whole: SliceSweep
     layers: dict[str, SliceSweep] = field(default_factory=dict)
     config: SliceConfig

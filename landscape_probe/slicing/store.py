@@ -80,6 +80,7 @@ def read_slice(path: Path | str) -> SliceResult:
     return SliceResult(
         scales=scales,
         layer_names=layer_names,
+        step_over_breakdown=root.get("step_over_breakdown"),
         whole=whole,
         layers=layers,
         config=_config(attrs, scales),

@@ -96,6 +96,8 @@ def print_result(result: SliceResult, console: Console) -> None:
         console.print(whole.function_verdict, highlight=False)
         breakdown = _breakdown_words(whole.breakdown_scale, result.scales, whole.relative_gradient_change)
         console.print(f"The relative gradient change {breakdown}.", highlight=False)
+        if result.step_over_breakdown is not None:
+            console.print(_step_words(result), highlight=False)
     if whole.nonfinite_points:
         console.print(f"[yellow]{whole.nonfinite_points} scale(s) overflowed (inf/NaN recorded).[/]")
     if result.layers:
@@ -144,6 +146,23 @@ def _breakdown_words(breakdown: float, scales: np.ndarray, measured: np.ndarray 
     if breakdown <= _smallest_positive(scales):
         return f"is already at or above 1 at the smallest scale, t = {breakdown:.3g}"
     return f"reaches 1 at t ≈ {breakdown:.3g}"
+
+
+def _step_words(result: SliceResult) -> str:
+    """Where an optimiser's step (t = 1) sits against the breakdown scale: ``step / breakdown``, in words."""
+    step = result.provenance.get("optimizer_step") or result.config.direction
+    ratio, scaling = result.step_over_breakdown, result.config.resolved_scaling
+    if scaling != "none":
+        return (f"Optimizer step ({step}): step / breakdown is undefined with --scaling {scaling}, where t = 1 "
+                "is not the step itself; slice with --scaling none.")
+    if not math.isfinite(ratio):
+        largest = max(float(t) for t in result.scales)
+        return (f"Optimizer step ({step}): step / breakdown < {_number(1 / largest)}: the relative gradient "
+                f"change stays below 1 up to t = {_number(largest)} steps, so the step is well inside its trust region.")
+    bound = "≥ " if result.breakdown_scale <= _smallest_positive(result.scales) else ""
+    where = ("past its trust region: the relative gradient change reaches 1 before the step is complete"
+             if ratio > 1 else "inside its trust region")
+    return f"Optimizer step ({step}): step / breakdown = {bound}{_number(ratio)}, {where}."
 
 
 def _breakdown_cell(breakdown: float, scales: np.ndarray) -> str:

@@ -34,6 +34,8 @@ def train(
     model: str | Callable[[], nn.Module] = "mlp",
     data: Any = "digits",
     *,
+    arch_kwargs: dict[str, Any] | None = None,
+    init_from: Path | str | None = None,
     optimizers: str | Sequence[str] = ("fromage",),
     lr: float | dict[str, float] | None = None,
     lr_grid: int = 1,
@@ -69,14 +71,19 @@ def train(
 
     Args:
         model: a zoo spec (``"mlp"``, ``"mlp:depth=16,width=64"``, ``"cnn"``, ``"transformer"``),
-            whose options override ``depth``, ``width``, ...; or a function that builds
-            your own ``nn.Module`` (called once per run, under the run's seed). Its
-            checkpoints hold the weights only: ``probe slice`` then needs
-            ``--arch module:function``, which the checkpoint names.
+            whose options override ``depth``, ``width``, ...; your own model as an import path
+            ``"mypkg.models:make_net"`` (called as ``make_net(**arch_kwargs)``); or a function that
+            builds your own ``nn.Module``. A model of your own is built once per run, under the
+            run's seed, and its checkpoints record it by import path (``module:function``), so
+            ``probe slice`` rebuilds it with no option when that import path resolves.
         data: a built-in name or spec (``"digits"``), a ``.npz``/``.pt`` file, ``(x, y)``
             or ``(x_train, y_train, x_test, y_test)`` tensors, a torch ``Dataset`` or
             ``DataLoader``. With ``resume``, None reloads the data the grid was started with.
-        optimizers: names from the optimizer table (``"fromage"``, ``"adam"``, ...), ``"all"``, or
+        arch_kwargs: keyword arguments for a model given as an import path.
+        init_from: a checkpoint (any format ``probe info`` reads) whose weights every run starts
+            from instead of fresh ones, so that every optimiser fine-tunes the same network.
+        optimizers: names from the optimizer table (``"fromage"``, ``"adam"``, ...), ``"all"`` (every row
+            whose optional package, if it needs one, is installed), or
             ``"module:Class"`` for any ``torch.optim.Optimizer`` subclass (e.g. ``"mypkg.optim:MyOpt"``),
             built as ``Class(model.parameters(), lr=lr, **optimizer_kwargs)``.
         lr: one base rate for all, a dict per optimizer, or None for each one's default
@@ -106,13 +113,17 @@ def train(
     from landscape_probe.devices import resolve_device
     from landscape_probe.hdf5 import provenance
     from landscape_probe.training import grid
+    from landscape_probe.checkpoints.architecture import is_import_path
     from landscape_probe.training.loop import TrainConfig
+    from landscape_probe.training.user_model import ImportedModel, factory_args
 
-    factory = _factory(model)
+    factory = _factory(model, arch_kwargs)
     if resume:
         if output is None:
             raise ProbeError("resume needs the output folder of the interrupted grid.")
         config = TrainConfig.from_dict(grid.read_resumable(output).config)
+        if not callable(model) and is_import_path(config.model):
+            factory = ImportedModel(config.model, dict(config.arch_kwargs))
         dataset = grid.load_training_data(config) if data is None else as_dataset(data)
     else:
         dataset = as_dataset(data)
@@ -121,7 +132,9 @@ def train(
         config = TrainConfig(
             optimizers=names, learning_rates=_learning_rates(lr, names), lr_grid=lr_grid, depths=depths,
             seeds=(seeds,) if isinstance(seeds, int) else tuple(seeds),
-            model=model if factory is None else _factory_name(factory), width=width, activation=activation,
+            model=model if factory is None else factory_args(factory)["factory"],
+            arch_kwargs=factory_args(factory)["arch_kwargs"] if factory is not None else {},
+            init_from=str(init_from) if init_from is not None else None, width=width, activation=activation,
             init=init, norm=norm, dataset=str(data) if isinstance(data, (str, Path)) else dataset.name, loss=loss,
             epochs=epochs, batch_size=batch_size, weight_decay=weight_decay, momentum=momentum,
             optimizer_kwargs=_optimizer_kwargs(optimizer_kwargs, names), schedule=schedule, diagnostics_every=diagnostics_every, diagnostic_batch_size=diagnostic_batch_size,
@@ -141,14 +154,15 @@ def _optimizer_list(optimizers: str | Sequence[str]) -> list[str]:
 
 
 def _optimizer_names(wanted: list[str]) -> tuple[str, ...]:
-    """The table's names (``"all"``: every row, then any ``module:Class``), each ``module:Class`` resolved now."""
-    from landscape_probe.training.optim import OPTIMIZER_NAMES, optimizer_class
+    """The table's names (``"all"``: every row whose package is installed, then any ``module:Class``),
+    each ``module:Class`` resolved now."""
+    from landscape_probe.training.optim import OPTIMIZER_NAMES, OPTIMIZERS, optimizer_class
 
     paths = [n for n in wanted if ":" in n]
     for path in paths:
         optimizer_class(path)
     if "all" in wanted:
-        return (*OPTIMIZER_NAMES, *dict.fromkeys(paths))
+        return (*(n for n in OPTIMIZER_NAMES if OPTIMIZERS[n].available), *dict.fromkeys(paths))
     unknown = [n for n in wanted if ":" not in n and n not in OPTIMIZER_NAMES]
     if unknown:
         raise ProbeError(f"Unknown optimizer '{unknown[0]}'; use one of: {', '.join(OPTIMIZER_NAMES)}, all, "
@@ -179,9 +193,21 @@ def _learning_rates(lr: float | dict[str, float] | None, names: tuple[str, ...])
     return {name: float(value) for name, value in rates.items()}
 
 
-def _factory(model: Any) -> Callable[[], nn.Module] | None:
+def _factory(model: Any, arch_kwargs: dict[str, Any] | None) -> Callable[[], nn.Module] | None:
+    """None for a zoo spec; else what builds the user's model (an import path becomes an ``ImportedModel``)."""
     from torch import nn
 
+    from landscape_probe.checkpoints.architecture import is_import_path
+    from landscape_probe.training.user_model import ImportedModel
+
+    if arch_kwargs is not None and not isinstance(arch_kwargs, dict):
+        raise ProbeError(f"arch_kwargs must be a dict of keyword arguments, not a {type(arch_kwargs).__name__}.")
+    if isinstance(model, str) and is_import_path(model):
+        return ImportedModel(model.strip(), dict(arch_kwargs or {}))
+    if arch_kwargs:
+        raise ProbeError("Architecture keywords (--arch-kwargs) are for a model given as an import path "
+                         "module:function; a zoo spec takes its options in the spec (mlp:width=32), and a "
+                         "function you pass is called with none.")
     if isinstance(model, str):
         return None
     if isinstance(model, nn.Module):
@@ -191,12 +217,6 @@ def _factory(model: Any) -> Callable[[], nn.Module] | None:
         return model
     raise ProbeError(f"model must be a zoo spec such as 'mlp:depth=4' or a function returning an nn.Module, "
                      f"not a {type(model).__name__}.")
-
-
-def _factory_name(factory: Callable[[], nn.Module]) -> str:
-    from landscape_probe.training.loop import factory_args
-
-    return factory_args(factory)["factory"]
 
 
 def _depths(model: Any, factory: Callable | None, depth: int, depths: Sequence[int] | None) -> tuple[int, ...]:

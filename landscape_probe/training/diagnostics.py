@@ -8,6 +8,8 @@ batch, and leaves its weights and mode unchanged:
   B_simple = tr(Σ) / ||g||² from per-example gradients.
 - :func:`spectral_shift`: how far one step moves a layer's singular values,
   relative to their root mean square.
+- :func:`relative_spectral_update`: one step's ‖ΔW‖₂ / ‖W‖₂ per layer, the
+  relative update in the spectral norm (Muon's), beside the Frobenius one.
 - :func:`normalised_layers`: the weight matrices followed by a normalisation
   layer, whose scale the network cannot see (Li, Lyu & Arora 2020).
 
@@ -113,6 +115,21 @@ def spectral_shift(before: Tensor, after: Tensor) -> float:
     sigma_new = torch.linalg.svdvals(w_new)
     rms = sigma.pow(2).mean().sqrt()
     return float((sigma_new - sigma).abs().max() / rms)
+
+
+def relative_spectral_update(before: Tensor, after: Tensor) -> float:
+    """``‖ΔW‖₂ / ‖W‖₂`` for one layer, ΔW = after − before: the relative update in spectral norm.
+
+    ‖·‖₂ is the largest singular value (exact, by SVD, in float64); tensors with more
+    than two dimensions (conv kernels) are read as ``(out, rest)`` matrices. Beside the
+    Frobenius ``relative_update`` it shows the shape of a step: a rank-one step (SGD on
+    one example) has ‖ΔW‖₂ = ‖ΔW‖_F, while Muon's orthogonalised step, whose singular
+    values are all about equal, has ‖ΔW‖₂ ≈ ‖ΔW‖_F / sqrt(min(m, n)) — its spectral
+    relative update is the quantity it controls (Bernstein & Newhouse 2024, modula).
+    """
+    w = before.detach().reshape(before.shape[0], -1).to(torch.float64)
+    delta = after.detach().reshape(after.shape[0], -1).to(torch.float64) - w
+    return float(torch.linalg.matrix_norm(delta, ord=2) / torch.linalg.matrix_norm(w, ord=2))
 
 
 def normalised_layers(model: nn.Module) -> list[str]:

@@ -3,8 +3,7 @@
 ``train_grid`` runs every cell of the grid with :func:`landscape_probe.training.loop.train_run`.
 Given an output folder, it saves each run's final model as a self-describing
 checkpoint ``OUTPUT/<run name>/checkpoint.pt`` (so ``probe slice`` reads it with
-no other option; a user's own model is saved as bare weights plus the
-``--arch`` to name) and rewrites ``OUTPUT/results.h5`` after every run, so
+no other option; a user's own model is recorded by its import path) and rewrites ``OUTPUT/results.h5`` after every run, so
 finished runs survive a crash. A stop request (Ctrl-C) ends the current run
 between two steps, saves ``OUTPUT/<run name>/resume.pt`` (model, optimiser,
 scheduler, step, RNG state and records so far) and marks the file
@@ -44,10 +43,11 @@ from landscape_probe.folders import check_folder
 from landscape_probe.hdf5 import check_writable
 from landscape_probe.layout import loss_units
 from landscape_probe.losses import loss_for
-from landscape_probe.training.loop import ModelFactory, TrainConfig, train_run
+from landscape_probe.training.loop import TrainConfig, train_run
 from landscape_probe.training.optim import default_learning_rate
 from landscape_probe.training.result import TrainResult
 from landscape_probe.training.store import RunResult, run_name
+from landscape_probe.training.user_model import ModelFactory, read_initial_weights
 
 RESULTS_NAME = "results.h5"
 RunProgressFn = Callable[[str, int, int, float], None]
@@ -160,6 +160,7 @@ def train_grid(
                          attrs=dict(attrs or {}))
     runs: list[RunResult] = []
     saved_runs = 0
+    initial_weights = read_initial_weights(config.init_from) if config.init_from else None
     for optimizer, lr, depth, seed in plan:
         previous = done.get(run_name(optimizer, lr, depth, seed))
         if previous is not None and previous.completed:
@@ -168,7 +169,8 @@ def train_grid(
         name = run_name(optimizer, lr, depth, seed)
         interrupted = _load_resume(folder / name / "resume.pt") if previous is not None else None
         progress = None if on_progress is None else _named_progress(on_progress, name)
-        run = train_run(config, dataset, optimizer, lr, depth, seed, progress, should_stop, interrupted, factory)
+        run = train_run(config, dataset, optimizer, lr, depth, seed, progress, should_stop, interrupted, factory,
+                        initial_weights)
         runs.append(run)
         # until the last planned run is done, the file says so: a grid killed between runs reads as incomplete
         result.incomplete = not run.completed or len(runs) < len(plan)
@@ -234,8 +236,8 @@ def _save_with_results(
     records, so a checkpoint is never there without the results that describe
     it (and ``--resume`` can pick the grid up).
 
-    A zoo model's checkpoint is self-describing; a user's own model's holds its
-    weights and names the ``--arch`` that ``probe slice`` then needs.
+    The checkpoint is self-describing: a zoo model's ``model_args``, or a user's
+    model's import path and keywords (:func:`~landscape_probe.training.user_model.factory_args`).
 
     Raises:
         ProbeError: when a file cannot be written, in one sentence saying what was kept.
@@ -243,15 +245,12 @@ def _save_with_results(
     made = [f for f in (folder, *folder.parents) if not f.exists()]  # deepest first
     folder.mkdir(parents=True, exist_ok=True)
     path, resume_path = folder / "checkpoint.pt", folder / "resume.pt"
-    extras = {"optimizer": run.state["optimizer"], "step": run.steps, "config": config.to_dict(), "data": dataset.spec}
+    extras = {"optimizer": run.state["optimizer"], "step": run.steps, "config": config.to_dict(), "data": dataset.spec,
+              "run": {"optimizer": run.optimizer, "lr": run.lr, "depth": run.depth, "seed": run.seed}}
     try:
         with contextlib.ExitStack() as staged:
             checkpoint_tmp = staged.enter_context(atomic_path(path))
-            if run.model_args.get("name") == "custom":
-                torch.save({"state_dict": {k: v.detach().cpu() for k, v in run.model.state_dict().items()},
-                            "arch": run.model_args["factory"], **extras}, checkpoint_tmp)
-            else:
-                save_checkpoint(checkpoint_tmp, run.model, run.model_args, **extras)
+            save_checkpoint(checkpoint_tmp, run.model, run.model_args, **extras)
             if not run.completed:
                 torch.save({"state": run.state, "records": run.records, "steps": run.steps},
                            staged.enter_context(atomic_path(resume_path)))

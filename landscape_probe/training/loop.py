@@ -12,6 +12,12 @@ scale, spectral shift, effective and intrinsic learning rates), plus per epoch,
 on the whole train and test sets in ``eval()`` mode: ``epoch_train_loss``,
 ``epoch_train_accuracy``, ``epoch_test_loss``, ``epoch_test_accuracy``.
 
+A schedule-free optimiser (``schedulefree_adamw``) has ``train()`` and ``eval()``:
+the loop calls ``train()`` before each step and ``eval()`` before the diagnostics,
+the epoch evaluation and the end of the run, so that what is evaluated and saved
+is its average x (:func:`optimizer_mode`); the per-step records see the point y
+its gradients are taken at.
+
 A run whose batch loss becomes NaN or infinite stops and is marked diverged.
 Example:
     >>> from landscape_probe.data.datasets import load_dataset
@@ -45,12 +51,11 @@ from landscape_probe.training.optim.import_path import is_import_path
 from landscape_probe.training.records import EPOCH_RECORDS
 from landscape_probe.training.recorder import Recorder
 from landscape_probe.training.store import RunResult
+from landscape_probe.training.user_model import ModelFactory, factory_args, start_from
 
 SCHEDULES = ("constant", "step", "exponential", "inverse", "cosine")
 ProgressFn = Callable[[int, int, float], None]
 """``progress(step, total_steps, loss)``, called after every step."""
-ModelFactory = Callable[[], nn.Module]
-"""A user's own model: called with no arguments (under the run's seed), returns a fresh ``nn.Module``."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,8 @@ class TrainConfig:
     depths: tuple[int, ...] = (2,)
     seeds: tuple[int, ...] = (0,)
     model: str = "mlp"
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
     width: int = 64
     activation: str = "relu"
     init: str = "lecun"
@@ -170,21 +177,22 @@ def init_model(model_args: dict[str, Any], seed: int, factory: ModelFactory | No
     return model
 
 
-def factory_args(factory: ModelFactory) -> dict[str, Any]:
-    """The ``model_args`` recorded for a user's model: what it is, not enough to rebuild it.
-
-    ``factory`` is ``module:qualified_name``, the ``--arch`` that ``probe slice``
-    needs to read the run's checkpoint (which holds only the weights).
-    """
-    module = getattr(factory, "__module__", None) or "?"
-    name = getattr(factory, "__qualname__", None) or type(factory).__name__
-    return {"name": "custom", "factory": f"{module}:{name}"}
-
-
 def batch_order(num_examples: int, seed: int, epoch: int) -> Tensor:
     """The permutation of the training set used in ``epoch``: a function of (seed, epoch) only."""
     generator = torch.Generator().manual_seed(1_000_003 * seed + epoch)
     return torch.randperm(num_examples, generator=generator)
+
+
+def optimizer_mode(optimizer: torch.optim.Optimizer, *, training: bool) -> None:
+    """Call the optimiser's ``train()`` (before steps) or ``eval()`` (before evaluating or saving), if it has them.
+
+    Schedule-free optimisers (Defazio et al., 2024) take gradients at one point y and
+    evaluate another, the average x; these calls move the model's weights between them.
+    Other optimisers have no such methods, and nothing happens.
+    """
+    switch = getattr(optimizer, "train" if training else "eval", None)
+    if callable(switch):
+        switch()
 
 
 @torch.no_grad()
@@ -216,6 +224,7 @@ def train_run(
     should_stop: Callable[[], bool] | None = None,
     resume: RunResult | None = None,
     factory: ModelFactory | None = None,
+    initial_weights: dict[str, Tensor] | None = None,
 ) -> RunResult:
     """Train one model with one optimiser for ``config.epochs`` epochs; see the module docstring.
 
@@ -230,10 +239,14 @@ def train_run(
         resume: an interrupted run (with ``state``) to continue; the result equals
             that of a run never interrupted.
         factory: a user's model to train instead of the zoo model of ``config``.
+        initial_weights: the weights of ``config.init_from``, to start from instead of fresh ones.
     """
     device = resolve_device(config.device)
     model_args = model_args_for(config, dataset, depth) if factory is None else factory_args(factory)
-    model = init_model(model_args, seed, factory).to(device)
+    model = init_model(model_args, seed, factory)
+    if initial_weights is not None:
+        start_from(model, initial_weights, config.init_from or "?")
+    model = model.to(device)
     optimizer = build_optimizer(optimizer_name, model, lr, momentum=config.momentum, weight_decay=config.weight_decay,
                                 optimizer_kwargs=config.optimizer_kwargs if is_import_path(optimizer_name) else None)
     steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
@@ -269,14 +282,17 @@ def train_run(
         diagnose = config.diagnostics_every > 0 and step % config.diagnostics_every == 0
         if diagnose:
             # before the training forward pass, so that optimisers with hooks (K-FAC) see the training batch last
+            optimizer_mode(optimizer, training=False)
             recorder.record_diagnostics(step, learning_rate, config.weight_decay)
 
+        optimizer_mode(optimizer, training=True)
         model.train()
         loss = loss_fn(model(x_train[batch]), y_train[batch])
         if not torch.isfinite(loss):
             run.diverged = True
-            if len(record["spectral_shift"]) < len(record["diagnostic_steps"]):
-                record["spectral_shift"].append([math.nan] * len(recorder.layers))
+            for name in ("spectral_shift", "relative_update_spectral"):  # the update they describe never came
+                if len(record[name]) < len(record["diagnostic_steps"]):
+                    record[name].append([math.nan] * len(recorder.layers))
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -288,6 +304,7 @@ def train_run(
         step += 1
 
         if step % steps_per_epoch == 0:
+            optimizer_mode(optimizer, training=False)
             evaluations = (*evaluate(model, loss_fn, x_train, y_train), *evaluate(model, loss_fn, x_test, y_test))
             for name, value in zip(EPOCH_RECORDS, evaluations):
                 record[name].append(value)
@@ -297,6 +314,7 @@ def train_run(
         if progress is not None:
             progress(step, total_steps, record["loss"][-1])
 
+    optimizer_mode(optimizer, training=False)  # the checkpoint holds the weights that are evaluated
     run.steps = step
     run.state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}

@@ -8,7 +8,9 @@ Each optimiser is shown at its best learning rate of the grid, first seed:
   panel per optimiser (the paper's Frobenius-norm stability figure: Fromage
   keeps every layer's norm near its initial value, Adam lets them drift);
 - ``relative_update_depth<d>``: ||ΔW_l|| / ||W_l|| per layer and step;
-- ``diagnostics_depth<d>``: sharpness and gradient noise scale, when recorded;
+- ``diagnostics_depth<d>``: sharpness and gradient noise scale, when recorded, and the
+  relative update at the diagnostic steps in the spectral norm beside the Frobenius
+  one (median over layers): Muon's orthogonalised step is small in the first;
 - ``depth``: for several depths, final training accuracy against depth per
   optimiser (mean over seeds; a diverged run counts as 0), the paper's depth figure.
 
@@ -128,17 +130,26 @@ def _per_optimizer(runs: list[RunResult], record: str, ylabel: str, depth: int) 
 def _diagnostics(runs: list[RunResult], depth: int, units: str) -> Figure:
     import matplotlib.pyplot as plt
 
-    figure, (sharp, noise) = plt.subplots(1, 2, figsize=(9, 3.4))
+    figure, (sharp, noise, update) = plt.subplots(1, 3, figsize=(13.5, 3.4))
     colours = _colours(runs)
     for run in runs:
         steps = run.records["diagnostic_steps"]
         sharp.plot(steps, np.abs(run.records["sharpness"]), color=colours[run.optimizer], marker=".", label=_label(run))
         noise.plot(steps, run.records["gradient_noise_scale"], color=colours[run.optimizer], marker=".")
+        spectral = np.asarray(run.records["relative_update_spectral"], dtype=float)
+        taken = np.asarray(steps, dtype=int) < len(run.records["relative_update"])
+        if spectral.size and np.isfinite(spectral).any(axis=1)[taken].any():
+            frobenius = np.asarray(run.records["relative_update"], dtype=float)[np.asarray(steps)[taken]]
+            update.plot(np.asarray(steps)[taken], np.nanmedian(spectral[taken], axis=1), color=colours[run.optimizer],
+                        marker=".")
+            update.plot(np.asarray(steps)[taken], np.median(frobenius, axis=1), color=colours[run.optimizer], ls="--")
     sharp.set(yscale="log", xlabel="step", ylabel=f"|top Hessian eigenvalue| ({units})",
               title=f"sharpness, depth {depth}")
     noise.set(yscale="log", xlabel="step", ylabel="B_simple (examples)", title="gradient noise scale")
+    update.set(yscale="log", xlabel="step", ylabel="||ΔW_l|| / ||W_l||, median over layers",
+               title="relative update: spectral (solid), Frobenius (dashed)")
     sharp.legend(fontsize=7)
-    for ax in (sharp, noise):
+    for ax in (sharp, noise, update):
         ax.grid(alpha=0.3)
     return figure
 

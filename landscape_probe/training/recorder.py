@@ -9,7 +9,8 @@ weights at which step s's gradient was taken:
 - at diagnostic steps, at W_s on a fixed batch (:mod:`~landscape_probe.training.diagnostics`):
   ``sharpness``, ``gradient_noise_scale``, ``effective_learning_rate`` η_s / ||W_l||²
   of the layers followed by normalisation, ``intrinsic_learning_rate`` λ·η_s, and
-  after the update ``spectral_shift`` of each layer.
+  after the update ``spectral_shift`` and ``relative_update_spectral``
+  ||W_{s+1,l} − W_{s,l}||₂ / ||W_{s,l}||₂ of each layer.
 
 The caller decides *when*: the loop records diagnostics before its forward
 pass and the step after ``optimizer.step()``; ``TrainingProbe``, called after
@@ -91,6 +92,8 @@ class Recorder:
         if diagnosed:
             self.records["spectral_shift"].append(
                 [diagnostics.spectral_shift(w, self.layers[n]) for n, w in before.items()])
+            self.records["relative_update_spectral"].append(
+                [diagnostics.relative_spectral_update(w, self.layers[n]) for n, w in before.items()])
 
     def record_diagnostics(self, step: int, learning_rate: float, weight_decay: float) -> None:
         """Append the every-k-steps diagnostics at the model's current weights, labelled ``step``."""

@@ -28,7 +28,7 @@ import numpy as np
 from landscape_probe.layout import LOSS, quantities, quantity
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunRecords:
     """The datasets of one run, as stored (numpy arrays; names as lists of str)."""
 
@@ -66,6 +66,10 @@ class RunRecords:
     spectral_shift: np.ndarray = quantity(
         "max_i |σ_i(W+ΔW) − σ_i(W)| / rms_i σ_i(W) of that step's update, each layer "
         "(≤ ‖ΔW‖₂ / rms σ by Mirsky)", units="1", shape="(K, L)")
+    relative_update_spectral: np.ndarray = quantity(
+        "‖W_l(s+1) − W_l(s)‖₂ / ‖W_l(s)‖₂ of that step's update, each layer: relative_update in the spectral "
+        "norm (largest singular value; a conv kernel as an (out, rest) matrix), the norm Muon's update is "
+        "shaped in (NaN in files written before it was recorded)", units="1", shape="(K, L)", optional=True)
     effective_learning_rate: np.ndarray = quantity(
         "η_s / ‖W_l‖² for each layer followed by normalisation", units="1", shape="(K, N)")
     intrinsic_learning_rate: np.ndarray = quantity(
@@ -82,8 +86,10 @@ RECORDED: tuple[str, ...] = tuple(q.name for q in quantities(RunRecords) if q.na
 """The records a run appends to while training, in declaration order."""
 EPOCH_RECORDS = ("epoch_train_loss", "epoch_train_accuracy", "epoch_test_loss", "epoch_test_accuracy")
 PER_LAYER = {"weight_norm": "layer_names", "relative_update": "layer_names", "spectral_shift": "layer_names",
-             "effective_learning_rate": "normalised_layer_names"}
+             "relative_update_spectral": "layer_names", "effective_learning_rate": "normalised_layer_names"}
 """Records with one column per layer, and the names dataset that orders the columns."""
+OPTIONAL = frozenset(q.name for q in quantities(RunRecords) if q.optional)
+"""Records that files and loops from earlier versions lack."""
 PER_STEP = tuple(q.name for q in quantities(RunRecords) if q.shape.startswith("(S") and q.name != "step")
 PER_DIAGNOSTIC = tuple(q.name for q in quantities(RunRecords) if q.shape.startswith("(K"))
 UNITS = {q.name: q.units for q in quantities(RunRecords)}
@@ -98,12 +104,15 @@ def as_arrays(records: dict[str, Any], *, layers: int, normalised: int) -> dict[
     """The recorded lists as numpy arrays of the stored shapes and types.
 
     Per-layer records become ``(entries, columns)`` arrays even when empty;
-    ``diagnostic_steps`` is int64, everything else float64.
+    ``diagnostic_steps`` is int64, everything else float64. An optional record
+    that is missing or None (a file or loop from before it existed) is NaN at every diagnostic step.
     """
     columns = {"layer_names": layers, "normalised_layer_names": normalised}
     arrays = {}
     for name in RECORDED:
-        values = records[name]
+        values = records.get(name) if name in OPTIONAL else records[name]
+        if values is None:
+            values = [[np.nan] * columns[PER_LAYER[name]]] * len(records["diagnostic_steps"])
         if name in PER_LAYER:
             arrays[name] = np.asarray(values, dtype=np.float64).reshape(len(values), columns[PER_LAYER[name]])
         else:

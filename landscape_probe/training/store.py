@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from landscape_probe.layout import LOSS, quantities, read_quantities, write_quantities
-from landscape_probe.training.records import RECORDED, RunRecords, run_records
+from landscape_probe.training.records import RECORDED, RunRecords, as_arrays, run_records
 
 if TYPE_CHECKING:
     import h5py
@@ -148,7 +148,8 @@ def read_run(group: h5py.Group) -> RunResult:
         model_args=json.loads(group.attrs["model_args"]),
         layer_names=[str(n) for n in values["layer_names"]],
         normalised_layer_names=[str(n) for n in values["normalised_layer_names"]],
-        records={name: values[name] for name in RECORDED},
+        records=as_arrays({name: values[name] for name in RECORDED}, layers=len(values["layer_names"]),
+                          normalised=len(values["normalised_layer_names"])),
         **{key: plain_value(group.attrs[key]) for key in RUN_ATTRS},
     )
 

@@ -98,3 +98,52 @@ def test_normalised_layers() -> None:
     assert diagnostics.normalised_layers(_tiny_mlp("none")) == []
     sequential = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 2))
     assert diagnostics.normalised_layers(sequential) == ["0.weight"]
+
+
+def test_relative_spectral_update_of_a_rank_one_step_is_its_closed_form() -> None:
+    """SGD on one example moves a Linear weight by ΔW = −η·δ·xᵀ, whose spectral norm is η·‖δ‖·‖x‖ (= ‖ΔW‖_F)."""
+    generator = torch.Generator().manual_seed(1)
+    w = torch.randn(5, 4, generator=generator, dtype=torch.float64)
+    delta, x = torch.randn(5, generator=generator, dtype=torch.float64), torch.randn(4, generator=generator, dtype=torch.float64)
+    recorded = diagnostics.relative_spectral_update(w, w - 0.1 * torch.outer(delta, x))
+    expected = 0.1 * float(delta.norm() * x.norm()) / float(torch.linalg.matrix_norm(w, ord=2))
+    assert recorded == pytest.approx(expected, rel=1e-12)
+
+
+def test_relative_spectral_update_reads_a_conv_kernel_as_out_by_rest() -> None:
+    generator = torch.Generator().manual_seed(2)
+    w = torch.randn(3, 2, 3, 3, generator=generator)
+    after = w + 0.01 * torch.randn(3, 2, 3, 3, generator=generator)
+    expected = np.linalg.norm((after - w).double().reshape(3, -1).numpy(), 2) / np.linalg.norm(
+        w.double().reshape(3, -1).numpy(), 2)
+    assert diagnostics.relative_spectral_update(w, after) == pytest.approx(expected, rel=1e-12)
+
+
+def test_muons_step_is_flat_in_its_singular_values_and_sgds_is_not() -> None:
+    """What the spectral record shows: Muon's orthogonalised step has all singular values about equal
+    (within its Newton–Schulz iteration's spread, 0.5–1.5 by torch's documentation), so its spectral
+    relative update is near ‖ΔW‖_F / sqrt(min(m, n)) / ‖W‖₂; SGD's step is dominated by a few directions,
+    and on one example has rank one."""
+    from landscape_probe.training.optim import build_optimizer
+    from landscape_probe.training.recorder import Recorder
+
+    ratios = {}
+    for name, batch in (("muon", 64), ("sgd", 64), ("sgd_one_example", 1)):
+        torch.manual_seed(0)
+        model = nn.Linear(16, 16, bias=False).double()
+        optimizer = build_optimizer(name.removesuffix("_one_example"), model, 0.01)
+        x, y = torch.randn(batch, 16, dtype=torch.float64), torch.randint(0, 16, (batch,))
+        recorder = Recorder(model, CROSS_ENTROPY, diagnostic_batch=(x, y), seed=0)
+        before = recorder.snapshot()
+        CROSS_ENTROPY(model(x), y).backward()
+        optimizer.step()
+        recorder.record_update(before, diagnosed=True)
+        w, step = before["weight"], model.weight.detach() - before["weight"]
+        frobenius_over_spectral = float(step.norm() / torch.linalg.matrix_norm(step, ord=2))
+        spectral = recorder.records["relative_update_spectral"][-1][0]
+        assert spectral == pytest.approx(float(torch.linalg.matrix_norm(step, ord=2)
+                                               / torch.linalg.matrix_norm(w, ord=2)), rel=1e-12)
+        ratios[name] = frobenius_over_spectral
+    assert ratios["muon"] > 0.5 * 4.0  # sqrt(16) if every singular value were equal
+    assert ratios["sgd"] < 0.8 * ratios["muon"]
+    assert ratios["sgd_one_example"] == pytest.approx(1.0, rel=1e-9)  # rank one: ‖ΔW‖_F = ‖ΔW‖₂

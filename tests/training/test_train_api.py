@@ -59,21 +59,19 @@ def test_a_zoo_spec_sets_the_architecture_and_nothing_is_written_without_output(
     assert result.loss_units == "nats"
 
 
-def test_a_users_model_trains_and_its_checkpoint_names_the_arch(tmp_path: Path) -> None:
+def test_a_users_model_trains_and_its_checkpoint_rebuilds_it_by_import_path(tmp_path: Path) -> None:
     result = train(make_net, _tensors(), optimizers=("sgd",), epochs=1, batch_size=16, diagnostics_every=0,
                    device="cpu", output=tmp_path)
     (run,) = result.runs
     assert run.depth == 3 and run.layer_names == ["0.weight", "2.weight", "4.weight"]
-    assert run.model_args == {"name": "custom", "factory": "test_train_api:make_net"}
+    assert run.model_args == {"name": "custom", "factory": "test_train_api:make_net", "arch_kwargs": {}}
     checkpoint = tmp_path / run.name / "checkpoint.pt"
-    with pytest.raises(ProbeError, match="--arch"):
-        load_checkpoint(checkpoint)
-    assert torch.load(checkpoint, weights_only=True)["arch"] == "test_train_api:make_net"
-    loaded = load_checkpoint(checkpoint, arch="test_train_api:make_net")
+    assert torch.load(checkpoint, weights_only=True)["model_args"]["factory"] == "test_train_api:make_net"
     run.model.eval()
     x, _ = _tensors()
-    with torch.no_grad():
-        torch.testing.assert_close(loaded.model(x), run.model(x), rtol=0, atol=0)
+    for loaded in (load_checkpoint(checkpoint), load_checkpoint(checkpoint, arch="test_train_api:make_net")):
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.model(x), run.model(x), rtol=0, atol=0)
 
 
 def test_mse_losses_are_in_squared_target_units() -> None:

@@ -53,7 +53,8 @@ def _loop(with_probe: bool) -> tuple[dict[str, list], TrainingProbe | None]:
     probe = TrainingProbe(model, optimizer, every=EVERY, data=batch, sharpness_iterations=5) if with_probe else None
     expected: dict[str, list] = {key: [] for key in ("loss", "learning_rate", "gradient_norm", "weight_norm",
                                                       "relative_update", "gradient_noise_scale",
-                                                      "effective_learning_rate", "spectral_shift")}
+                                                      "effective_learning_rate", "spectral_shift",
+                                                      "relative_update_spectral")}
     for step in range(STEPS):
         at_start = copy.deepcopy(model)  # W_s and the running statistics of that time
         before = {n: p.detach().clone() for n, p in model.named_parameters() if p.ndim >= 2}
@@ -80,6 +81,9 @@ def _loop(with_probe: bool) -> tuple[dict[str, list], TrainingProbe | None]:
                 sigma_new = np.linalg.svd(after[n].numpy(), compute_uv=False)
                 shifts.append(float(np.max(np.abs(sigma_new - sigma)) / np.sqrt(np.mean(sigma**2))))
             expected["spectral_shift"].append(shifts)
+            expected["relative_update_spectral"].append(  # ‖ΔW‖₂ / ‖W‖₂, largest singular values in float64
+                [float(torch.linalg.matrix_norm((after[n] - w).double(), ord=2)
+                       / torch.linalg.matrix_norm(w.double(), ord=2)) for n, w in before.items()])
         scheduler.step()
     return expected, probe
 

@@ -55,12 +55,22 @@ class OptimizerSpec:
             cross-entropy; ``--lr-grid`` searches around it.
         description: one line: the rule, and which of momentum / weight decay it uses.
         factory: ``factory(model, lr, momentum, weight_decay)``.
+        requires: the optional package the row needs (installed with the extra of the same
+            name), or None; ``--optimizer all`` leaves out the rows whose package is missing.
     """
 
     name: str
     default_lr: float
     description: str
     factory: OptimizerFactory
+    requires: str | None = None
+
+    @property
+    def available(self) -> bool:
+        """Whether the package it requires (if any) is installed."""
+        import importlib.util
+
+        return self.requires is None or importlib.util.find_spec(self.requires) is not None
 
 
 def _sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -137,6 +147,23 @@ def _muon(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> 
     return MuonWithAdamW(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
+def _schedulefree_adamw(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    """The authors' own ``schedulefree.AdamWScheduleFree`` (an optional extra), put in train mode.
+
+    It holds two points: the gradient is taken at y (train mode), the average x is what
+    is evaluated (eval mode); the training loop calls ``train()`` / ``eval()`` around steps
+    (:func:`landscape_probe.training.loop.optimizer_mode`).
+    """
+    try:
+        from schedulefree import AdamWScheduleFree
+    except ImportError:
+        raise ProbeError("Schedule-Free AdamW needs the schedulefree package: pip install schedulefree "
+                         "(or pip install 'landscape_probe[schedulefree]').") from None
+    optimizer = AdamWScheduleFree(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer.train()
+    return optimizer
+
+
 _SPECS: tuple[OptimizerSpec, ...] = (
     OptimizerSpec("sgd", 0.1, "SGD, W ← W − η·g (weight decay)", _sgd),
     OptimizerSpec("momentum", 0.01, "SGD with heavy-ball momentum (momentum, weight decay)", _momentum),
@@ -158,6 +185,9 @@ _SPECS: tuple[OptimizerSpec, ...] = (
                   "capped by lr (decoupled weight decay)", _adafactor),
     OptimizerSpec("muon", 1e-3, "Muon, Jordan et al. 2024: orthogonalised momentum on matrices, AdamW on the "
                   "rest (momentum, decoupled weight decay)", _muon),
+    OptimizerSpec("schedulefree_adamw", 2.5e-3, "Schedule-Free AdamW, Defazio et al. 2024: gradient at an "
+                  "interpolation y, evaluated at the running average x (decoupled weight decay; needs the "
+                  "schedulefree package)", _schedulefree_adamw, requires="schedulefree"),
 )
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {spec.name: spec for spec in _SPECS}
