@@ -43,8 +43,13 @@ def plane_command(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(help="The checkpoint (any format probe info reads).")],
     data: DataOption = None,
-    x: Annotated[str, typer.Option("--x", help="Coefficients a of d₁: START:STOP:COUNT.")] = "-1:1:21",
-    y: Annotated[str, typer.Option("--y", help="Coefficients b of d₂: START:STOP:COUNT.")] = "-1:1:21",
+    x: Annotated[str | None, typer.Option("--x", help="Coefficients a of d₁: START:STOP:COUNT (default -1:1:21, "
+                                          "or covering the --trajectory).")] = None,
+    y: Annotated[str | None, typer.Option("--y", help="Coefficients b of d₂: START:STOP:COUNT.")] = None,
+    trajectory: Annotated[
+        Path | None, typer.Option(help="A probe train run folder saved with --save-every: the plane of its first "
+                                  "two principal directions, with the training path drawn on it.")
+    ] = None,
     direction_x: Annotated[str, typer.Option(help="d₁: random or gradient (filter-normalised).")] = "random",
     direction_y: Annotated[str, typer.Option(help="d₂: random or gradient (filter-normalised).")] = "random",
     measure: Annotated[
@@ -86,6 +91,8 @@ def plane_command(
     [bold]probe plane sample_checkpoints/mlp2_digits.pt --x -1:1:31 --y -1:1:31[/]
 
     [bold]probe plane model.pt --direction-x gradient --measure gradient --x 0:0.5:21 --y -0.5:0.5:21[/]
+
+    [bold]probe plane runs/x/sgd_lr0.1_depth4_seed0/checkpoint.pt --trajectory runs/x/sgd_lr0.1_depth4_seed0[/]
     """
     with user_errors(debug):
         from landscape_probe.figures import parse_formats
@@ -99,7 +106,7 @@ def plane_command(
         if not no_plots:
             check_folder(plots_dir, "--plots")
         result = plane(
-            checkpoint, data, x=x, y=y, direction_x=direction_x, direction_y=direction_y, measure=measure,
+            checkpoint, data, x=x, y=y, trajectory=trajectory, direction_x=direction_x, direction_y=direction_y, measure=measure,
             threshold=threshold, select=select, include_1d=include_1d, probe_size=probe_size, split=split, loss=loss,
             device=device, dtype=dtype, seed=seed, power_iterations=power_iterations, arch=arch,
             arch_kwargs=parse_arch_kwargs(arch_kwargs), trust_checkpoint=trust_checkpoint, output=output,

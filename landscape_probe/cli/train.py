@@ -81,6 +81,10 @@ def train_command(
         int, typer.Option(help="Sharpness, noise scale, spectral shift and spectral relative update every K steps "
                           "(0: never).")
     ] = 50,
+    save_every: Annotated[
+        int, typer.Option(help="Save each run's weights every K steps (and the last) to RUN/trajectory/, for "
+                          "probe plane --trajectory RUN (0: never).")
+    ] = 0,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for results.h5, checkpoints and plots.")
     ] = Path("runs/train"),
@@ -126,7 +130,7 @@ def train_command(
             init=init, norm=norm, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay,
             momentum=momentum, optimizer_kwargs=parse_json_object(optimizer_kwargs, "--optimizer-kwargs", '{"betas": [0.9, 0.99]}'),
             schedule=schedule, seeds=_integers(seeds, "--seeds"),
-            diagnostics_every=diagnostics_every, device=device,
+            diagnostics_every=diagnostics_every, save_every=save_every, device=device,
         )
         from landscape_probe.training.api import train
         from landscape_probe.training.grid import read_resumable

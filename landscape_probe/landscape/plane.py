@@ -47,8 +47,9 @@ def plane(
     model: nn.Module | str | Path,
     data: Any = None,
     *,
-    x: str = "-1:1:21",
-    y: str = "-1:1:21",
+    x: str | None = None,
+    y: str | None = None,
+    trajectory: Path | str | None = None,
     direction_x: str = "random",
     direction_y: str = "random",
     measure: str = "loss",
@@ -75,8 +76,12 @@ def plane(
 
     Args:
         model, data, probe_size, split, loss, device, dtype, seed, arch, arch_kwargs, trust_checkpoint: as ``lp.slice``.
-        x, y: the grid's coordinates along d₁ and d₂.
-        direction_x, direction_y: ``random`` or ``gradient`` (filter-normalised).
+        x, y: the grid's coordinates along d₁ and d₂ (default ``-1:1:21``, or with ``trajectory`` 21 points
+            covering the projected path with a fifth of its span to spare).
+        trajectory: a ``probe train`` run folder saved with ``save_every``: d₁ and d₂ become the first two
+            principal directions of its saved weights around W (unit vectors, not filter-normalised), and
+            the path is projected on the plane (:mod:`landscape_probe.landscape.trajectory_pca`).
+        direction_x, direction_y: ``random`` or ``gradient`` (filter-normalised); ignored with ``trajectory``.
         measure: ``loss`` (forward passes only) or ``gradient`` (also the relative gradient change and the
             DRT and Euclidean predictions of it at every cell).
         threshold: the relative gradient change whose contour the figures draw.
@@ -99,8 +104,12 @@ def plane(
     from landscape_probe.landscape.setup import probe_problem
     from landscape_probe.slicing.api import _progress
 
+    if trajectory is not None:
+        direction_x = direction_y = "pca"
     settings = _settings(direction_x, direction_y, measure, threshold, select, include_1d, split, dtype, seed)
-    xs, ys = parse_range(x, "--x"), parse_range(y, "--y")
+    settings["trajectory"] = str(Path(trajectory).resolve()) if trajectory is not None else ""
+    xs = parse_range(x, "--x") if x is not None else None if trajectory is not None else parse_range("-1:1:21")
+    ys = parse_range(y, "--y") if y is not None else None if trajectory is not None else parse_range("-1:1:21")
     previous = None
     if output is not None and resume:
         previous = PlaneResult.load(output) if Path(output).exists() else None
@@ -109,6 +118,11 @@ def plane(
     problem = probe_problem(model, data, probe_size=probe_size, split=split, loss=loss, device=device, dtype=dtype,
                             seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint)
     grid = _PlaneGrid(problem, settings, power_iterations)
+    if grid.path is not None:
+        from landscape_probe.landscape.trajectory_pca import covering_range
+
+        xs = xs if xs is not None else covering_range(grid.path.coordinates[:, 0])
+        ys = ys if ys is not None else covering_range(grid.path.coordinates[:, 1])
     result = grid.empty_result(xs, ys, settings, command_line or _call_text(model), seed)
     if previous is not None:
         result = _continue_from(previous, result)
@@ -135,8 +149,9 @@ def plane(
 
 def _settings(direction_x: str, direction_y: str, measure: str, threshold: float, select: str | None,
               include_1d: bool, split: str, dtype: str, seed: int) -> dict[str, Any]:
-    for option, value, choices in (("--direction-x", direction_x, DIRECTIONS), ("--direction-y", direction_y,
-                                   DIRECTIONS), ("--measure", measure, MEASURES)):
+    directions = DIRECTIONS if direction_x != "pca" else ("pca",)
+    for option, value, choices in (("--direction-x", direction_x, directions), ("--direction-y", direction_y,
+                                   directions), ("--measure", measure, MEASURES)):
         if value not in choices:
             raise ProbeError(f"Unknown {option} '{value}'; use one of {', '.join(choices)}.")
     if direction_x == direction_y == "gradient":
@@ -186,8 +201,17 @@ class _PlaneGrid:
         at_zero = self.with_gradient.evaluate(self.base)
         self.reference, self.gradient = at_zero.outputs, at_zero.gradient
         self.gradient_norm = float(P.norm(self.gradient))
-        self.d1 = self._direction(settings["direction_x"], settings["seed"])
-        self.d2 = self._direction(settings["direction_y"], settings["seed"] + 1)
+        self.path, self.path_steps = None, []
+        if settings["trajectory"]:
+            from landscape_probe.landscape.trajectory_pca import trajectory_plane
+            from landscape_probe.training.trajectory import read_trajectory
+
+            self.path_steps, states = read_trajectory(settings["trajectory"])
+            self.path = trajectory_plane(states, self.base, self.layers)
+            self.d1, self.d2 = self.path.d1, self.path.d2
+        else:
+            self.d1 = self._direction(settings["direction_x"], settings["seed"])
+            self.d2 = self._direction(settings["direction_y"], settings["seed"] + 1)
         self.lambda_max = float("nan")
         if settings["measure"] == "gradient":
             from landscape_probe.curvature.hessian import top_hessian_eigenvalue
@@ -228,6 +252,10 @@ class _PlaneGrid:
             direction_cosine=float(P.dot(self.d1, self.d2)) / float(norms[0] * norms[1]),
             loss_at_zero=self.forward.evaluate(self.forward.base).loss, gradient_norm=self.gradient_norm,
             lambda_max=self.lambda_max if gradient else None,
+            trajectory_steps=np.array(self.path_steps) if self.path else None,
+            trajectory_coordinates=self.path.coordinates if self.path else None,
+            trajectory_residual=self.path.residual if self.path else None,
+            explained_variance_ratio=self.path.explained_variance_ratio if self.path else None,
             settings={**settings, "probe_size": len(self.problem.x)}, loss_name=self.problem.loss_name,
             classification=self.forward.classification, complete=False,
             provenance=self.problem.provenance(call, seed),

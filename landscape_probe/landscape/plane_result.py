@@ -9,7 +9,8 @@ evaluated (an interrupted plane, ``complete`` False) hold NaN and are False in
 Root attributes: :func:`~landscape_probe.hdf5.provenance`, ``kind = "plane"``,
 ``complete``, ``architecture``, ``data``, and the settings ``direction_x``,
 ``direction_y``, ``measure``, ``threshold``, ``select``, ``include_1d``,
-``split``, ``dtype``, ``probe_size``, plus ``loss`` and ``classification``.
+``split``, ``dtype``, ``probe_size``, ``seed``, ``trajectory`` (the run folder whose principal
+plane this is, or ""), plus ``loss`` and ``classification``.
 
 Example:
     >>> result = PlaneResult.load("model_plane.h5")  # doctest: +SKIP
@@ -33,9 +34,10 @@ if TYPE_CHECKING:
     import pandas
 
 DIRECTIONS = ("random", "gradient")
+"""Directions a plane takes by name; a ``--trajectory`` plane's are ``pca``."""
 MEASURES = ("loss", "gradient")
 SETTINGS = ("direction_x", "direction_y", "measure", "threshold", "select", "include_1d", "split", "dtype",
-            "probe_size", "seed")
+            "probe_size", "seed", "trajectory")
 YX = "(Y, X)"
 
 
@@ -75,6 +77,17 @@ class PlaneResult:
     gradient_norm: float = quantity("||g(W)|| over the moved layers", units="1", shape="()")
     lambda_max: float | None = quantity("Hessian eigenvalue of largest magnitude at W (measure gradient only)",
                                         units="1", shape="()", optional=True)
+    trajectory_steps: np.ndarray | None = quantity(
+        "the steps of the saved weights of the trajectory (--trajectory only)", units="", shape="(T,)", optional=True)
+    trajectory_coordinates: np.ndarray | None = quantity(
+        "(a, b) of each saved W_t: (W_t − W)·d₁ and (W_t − W)·d₂ (--trajectory only)", units="1", shape="(T, 2)",
+        optional=True)
+    trajectory_residual: np.ndarray | None = quantity(
+        "||W_t − W − a·d₁ − b·d₂||, how far W_t lies off the plane (--trajectory only)", units="1", shape="(T,)",
+        optional=True)
+    explained_variance_ratio: np.ndarray | None = quantity(
+        "share of the trajectory's variance along d₁ and d₂ (--trajectory only)", units="1", shape="(2,)",
+        optional=True)
     settings: dict[str, Any]
     loss_name: str
     classification: bool

@@ -76,16 +76,20 @@ def draw_plane(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> l
     axes.contour(xs, ys, loss, levels=levels, colors="white", linewidths=0.4)
     figure.colorbar(filled, ax=axes, label=f"loss ({result.loss_name})")
     _mark_origin(axes, title)
+    _draw_path(axes, result)
     figures["loss_contour"] = figure
     figure, axes = plt.subplots(figsize=(6, 5))
     mesh = axes.pcolormesh(xs, ys, np.ma.log10(np.ma.masked_less_equal(loss, 0)), shading="nearest", cmap="magma")
     figure.colorbar(mesh, ax=axes, label="log₁₀ loss")
     _mark_origin(axes, title)
+    _draw_path(axes, result)
     figures["loss_heatmap"] = figure
     figure = plt.figure(figsize=(7, 5.5))
     axes3d = figure.add_subplot(projection="3d")
     grid_x, grid_y = np.meshgrid(xs, ys)
     axes3d.plot_surface(grid_x, grid_y, np.clip(result.loss, None, levels[-1]), cmap="viridis", linewidth=0)
+    if result.settings.get("direction_x") == "pca":
+        axes3d.set_title(title, fontsize=9)
     axes3d.set_xlabel("a (d₁)")
     axes3d.set_ylabel("b (d₂)")
     axes3d.set_zlabel("loss")
@@ -106,6 +110,18 @@ def _levels(values):
         return np.linspace(0.0, 1.0, 3)
     low, high = float(finite.min()), float(np.percentile(finite, 95))
     return np.linspace(low, high if high > low else low + 1.0, 25)
+
+
+def _draw_path(axes, result) -> None:
+    """The projected training path, when the plane is a trajectory's: a line through the saved steps."""
+    if result.trajectory_coordinates is None:
+        return
+    a, b = result.trajectory_coordinates[:, 0], result.trajectory_coordinates[:, 1]
+    share = result.explained_variance_ratio
+    axes.plot(a, b, color="red", marker=".", markersize=4, linewidth=1,
+              label=f"training path ({share[0]:.0%} + {share[1]:.0%} of its variance)")
+    axes.plot(a[:1], b[:1], color="red", marker="o", markersize=6, linestyle="none", label="first saved step")
+    axes.legend(fontsize=7, loc="best")
 
 
 def _mark_origin(axes, title: str) -> None:
@@ -137,6 +153,7 @@ def _trust_region(result, title: str):
             handles.append(Line2D([], [], color=color, linestyle=style, label=label))
         else:
             handles.append(Line2D([], [], color=color, linestyle=style, label=f"{label}: never {threshold:g} here"))
-    axes.legend(handles=handles, fontsize=7, title=f"relative gradient change = {threshold:g}", title_fontsize=7)
     _mark_origin(axes, title)
+    _draw_path(axes, result)
+    axes.legend(handles=handles, fontsize=7, title=f"relative gradient change = {threshold:g}", title_fontsize=7)
     return figure

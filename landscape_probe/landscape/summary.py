@@ -122,6 +122,11 @@ def print_plane(result: PlaneResult, console: Console) -> None:
                   f"{len(xs)} × {len(ys)} cells" + ("" if result.complete else
                                                    f", {done} evaluated (incomplete: resume with --resume)"),
                   highlight=False)
+    if result.trajectory_coordinates is not None:
+        share = result.explained_variance_ratio
+        console.print(f"the trajectory's principal plane: {len(result.trajectory_steps)} saved steps, "
+                      f"{share[0]:.0%} + {share[1]:.0%} of their variance, farthest off the plane "
+                      f"{result.trajectory_residual.max():.3g}", highlight=False)
     with np.errstate(all="ignore"):
         finite = result.loss[np.isfinite(result.loss)]
     if finite.size:

@@ -57,6 +57,7 @@ def train(
     diagnostic_batch_size: int = 128,
     sharpness_iterations: int = 20,
     device: str = "auto",
+    save_every: int = 0,
     output: Path | str | None = None,
     overwrite: bool = False,
     resume: bool = False,
@@ -94,6 +95,8 @@ def train(
             weight_decay, momentum, schedule, seeds, diagnostics_every, diagnostic_batch_size,
             sharpness_iterations, device: as the ``probe train`` options of the same names
             (``loss``: ``cross_entropy`` or ``mse``, by default from the targets).
+        save_every: with ``output``, save each run's weights every K steps (and the last) to
+            ``RUN/trajectory/``, for ``lp.plane(..., trajectory=RUN)``; 0 saves none.
         output: folder for ``results.h5`` and the checkpoints; None writes nothing.
         overwrite: replace an existing ``OUTPUT/results.h5``.
         resume: continue the interrupted grid in ``output`` with its stored settings
@@ -137,7 +140,8 @@ def train(
             init_from=str(init_from) if init_from is not None else None, width=width, activation=activation,
             init=init, norm=norm, dataset=str(data) if isinstance(data, (str, Path)) else dataset.name, loss=loss,
             epochs=epochs, batch_size=batch_size, weight_decay=weight_decay, momentum=momentum,
-            optimizer_kwargs=_optimizer_kwargs(optimizer_kwargs, names), schedule=schedule, diagnostics_every=diagnostics_every, diagnostic_batch_size=diagnostic_batch_size,
+            optimizer_kwargs=_optimizer_kwargs(optimizer_kwargs, names), schedule=schedule,
+            diagnostics_every=diagnostics_every, save_every=save_every, diagnostic_batch_size=diagnostic_batch_size,
             sharpness_iterations=sharpness_iterations, device=device,
         )
     attrs = provenance(command_line=command_line or "landscape_probe.train (Python API)",

@@ -47,6 +47,8 @@ from landscape_probe.training.loop import TrainConfig, train_run
 from landscape_probe.training.optim import default_learning_rate
 from landscape_probe.training.result import TrainResult
 from landscape_probe.training.store import RunResult, run_name
+from landscape_probe.training.trajectory import FOLDER as TRAJECTORY
+from landscape_probe.training.trajectory import snapshot_writer
 from landscape_probe.training.user_model import ModelFactory, read_initial_weights
 
 RESULTS_NAME = "results.h5"
@@ -169,8 +171,10 @@ def train_grid(
         name = run_name(optimizer, lr, depth, seed)
         interrupted = _load_resume(folder / name / "resume.pt") if previous is not None else None
         progress = None if on_progress is None else _named_progress(on_progress, name)
+        snapshot = (snapshot_writer(folder / name / TRAJECTORY, config.save_every)
+                    if folder is not None and config.save_every else None)
         run = train_run(config, dataset, optimizer, lr, depth, seed, progress, should_stop, interrupted, factory,
-                        initial_weights)
+                        initial_weights, snapshot)
         runs.append(run)
         # until the last planned run is done, the file says so: a grid killed between runs reads as incomplete
         result.incomplete = not run.completed or len(runs) < len(plan)

@@ -89,6 +89,7 @@ class TrainConfig:
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
     schedule: str = "constant"
     diagnostics_every: int = 50
+    save_every: int = 0
     diagnostic_batch_size: int = 128
     sharpness_iterations: int = 20
     device: str = "cpu"
@@ -97,7 +98,8 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ProbeError(f"Unknown schedule '{self.schedule}'; use one of {', '.join(SCHEDULES)}.")
         for name, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 1),
-                                 ("--lr-grid", self.lr_grid, 1), ("--diagnostics-every", self.diagnostics_every, 0)):
+                                 ("--lr-grid", self.lr_grid, 1), ("--diagnostics-every", self.diagnostics_every, 0),
+                                 ("--save-every", self.save_every, 0)):
             if value < low:
                 raise ProbeError(f"{name} must be at least {low}, not {value}.")
         if not self.optimizers or not self.depths or not self.seeds:
@@ -225,6 +227,7 @@ def train_run(
     resume: RunResult | None = None,
     factory: ModelFactory | None = None,
     initial_weights: dict[str, Tensor] | None = None,
+    snapshot: Callable[[int, nn.Module, bool], None] | None = None,
 ) -> RunResult:
     """Train one model with one optimiser for ``config.epochs`` epochs; see the module docstring.
 
@@ -240,6 +243,7 @@ def train_run(
             that of a run never interrupted.
         factory: a user's model to train instead of the zoo model of ``config``.
         initial_weights: the weights of ``config.init_from``, to start from instead of fresh ones.
+        snapshot: called before every step and after the last (``probe train --save-every``).
     """
     device = resolve_device(config.device)
     model_args = model_args_for(config, dataset, depth) if factory is None else factory_args(factory)
@@ -276,6 +280,8 @@ def train_run(
         if should_stop is not None and should_stop():
             run.completed = False
             break
+        if snapshot is not None:
+            snapshot(step, model, False)
         epoch, index = divmod(step, steps_per_epoch)
         batch = batch_order(len(x_train), seed, epoch)[index * config.batch_size : (index + 1) * config.batch_size]
         learning_rate = optimizer.param_groups[0]["lr"]
@@ -314,6 +320,8 @@ def train_run(
         if progress is not None:
             progress(step, total_steps, record["loss"][-1])
 
+    if snapshot is not None and run.completed:
+        snapshot(step, model, True)
     optimizer_mode(optimizer, training=False)  # the checkpoint holds the weights that are evaluated
     run.steps = step
     run.state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
