@@ -8,7 +8,8 @@ Each optimiser is shown at its best learning rate of the grid, first seed:
   panel per optimiser (the paper's Frobenius-norm stability figure: Fromage
   keeps every layer's norm near its initial value, Adam lets them drift);
 - ``relative_update_depth<d>``: ||ΔW_l|| / ||W_l|| per layer and step;
-- ``diagnostics_depth<d>``: sharpness and gradient noise scale, when recorded, and the
+- ``diagnostics_depth<d>``: sharpness (beside 2/η, gradient descent's edge of stability,
+  for SGD, and (2 + 2β)/η for momentum and Nesterov) and gradient noise scale, when recorded, and the
   relative update at the diagnostic steps in the spectral norm beside the Frobenius
   one (median over layers): Muon's orthogonalised step is small in the first;
 - ``depth``: for several depths, final training accuracy against depth per
@@ -51,7 +52,8 @@ def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Pa
         figures[f"relative_update_depth{depth}"] = _per_optimizer(
             at_depth, "relative_update", "||ΔW_l|| / ||W_l||", depth)
         if any(len(run.records["diagnostic_steps"]) for run in at_depth):
-            figures[f"diagnostics_depth{depth}"] = _diagnostics(at_depth, depth, units)
+            momentum = float(result.config.get("momentum", 0.9))
+            figures[f"diagnostics_depth{depth}"] = _diagnostics(at_depth, depth, units, momentum)
     if len(depths) > 1:
         figures["depth"] = _depth_figure(runs)
     return save_figures(figures, out_dir, formats)
@@ -127,7 +129,12 @@ def _per_optimizer(runs: list[RunResult], record: str, ylabel: str, depth: int) 
     return figure
 
 
-def _diagnostics(runs: list[RunResult], depth: int, units: str) -> Figure:
+EDGE_OF_STABILITY = {"sgd": 0.0, "momentum": 1.0, "nesterov": 1.0}
+"""Gradient descent's sharpness settles at 2/η, with heavy-ball momentum β at (2 + 2β)/η (Cohen et al.,
+ICLR 2021, and its appendix on momentum); the factor of β per optimiser. Other optimisers have no such line."""
+
+
+def _diagnostics(runs: list[RunResult], depth: int, units: str, momentum: float = 0.9) -> Figure:
     import matplotlib.pyplot as plt
 
     figure, (sharp, noise, update) = plt.subplots(1, 3, figsize=(13.5, 3.4))
@@ -135,6 +142,11 @@ def _diagnostics(runs: list[RunResult], depth: int, units: str) -> Figure:
     for run in runs:
         steps = run.records["diagnostic_steps"]
         sharp.plot(steps, np.abs(run.records["sharpness"]), color=colours[run.optimizer], marker=".", label=_label(run))
+        if run.optimizer in EDGE_OF_STABILITY and len(steps):
+            rates = np.asarray(run.records["learning_rate"], dtype=float)[np.minimum(steps, len(run.records["loss"]) - 1)]
+            beta = momentum * EDGE_OF_STABILITY[run.optimizer]
+            sharp.plot(steps, (2 + 2 * beta) / rates, color=colours[run.optimizer], ls=":",
+                       label=f"{run.optimizer}: (2 + 2β)/η, edge of stability" if beta else f"{run.optimizer}: 2/η")
         noise.plot(steps, run.records["gradient_noise_scale"], color=colours[run.optimizer], marker=".")
         spectral = np.asarray(run.records["relative_update_spectral"], dtype=float)
         taken = np.asarray(steps, dtype=int) < len(run.records["relative_update"])

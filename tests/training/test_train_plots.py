@@ -79,3 +79,14 @@ def test_a_single_depth_has_no_depth_plot(tmp_path: Path) -> None:
     TrainResult([_run("adam", 4, 0, 0.9)], {}, incomplete=True).save(path)
     names = {p.stem for p in train.draw(path, tmp_path / "plots", ("png",))}
     assert "depth" not in names and "weight_norm_depth4" in names
+
+
+def test_the_sharpness_panel_draws_the_edge_of_stability_for_gradient_descent_and_momentum() -> None:
+    from landscape_probe.training.plots import _diagnostics
+
+    runs = [_run("sgd", 2, 0, 0.9, lr=0.1), _run("momentum", 2, 0, 0.9, lr=0.01), _run("adam", 2, 0, 0.9)]
+    figure = _diagnostics(runs, 2, "nats", momentum=0.5)
+    lines = {line.get_label(): line.get_ydata() for line in figure.axes[0].get_lines()}
+    np.testing.assert_allclose(lines["sgd: 2/η"], [2 / 0.1, 2 / 0.1])
+    np.testing.assert_allclose(lines["momentum: (2 + 2β)/η, edge of stability"], [3 / 0.01, 3 / 0.01])
+    assert not any(label.startswith("adam:") for label in lines)
