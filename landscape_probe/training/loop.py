@@ -289,7 +289,7 @@ def train_run(
         if diagnose:
             # before the training forward pass, so that optimisers with hooks (K-FAC) see the training batch last
             optimizer_mode(optimizer, training=False)
-            recorder.record_diagnostics(step, learning_rate, config.weight_decay)
+            recorder.record_diagnostics(step, learning_rate, config.weight_decay, optimizer)
 
         optimizer_mode(optimizer, training=True)
         model.train()

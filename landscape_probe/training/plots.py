@@ -11,7 +11,8 @@ Each optimiser is shown at its best learning rate of the grid, first seed:
 - ``diagnostics_depth<d>``: sharpness (beside 2/η, gradient descent's edge of stability,
   for SGD, and (2 + 2β)/η for momentum and Nesterov) and gradient noise scale, when recorded, and the
   relative update at the diagnostic steps in the spectral norm beside the Frobenius
-  one (median over layers): Muon's orthogonalised step is small in the first;
+  one (median over layers): Muon's orthogonalised step is small in the first; and the
+  optimiser's own next step over its breakdown scale (above 1: it steps past its trust region);
 - ``depth``: for several depths, final training accuracy against depth per
   optimiser (mean over seeds; a diverged run counts as 0), the paper's depth figure.
 
@@ -137,7 +138,8 @@ ICLR 2021, and its appendix on momentum); the factor of β per optimiser. Other 
 def _diagnostics(runs: list[RunResult], depth: int, units: str, momentum: float = 0.9) -> Figure:
     import matplotlib.pyplot as plt
 
-    figure, (sharp, noise, update) = plt.subplots(1, 3, figsize=(13.5, 3.4))
+    figure, (sharp, noise, update, trust) = plt.subplots(1, 4, figsize=(19, 3.6))
+    figure.subplots_adjust(wspace=0.35)
     colours = _colours(runs)
     for run in runs:
         steps = run.records["diagnostic_steps"]
@@ -148,6 +150,9 @@ def _diagnostics(runs: list[RunResult], depth: int, units: str, momentum: float 
             sharp.plot(steps, (2 + 2 * beta) / rates, color=colours[run.optimizer], ls=":",
                        label=f"{run.optimizer}: (2 + 2β)/η, edge of stability" if beta else f"{run.optimizer}: 2/η")
         noise.plot(steps, run.records["gradient_noise_scale"], color=colours[run.optimizer], marker=".")
+        ratio = np.asarray(run.records.get("step_over_breakdown", [np.nan] * len(steps)), dtype=float)
+        if np.isfinite(ratio).any():
+            trust.plot(steps, ratio, color=colours[run.optimizer], marker=".")
         spectral = np.asarray(run.records["relative_update_spectral"], dtype=float)
         taken = np.asarray(steps, dtype=int) < len(run.records["relative_update"])
         if spectral.size and np.isfinite(spectral).any(axis=1)[taken].any():
@@ -159,9 +164,12 @@ def _diagnostics(runs: list[RunResult], depth: int, units: str, momentum: float 
               title=f"sharpness, depth {depth}")
     noise.set(yscale="log", xlabel="step", ylabel="B_simple (examples)", title="gradient noise scale")
     update.set(yscale="log", xlabel="step", ylabel="||ΔW_l|| / ||W_l||, median over layers",
-               title="relative update: spectral (solid), Frobenius (dashed)")
+               title="rel. update: spectral (solid), Frobenius (dashed)")
     sharp.legend(fontsize=7)
-    for ax in (sharp, noise, update):
+    trust.axhline(1.0, color="grey", linewidth=0.8)
+    trust.set(yscale="log", xlabel="step", ylabel="own step / breakdown scale",
+              title="own next step / breakdown scale")
+    for ax in (sharp, noise, update, trust):
         ax.grid(alpha=0.3)
     return figure
 

@@ -109,7 +109,8 @@ class TrainingProbe:
         diagnose = self.every > 0 and self.steps % self.every == 0
         if diagnose:
             with self._weights(self._previous):
-                self.recorder.record_diagnostics(self.steps, learning_rate, float(group.get("weight_decay", 0.0)))
+                self.recorder.record_diagnostics(self.steps, learning_rate, float(group.get("weight_decay", 0.0)),
+                                                 self.optimizer)
         self.recorder.record_update(before, diagnosed=diagnose)
         self._previous = self._state()
         self.steps += 1

@@ -36,12 +36,16 @@ Example:
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 
 from landscape_probe import params as P
 from landscape_probe.losses import LossFn
 from landscape_probe.params import Params, detached_params, select_layers
 from landscape_probe.training import diagnostics
+from landscape_probe.training.own_step import own_step_over_breakdown
 from landscape_probe.training.records import empty_records
 
 
@@ -95,8 +99,12 @@ class Recorder:
             self.records["relative_update_spectral"].append(
                 [diagnostics.relative_spectral_update(w, self.layers[n]) for n, w in before.items()])
 
-    def record_diagnostics(self, step: int, learning_rate: float, weight_decay: float) -> None:
-        """Append the every-k-steps diagnostics at the model's current weights, labelled ``step``."""
+    def record_diagnostics(self, step: int, learning_rate: float, weight_decay: float,
+                           optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Append the every-k-steps diagnostics at the model's current weights, labelled ``step``.
+
+        With ``optimizer``, also where its own next step sits in its trust region (:mod:`.own_step`).
+        """
         inputs, targets = self.diagnostic_batch
         named = dict(self.model.named_parameters())
         self.records["diagnostic_steps"].append(step)
@@ -107,3 +115,5 @@ class Recorder:
         self.records["effective_learning_rate"].append(
             [learning_rate / float(named[n].detach().norm()) ** 2 for n in self.normalised])
         self.records["intrinsic_learning_rate"].append(weight_decay * learning_rate)
+        self.records["step_over_breakdown"].append(
+            own_step_over_breakdown(self.model, optimizer, self.loss_fn, inputs, targets) if optimizer else math.nan)

@@ -70,6 +70,11 @@ class RunRecords:
         "‖W_l(s+1) − W_l(s)‖₂ / ‖W_l(s)‖₂ of that step's update, each layer: relative_update in the spectral "
         "norm (largest singular value; a conv kernel as an (out, rest) matrix), the norm Muon's update is "
         "shaped in (NaN in files written before it was recorded)", units="1", shape="(K, L)", optional=True)
+    step_over_breakdown: np.ndarray = quantity(
+        "the optimiser's own next step over its breakdown scale on the diagnostic batch: 1/t* where "
+        "||g(W + t·ΔW) − g(W)|| / ||g(W)|| first reaches 1 for t = 0.25, 0.5, 1, ..., 1024 (log-log "
+        "interpolated; 4 if already at 0.25; NaN if never, or for an optimiser that cannot be copied from "
+        "its defaults, and in files written before it was recorded)", units="1", shape="(K,)", optional=True)
     effective_learning_rate: np.ndarray = quantity(
         "η_s / ‖W_l‖² for each layer followed by normalisation", units="1", shape="(K, N)")
     intrinsic_learning_rate: np.ndarray = quantity(
@@ -112,7 +117,8 @@ def as_arrays(records: dict[str, Any], *, layers: int, normalised: int) -> dict[
     for name in RECORDED:
         values = records.get(name) if name in OPTIONAL else records[name]
         if values is None:
-            values = [[np.nan] * columns[PER_LAYER[name]]] * len(records["diagnostic_steps"])
+            row = [np.nan] * columns[PER_LAYER[name]] if name in PER_LAYER else np.nan
+            values = [row] * len(records["diagnostic_steps"])
         if name in PER_LAYER:
             arrays[name] = np.asarray(values, dtype=np.float64).reshape(len(values), columns[PER_LAYER[name]])
         else:

@@ -17,7 +17,7 @@ runner = CliRunner()
 DATASETS = {  # the names of docs/hdf5-format.md, which files written by earlier versions also use
     "step", "loss", "learning_rate", "gradient_norm", "weight_norm", "relative_update", "epoch",
     "epoch_train_loss", "epoch_train_accuracy", "epoch_test_loss", "epoch_test_accuracy", "diagnostic_steps",
-    "sharpness", "gradient_noise_scale", "spectral_shift", "relative_update_spectral", "effective_learning_rate",
+    "sharpness", "gradient_noise_scale", "spectral_shift", "relative_update_spectral", "step_over_breakdown", "effective_learning_rate",
     "intrinsic_learning_rate",
     "layer_names", "normalised_layer_names",
 }
