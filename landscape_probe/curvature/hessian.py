@@ -184,15 +184,20 @@ class GradientGraph:
         self.gradient: Params = {
             k: torch.zeros_like(v) if part is None else part.detach() for (k, v), part in zip(leaves.items(), parts)
         }
+        self.released = False
         self._shapes = [v.shape for v in leaves.values()]
         self._sizes = [v.numel() for v in leaves.values()]
 
     @classmethod
     def at(cls, loss_fn: ParamsLossFn, params: Params) -> GradientGraph:
-        """The graph of ``loss_fn`` at ``params`` (which are not changed; their copies become the leaves)."""
+        """The graph of ``loss_fn`` at ``params``, whose detached aliases become the leaves (nothing is copied or changed)."""
         leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         with torch.enable_grad(), differentiable_twice():
             return cls(loss_fn(leaves), leaves)
+
+    def release(self) -> None:
+        """Drop the kept graph (and the activations it holds); a product asked for afterwards raises."""
+        self._differentiable, self.released = [], True
 
     def hessian_vector_product(self, vector: Params) -> Params:
         """``H v`` as a parameter dict, for v with the keys and shapes of the leaves."""
@@ -200,6 +205,8 @@ class GradientGraph:
 
     def flat_hessian_vector_product(self, vector: Tensor) -> Tensor:
         """``H v`` on flat vectors (the layers concatenated in key order, as ``params.flatten``)."""
+        if self.released:
+            raise RuntimeError("This gradient graph was released; build a new one for more Hessian-vector products.")
         product = torch.zeros_like(vector)
         if not self._differentiable:
             return product
@@ -233,14 +240,16 @@ def top_hessian_eigenvalue(
     kept gradient graph (:class:`GradientGraph`, :func:`top_eigenpair`). It can
     be negative (a direction of strong negative curvature); ``|λ|`` is the
     local gradient-Lipschitz constant λ_max of DESIGN.md §4. It stops when the
-    estimate changes by at most ``tolerance`` relative between two products,
-    or after ``iterations`` products (:mod:`landscape_probe.curvature.lanczos`).
+    estimate's error is estimated at most ``tolerance`` relative, or after
+    ``iterations`` products (:mod:`landscape_probe.curvature.lanczos`). The
+    eigenvector is accurate to about the square root of that: its residual
+    ``||H v − λ v||`` is about ``sqrt(tolerance · gap · |λ|)``.
 
     Args:
         loss_fn: parameter dict → scalar loss.
         params: the point W.
         iterations: the most Hessian-vector products to spend.
-        tolerance: relative change of the estimate at which to stop.
+        tolerance: relative error of λ, as the stopping rule estimates it, at which to stop.
         seed: seed of the starting vector; the result is deterministic in it.
 
     Returns:
