@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from landscape_probe.curvature.hessian import GradientGraph, differentiable_twice
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import loss_function
 from landscape_probe.params import Params, detached_params
@@ -49,12 +50,12 @@ class Evaluation:
 
     Attributes:
         outputs: F, the N × outputs matrix of network outputs (detached).
-        loss: the mean loss over the probe set.
+        loss: the mean loss over the probe set, a 0-d tensor on the probe set's device (read it once, at the end).
         gradient: ∇L over the perturbed layers (detached).
     """
 
     outputs: Tensor
-    loss: float
+    loss: Tensor
     gradient: Params
 
 
@@ -114,27 +115,57 @@ class ProbeEvaluator:
     def evaluate(self, weights: Params) -> Evaluation:
         """Outputs F, mean loss and its gradient over the perturbed layers at ``weights``.
 
-        Non-finite values (a huge step overflowing) are returned as they are, never raised.
+        One forward and one backward pass per batch, each batch's graph freed
+        before the next. Non-finite values (a huge step overflowing) are returned
+        as they are, never raised.
         """
+        leaves = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
         outputs: list[Tensor] = []
-        loss_total = 0.0
-        grads = {k: torch.zeros_like(v) for k, v in weights.items()}
+        loss = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
+        gradient: list[Tensor | None] = [None] * len(leaves)
         for x, y in self._batches():
             with torch.enable_grad():
-                leaves = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
                 out = self.forward(leaves, x)
                 batch_loss = self.loss(out, y) * (len(x) / len(self.x))
                 parts = torch.autograd.grad(batch_loss, list(leaves.values()), allow_unused=True)
-            for name, part in zip(leaves, parts):
+            for i, part in enumerate(parts):
                 if part is not None:
-                    grads[name] += part
+                    gradient[i] = part if gradient[i] is None else gradient[i].add_(part)
             outputs.append(out.detach().reshape(len(x), -1))
-            loss_total += float(batch_loss.detach())
-        return Evaluation(outputs=torch.cat(outputs), loss=loss_total, gradient=grads)
+            loss = loss + batch_loss.detach()
+        return Evaluation(outputs=_joined(outputs), loss=loss, gradient=_filled(gradient, leaves))
+
+    def evaluate_with_hessian(self, weights: Params) -> tuple[Evaluation, GradientGraph]:
+        """:meth:`evaluate`, with the gradient's graph kept for Hessian-vector products at ``weights``.
+
+        The gradient is built with ``create_graph=True`` over the whole probe set
+        at once (the graph holds every batch's activations until
+        :meth:`GradientGraph.release`), so λ_max and ``uᵀHu`` at W cost no extra
+        forward pass.
+        """
+        leaves = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
+        outputs: list[Tensor] = []
+        with torch.enable_grad(), differentiable_twice():
+            loss = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
+            for x, y in self._batches():
+                out = self.forward(leaves, x)
+                loss = loss + self.loss(out, y) * (len(x) / len(self.x))
+                outputs.append(out.detach().reshape(len(x), -1))
+            graph = GradientGraph(loss, leaves)
+        return Evaluation(outputs=_joined(outputs), loss=graph.loss, gradient=graph.gradient), graph
 
     def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         for start in range(0, len(self.x), self.batch_size):
             yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+
+
+def _joined(outputs: list[Tensor]) -> Tensor:
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+
+def _filled(parts: list[Tensor | None], like: Params) -> Params:
+    """The gradient as a dict, zeros for a layer the loss does not reach."""
+    return {k: torch.zeros_like(v) if part is None else part for (k, v), part in zip(like.items(), parts)}
 
 
 def _is_transformed(tensor: Tensor) -> bool:
