@@ -190,7 +190,7 @@ class GradientGraph:
 
     @classmethod
     def at(cls, loss_fn: ParamsLossFn, params: Params) -> GradientGraph:
-        """The graph of ``loss_fn`` at ``params``, whose detached aliases become the leaves (nothing is copied or changed)."""
+        """The graph of ``loss_fn`` at ``params``; their detached aliases become the leaves (nothing is copied)."""
         leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         with torch.enable_grad(), differentiable_twice():
             return cls(loss_fn(leaves), leaves)

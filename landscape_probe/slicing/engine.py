@@ -11,8 +11,8 @@ compared with t = 0 (DESIGN.md §3):
     step_norm(t) = |t|·||u||,   kappa_l(t) = |t|·||u_l|| / ||W_l||   (chosen norm)
 
 Once, at W: λ_max (Lanczos on Hessian-vector products, all taken on the one
-gradient graph of the first evaluation), the slope g·u and the curvature uᵀHu. The predictions of DESIGN.md §4 come from
-:mod:`landscape_probe.slicing.trust` (see :mod:`landscape_probe.slicing.predictions`).
+gradient graph of the first evaluation), the slope g·u and the curvature uᵀHu.
+The predictions of DESIGN.md §4 come from :mod:`landscape_probe.slicing.trust` (see :mod:`landscape_probe.slicing.predictions`).
 With ``per_layer`` the same sweep is repeated perturbing one layer at a time
 along that layer's part of the direction, with that layer's own gradient and
 Hessian block.
@@ -168,7 +168,7 @@ def _sweep(
     λ_max and ``uᵀHu`` come first, from the gradient graph kept at W, which is
     then released: Lanczos starts from u, so ``uᵀHu`` is its first Rayleigh
     quotient. The points reuse one buffer for W + t·u, and their numbers stay
-    on the device until the sweep ends. ``nonfinite_weights`` (W holds NaN or
+    on the device until the sweep ends (one copy to the host, not one per number). ``nonfinite_weights`` (W holds NaN or
     ±inf), or a step u that is not finite, makes every verdict of the sweep
     undefined (:func:`~landscape_probe.slicing.predictions.predict`).
     """
@@ -184,20 +184,16 @@ def _sweep(
     lambda_max, curvature_along_unit = _curvature_at_w(hessian, unit, unit_step_norm, config)
     hessian.release()
 
-    g0_layer_norms = torch.stack([torch.linalg.vector_norm(g0[n]) for n in names])
+    g0_parts = [g0[n] for n in names]
+    g0_layer_norms = torch.stack(torch._foreach_norm(g0_parts))
     log_p0 = torch.log_softmax(at_zero.outputs.double(), dim=1) if classification else None
-    point = {k: torch.empty_like(v) for k, v in base.items()}
+    flat_base, flat_unit = P.flatten(base), P.flatten(unit)
+    flat_point = torch.empty_like(flat_base)
+    point = P.unflatten(flat_point, base)  # views: one add per point writes every layer
     rows: list[Tensor] = []
     for t in scales:
-        for k in point:
-            torch.add(base[k], unit[k], alpha=float(t), out=point[k])
-        at_t = evaluator.evaluate(point)
-        gradient_change = torch.stack([torch.linalg.vector_norm(at_t.gradient[n] - g0[n]) for n in names])
-        extra = (_accuracy(at_t.outputs, evaluator.y), _kl_divergence(log_p0, at_t.outputs)) if log_p0 is not None else ()
-        rows.append(
-            torch.cat([torch.stack([at_t.loss.double(), torch.linalg.vector_norm(at_t.outputs - at_zero.outputs)
-                                    .double(), *[e.double() for e in extra]]), gradient_change.double()])
-        )
+        torch.add(flat_base, flat_unit, alpha=float(t), out=flat_point)
+        rows.append(_point_row(evaluator.evaluate(point), at_zero.outputs, g0_parts, names, log_p0, evaluator.y))
         counter.advance(label)
     table = torch.stack(rows).cpu().numpy() if rows else np.zeros((0, 2 + 2 * classification + len(names)))
     loss = table[:, 0]
@@ -226,6 +222,19 @@ def _sweep(
     undefined = nonfinite_weights or not all(bool(torch.isfinite(v).all()) for v in unit.values())
     predicted = predict(measured, scales, config.fit_points, nonfinite_at_w=undefined)
     return SliceSweep(**vars(measured), **vars(predicted))
+
+
+def _point_row(
+    at_t: Evaluation, outputs_at_zero: Tensor, g0_parts: list[Tensor], names: list[str], log_p0: Tensor | None,
+    targets: Tensor,
+) -> Tensor:
+    """One point's numbers, on the device, in float64: loss, ||F(t) − F(0)||, [accuracy, KL], ||g_l(t) − g_l(0)||."""
+    # torch._foreach_*: one call over all layers (as torch.optim uses them) instead of one per layer
+    differences = torch._foreach_sub([at_t.gradient[n] for n in names], g0_parts)
+    head = [at_t.loss, torch.linalg.vector_norm(at_t.outputs - outputs_at_zero)]
+    if log_p0 is not None:
+        head += [_accuracy(at_t.outputs, targets), _kl_divergence(log_p0, at_t.outputs)]
+    return torch.cat([torch.stack([v.double() for v in head]), torch.stack(torch._foreach_norm(differences)).double()])
 
 
 def _curvature_at_w(
