@@ -12,7 +12,8 @@ compared with t = 0 (DESIGN.md §3):
 
 Once, at W: λ_max (Lanczos on Hessian-vector products, all taken on the one
 gradient graph of the first evaluation), the slope g·u and the curvature uᵀHu.
-The predictions of DESIGN.md §4 come from :mod:`landscape_probe.slicing.trust` (see :mod:`landscape_probe.slicing.predictions`).
+The predictions of DESIGN.md §4 come from :mod:`landscape_probe.slicing.trust`
+(see :mod:`landscape_probe.slicing.predictions`).
 With ``per_layer`` the same sweep is repeated perturbing one layer at a time
 along that layer's part of the direction, with that layer's own gradient and
 Hessian block.

@@ -91,6 +91,8 @@ class ProbeEvaluator:
         missing = [name for name in layer_names if name not in named]
         if missing:
             raise ProbeError(f"The model has no parameter named {', '.join(missing)}.")
+        if len(x) == 0:
+            raise ProbeError("The probe set is empty.")
         self.model = model
         self.x = x
         self.y = y
@@ -117,7 +119,7 @@ class ProbeEvaluator:
         """L(weights): the mean probe loss as a 0-d tensor that autograd can differentiate (twice)."""
         total = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
         for x, y in self._batches():
-            total = total + self.loss(self.forward(weights, x), y) * (len(x) / len(self.x))
+            total = total + self._batch_loss(self.forward(weights, x), y)
         return total
 
     def evaluate(self, weights: Params) -> Evaluation:
@@ -129,18 +131,17 @@ class ProbeEvaluator:
         """
         leaves = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
         outputs: list[Tensor] = []
-        loss = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
-        gradient: list[Tensor | None] = [None] * len(leaves)
+        loss: Tensor | None = None
+        gradient: list[Tensor | None] | None = None
         for x, y in self._batches():
             with torch.enable_grad():
                 out = self.forward(leaves, x)
-                batch_loss = self.loss(out, y) * (len(x) / len(self.x))
+                batch_loss = self._batch_loss(out, y)
                 parts = torch.autograd.grad(batch_loss, list(leaves.values()), allow_unused=True)
-            for i, part in enumerate(parts):
-                if part is not None:
-                    gradient[i] = part if gradient[i] is None else gradient[i].add_(part)
+            gradient = list(parts) if gradient is None else [_sum(a, b) for a, b in zip(gradient, parts)]
             outputs.append(out.detach().reshape(len(x), -1))
-            loss = loss + batch_loss.detach()
+            loss = batch_loss.detach() if loss is None else loss + batch_loss.detach()
+        assert loss is not None and gradient is not None  # the probe set is not empty (checked at __init__)
         return Evaluation(outputs=_joined(outputs), loss=loss, gradient=_filled(gradient, leaves))
 
     def evaluate_with_hessian(self, weights: Params) -> tuple[Evaluation, GradientGraph]:
@@ -157,10 +158,15 @@ class ProbeEvaluator:
             loss = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
             for x, y in self._batches():
                 out = self.forward(leaves, x)
-                loss = loss + self.loss(out, y) * (len(x) / len(self.x))
+                loss = loss + self._batch_loss(out, y)
                 outputs.append(out.detach().reshape(len(x), -1))
             graph = GradientGraph(loss, leaves)
         return Evaluation(outputs=_joined(outputs), loss=graph.loss, gradient=graph.gradient), graph
+
+    def _batch_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        """The batch's share n_b / N of the mean loss (the whole loss when one batch holds the probe set)."""
+        loss = self.loss(outputs, targets)
+        return loss if len(targets) == len(self.y) else loss * (len(targets) / len(self.y))
 
     def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         for start in range(0, len(self.x), self.batch_size):
@@ -169,6 +175,10 @@ class ProbeEvaluator:
 
 def _joined(outputs: list[Tensor]) -> Tensor:
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+
+def _sum(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    return b if a is None else a if b is None else a.add_(b)
 
 
 def _filled(parts: list[Tensor | None], like: Params) -> Params:
