@@ -191,25 +191,26 @@ def _sweep(
     flat_base, flat_unit = P.flatten(base), P.flatten(unit)
     flat_point = torch.empty_like(flat_base)
     point = P.unflatten(flat_point, base)  # views: one add per point writes every layer
-    rows: list[Tensor] = []
+    columns: dict[str, list[Tensor]] = {"loss": [], "function_change": [], "gradient_change": [], "correct": [],
+                                        "kl_divergence": []}
     for t in scales:
         torch.add(flat_base, flat_unit, alpha=float(t), out=flat_point)
-        rows.append(_point_row(evaluator.evaluate(point), at_zero.outputs, g0_parts, names, log_p0, evaluator.y))
+        _record_point(columns, evaluator.evaluate(point), at_zero.outputs, g0_parts, names, log_p0, evaluator.y)
         counter.advance(label)
-    table = torch.stack(rows).cpu().numpy() if rows else np.zeros((0, 2 + 2 * classification + len(names)))
-    loss = table[:, 0]
-    function_change = _ratio(table[:, 1], float(torch.linalg.vector_norm(at_zero.outputs)))
-    per_layer_change = table[:, 2 + 2 * classification :]
+    table = {key: torch.stack(values).double().cpu().numpy() for key, values in columns.items() if values}
+    loss = table["loss"]
+    function_change = _ratio(table["function_change"], float(torch.linalg.vector_norm(at_zero.outputs)))
+    per_layer_change = table["gradient_change"].reshape(len(scales), len(names))
     gradient_norm = float(torch.linalg.vector_norm(g0_layer_norms))
     gradient_change = _ratio(np.sqrt(np.sum(per_layer_change**2, axis=1)), gradient_norm)
     measured = Measurements(
         layer_names=list(names),
         loss=loss,
-        accuracy=table[:, 2] if classification else None,
+        accuracy=table["correct"] / len(evaluator.y) if classification else None,
         relative_function_change=function_change,
         relative_gradient_change=gradient_change,
         relative_gradient_change_per_layer=_ratio(per_layer_change, g0_layer_norms.double().cpu().numpy()),
-        kl_divergence=table[:, 3] if classification else None,
+        kl_divergence=table["kl_divergence"] if classification else None,
         step_norm=np.abs(scales) * unit_step_norm,
         kappa=np.outer(np.abs(scales), [float(unit_kappa[n]) for n in names]),
         lambda_max=lambda_max,
@@ -225,17 +226,19 @@ def _sweep(
     return SliceSweep(**vars(measured), **vars(predicted))
 
 
-def _point_row(
-    at_t: Evaluation, outputs_at_zero: Tensor, g0_parts: list[Tensor], names: list[str], log_p0: Tensor | None,
-    targets: Tensor,
-) -> Tensor:
-    """One point's numbers, on the device, in float64: loss, ||F(t) − F(0)||, [accuracy, KL], ||g_l(t) − g_l(0)||."""
+def _record_point(
+    columns: dict[str, list[Tensor]], at_t: Evaluation, outputs_at_zero: Tensor, g0_parts: list[Tensor],
+    names: list[str], log_p0: Tensor | None, targets: Tensor,
+) -> None:
+    """Append one point's numbers to ``columns`` as tensors on the device: no host sync, few kernels."""
+    columns["loss"].append(at_t.loss)
+    columns["function_change"].append(torch.dist(at_t.outputs, outputs_at_zero))
     # torch._foreach_*: one call over all layers (as torch.optim uses them) instead of one per layer
     differences = torch._foreach_sub([at_t.gradient[n] for n in names], g0_parts)
-    head = [at_t.loss, torch.linalg.vector_norm(at_t.outputs - outputs_at_zero)]
+    columns["gradient_change"].append(torch.stack(torch._foreach_norm(differences)))
     if log_p0 is not None:
-        head += [_accuracy(at_t.outputs, targets), _kl_divergence(log_p0, at_t.outputs)]
-    return torch.cat([torch.stack([v.double() for v in head]), torch.stack(torch._foreach_norm(differences)).double()])
+        columns["correct"].append((at_t.outputs.argmax(dim=1) == targets.reshape(-1)).sum())
+        columns["kl_divergence"].append(_kl_divergence(log_p0, at_t.outputs))
 
 
 def _curvature_at_w(
@@ -266,14 +269,10 @@ def _ratio(numerator: np.ndarray, denominator: float | np.ndarray) -> np.ndarray
         return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
 
 
-def _accuracy(outputs: Tensor, targets: Tensor) -> Tensor:
-    return (outputs.argmax(dim=1) == targets.reshape(-1)).double().mean()
-
-
 def _kl_divergence(log_p0: Tensor, logits: Tensor) -> Tensor:
     """mean_n Σ_c p0 (log p0 − log pt), from log p0 and the logits at t."""
     log_pt = torch.log_softmax(logits.double(), dim=1)
-    return (log_p0.exp() * (log_p0 - log_pt)).sum(dim=1).mean()
+    return torch.nn.functional.kl_div(log_pt, log_p0, reduction="batchmean", log_target=True)
 
 
 class _Counter:
