@@ -17,7 +17,7 @@ T_{k−1} the Chebyshev polynomial, which grows like (1 + 2γ + 2√(γ + γ²))
 power iteration only reaches (λ₂/λ₁)^{2k}. Every new vector is orthogonalised
 against all earlier ones twice ("twice is enough", Giraud et al. 2005), so the
 basis stays orthonormal in floating point and no eigenvalue is found twice.
-The basis is kept in one matrix that grows by doubling: memory is k vectors.
+Memory is the k basis vectors.
 
 It stops when the error of the Ritz value θ of largest magnitude is estimated
 to be at most ``tolerance · |θ|``, by either of two rules: θ changed by at most
@@ -94,7 +94,7 @@ def largest_magnitude_eigenpair(
     """
     if start.ndim != 1 or not float(start.norm()) > 0:
         raise ValueError("Lanczos needs a flat start vector with a positive, finite norm.")
-    basis = _Basis(start / start.norm(), capacity=min(max(iterations, 1), 16) + 1)
+    basis = _Basis(start / start.norm())
     alphas: list[float] = []
     betas: list[float] = []
     estimate, previous, ritz = float("nan"), float("nan"), torch.ones(1, dtype=torch.float64)
@@ -150,30 +150,27 @@ def _tridiagonal(alphas: list[float], betas: list[float]) -> Tensor:
 
 
 class _Basis:
-    """Orthonormal rows q₁ … q_k in one matrix that doubles when full."""
+    """Orthonormal vectors q₁ … q_k, kept one by one: memory is exactly k vectors, never a preallocated block."""
 
-    def __init__(self, first: Tensor, capacity: int) -> None:
-        self.rows = torch.empty(capacity, first.numel(), dtype=first.dtype, device=first.device)
-        self.rows[0] = first
-        self.size = 1
+    def __init__(self, first: Tensor) -> None:
+        self.vectors = [first]
 
     def last(self) -> Tensor:
-        return self.rows[self.size - 1]
+        return self.vectors[-1]
 
     def append(self, vector: Tensor) -> None:
-        if self.size == len(self.rows):
-            grown = torch.empty(2 * len(self.rows), self.rows.shape[1], dtype=self.rows.dtype, device=self.rows.device)
-            grown[: self.size] = self.rows
-            self.rows = grown
-        self.rows[self.size] = vector
-        self.size += 1
+        self.vectors.append(vector)
 
     def orthogonalise(self, vector: Tensor) -> Tensor:
-        """``vector`` minus its projection on the basis, by classical Gram–Schmidt done twice."""
-        filled = self.rows[: self.size]
+        """``vector`` minus its projection on the basis, by modified Gram–Schmidt done twice (no host sync)."""
+        vector = vector.clone()
         for _ in range(2):
-            vector = vector - filled.T @ (filled @ vector)
+            for q in self.vectors:
+                vector.sub_(q * (q @ vector))
         return vector
 
     def combine(self, coefficients: Tensor) -> Tensor:
-        return self.rows[: len(coefficients)].T @ coefficients
+        combined = torch.zeros_like(self.vectors[0])
+        for q, c in zip(self.vectors, coefficients):
+            combined.add_(q, alpha=float(c))
+        return combined

@@ -168,14 +168,17 @@ def _sweep(
 
     λ_max and ``uᵀHu`` come first, from the gradient graph kept at W, which is
     then released: Lanczos starts from u, so ``uᵀHu`` is its first Rayleigh
-    quotient. The points reuse one buffer for W + t·u, and their numbers stay
-    on the device until the sweep ends (one copy to the host, not one per number). ``nonfinite_weights`` (W holds NaN or
-    ±inf), or a step u that is not finite, makes every verdict of the sweep
-    undefined (:func:`~landscape_probe.slicing.predictions.predict`).
+    quotient. The points reuse one flat buffer for W + t·u (one add writes
+    every layer), and their numbers stay on the device until the sweep ends
+    (one copy to the host per column, not one per number). ``nonfinite_weights``
+    (W holds NaN or ±inf), or a step u that is not finite, makes every verdict
+    of the sweep undefined (:func:`~landscape_probe.slicing.predictions.predict`).
     """
     base, g0 = evaluator.base, at_zero.gradient
     scaling = config.resolved_scaling
     unit = direction if scaling == "none" else directions.unit_step(direction, base, scaling, config.norm)
+    flat_unit = P.flatten(unit)
+    unit = P.unflatten(flat_unit, base)  # u held once, as views into flat_unit
     unit_kappa = directions.kappa(unit, base, config.norm)
     names = evaluator.layer_names
     classification = not torch.is_floating_point(evaluator.y)
@@ -188,13 +191,12 @@ def _sweep(
     g0_parts = [g0[n] for n in names]
     g0_layer_norms = torch.stack(torch._foreach_norm(g0_parts))
     log_p0 = torch.log_softmax(at_zero.outputs.double(), dim=1) if classification else None
-    flat_base, flat_unit = P.flatten(base), P.flatten(unit)
-    flat_point = torch.empty_like(flat_base)
+    flat_point = torch.empty_like(evaluator.flat_base)
     point = P.unflatten(flat_point, base)  # views: one add per point writes every layer
     columns: dict[str, list[Tensor]] = {"loss": [], "function_change": [], "gradient_change": [], "correct": [],
                                         "kl_divergence": []}
     for t in scales:
-        torch.add(flat_base, flat_unit, alpha=float(t), out=flat_point)
+        torch.add(evaluator.flat_base, flat_unit, alpha=float(t), out=flat_point)
         _record_point(columns, evaluator.evaluate(point), at_zero.outputs, g0_parts, names, log_p0, evaluator.y)
         counter.advance(label)
     table = {key: torch.stack(values).double().cpu().numpy() for key, values in columns.items() if values}

@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from landscape_probe.curvature.hessian import GradientGraph, differentiable_twice
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import loss_function
-from landscape_probe.params import Params, detached_params
+from landscape_probe.params import Params, detached_params, flatten, unflatten
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,9 @@ class ProbeEvaluator:
         self.loss = loss_function(loss_name)
         self.layer_names = list(layer_names)
         self.batch_size = max(1, int(batch_size))
-        self.base: Params = {k: v.clone() for k, v in detached_params(model, self.layer_names).items()}
+        at_w = detached_params(model, self.layer_names)
+        self.flat_base = flatten(at_w) if at_w else torch.zeros(0)  # a copy (torch.cat)
+        self.base: Params = unflatten(self.flat_base, at_w)  # views into flat_base: W is held once
         self.functional = not isinstance(model, torch.jit.ScriptModule)
         self._slots = _parameter_slots(model, self.layer_names) if self.functional else None
 
