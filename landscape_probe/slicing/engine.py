@@ -235,9 +235,11 @@ def _record_point(
     """Append one point's numbers to ``columns`` as tensors on the device: no host sync, few kernels."""
     columns["loss"].append(at_t.loss)
     columns["function_change"].append(torch.dist(at_t.outputs, outputs_at_zero))
-    # torch._foreach_*: one call over all layers (as torch.optim uses them) instead of one per layer
-    differences = torch._foreach_sub([at_t.gradient[n] for n in names], g0_parts)
-    columns["gradient_change"].append(torch.stack(torch._foreach_norm(differences)))
+    # torch._foreach_*: one call over all layers (as torch.optim uses them) instead of one per layer;
+    # g(t) is this point's own fresh tensor, so the difference is taken in place
+    differences = [at_t.gradient[n] for n in names]
+    torch._foreach_sub_(differences, g0_parts)
+    columns["gradient_change"].extend(torch._foreach_norm(differences))
     if log_p0 is not None:
         columns["correct"].append((at_t.outputs.argmax(dim=1) == targets.reshape(-1)).sum())
         columns["kl_divergence"].append(_kl_divergence(log_p0, at_t.outputs))
