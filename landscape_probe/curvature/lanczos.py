@@ -85,14 +85,14 @@ def largest_magnitude_eigenpair(
         matvec: ``q ↦ A q`` on flat vectors of ``start``'s shape, dtype and device.
         start: the first Krylov vector (any non-zero norm).
         iterations: the most products to spend.
-        tolerance: stop when the relative change of the estimate is at most this.
+        tolerance: stop when the estimate's relative error, by either rule above, is at most this.
         restart: a new random vector, drawn when the Krylov space closes before the
             estimate has settled (a start inside an invariant subspace); None: stop there.
 
     Returns:
         The :class:`LanczosResult`. A non-finite product gives a NaN eigenvalue.
     """
-    if start.ndim != 1 or not float(start.norm()) > 0:
+    if start.ndim != 1 or not 0 < float(start.norm()) < float("inf"):
         raise ValueError("Lanczos needs a flat start vector with a positive, finite norm.")
     basis = _Basis(start / start.norm())
     alphas: list[float] = []

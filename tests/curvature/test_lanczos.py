@@ -69,5 +69,6 @@ def test_zero_and_non_finite_operators() -> None:
     assert zero.eigenvalue == 0.0 and zero.converged
     broken = largest_magnitude_eigenpair(lambda q: q * float("nan"), torch.ones(3), iterations=5)
     assert math.isnan(broken.eigenvalue) and not broken.converged
-    with pytest.raises(ValueError):
-        largest_magnitude_eigenpair(lambda q: q, torch.zeros(3))
+    for start in (torch.zeros(3), torch.tensor([1.0, float("inf"), 0.0])):
+        with pytest.raises(ValueError):
+            largest_magnitude_eigenpair(lambda q: q, start)
