@@ -30,8 +30,8 @@ def describe_parameters(model: nn.Module) -> list[dict[str, Any]]:
 def describe_tensors(named: Iterable[tuple[str, Tensor]]) -> list[dict[str, Any]]:
     """Name, shape, count, norms and finiteness of each named tensor.
 
-    The spectral norm ||W||_* = σ_max(W) is computed in float64 for matrices;
-    a conv kernel of shape (out, in, k...) is read as the (out, in·k...) matrix;
+    The spectral norm ||W||_* = σ_max(W) of a matrix (:func:`largest_singular_value`;
+    a conv kernel of shape (out, in, k...) is read as the (out, in·k...) matrix);
     1-D tensors, and tensors holding NaN or infinite values (``finite`` False),
     get None. ``is_layer`` marks ndim ≥ 2 (DESIGN §2).
     """
@@ -41,7 +41,7 @@ def describe_tensors(named: Iterable[tuple[str, Tensor]]) -> list[dict[str, Any]
         finite = bool(torch.isfinite(weight).all())
         spectral = None
         if weight.ndim >= 2 and finite and weight.numel() > 0:
-            spectral = float(torch.linalg.matrix_norm(weight.reshape(weight.shape[0], -1), ord=2))
+            spectral = largest_singular_value(tensor.detach().reshape(weight.shape[0], -1))
         rows.append(
             {
                 "name": name,
@@ -54,6 +54,37 @@ def describe_tensors(named: Iterable[tuple[str, Tensor]]) -> list[dict[str, Any]
             }
         )
     return rows
+
+
+EXACT_UP_TO = 512
+"""Matrices up to this size on their smaller side get σ_max from a float64 SVD; larger ones from Lanczos."""
+
+
+def largest_singular_value(matrix: Tensor) -> float:
+    """σ_max of a matrix: exactly (float64 singular values) when small, else by Lanczos on its Gram matrix.
+
+    For min(m, n) > ``EXACT_UP_TO`` a full SVD costs O(m·n·min(m, n)) (minutes for
+    the 4096 × 4096 layers of a 100M-parameter model); Lanczos on AᵀA (or AAᵀ,
+    the smaller side) with float32 products and a seeded start needs a few dozen
+    products and gives σ_max = √λ_max to about 1e-6 relative
+    (:func:`landscape_probe.curvature.lanczos.largest_magnitude_eigenpair`).
+    """
+    import math
+
+    from landscape_probe.curvature.lanczos import largest_magnitude_eigenpair
+
+    if min(matrix.shape) <= EXACT_UP_TO:
+        return float(torch.linalg.matrix_norm(matrix.to(torch.float64), ord=2))
+    work = matrix.to(torch.float32)
+    tall = work.shape[0] >= work.shape[1]
+    size = work.shape[1] if tall else work.shape[0]
+    start = torch.randn(size, generator=torch.Generator().manual_seed(0)).to(work.device)
+
+    def gram(q: Tensor) -> Tensor:
+        return work.T @ (work @ q) if tall else work @ (work.T @ q)
+
+    result = largest_magnitude_eigenpair(gram, start, iterations=200, tolerance=1e-7)
+    return math.sqrt(max(result.eigenvalue, 0.0))
 
 
 def summarize(loaded: LoadedCheckpoint) -> dict[str, Any]:

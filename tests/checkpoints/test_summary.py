@@ -1,0 +1,34 @@
+"""probe info's spectral norm: exact for small matrices, Lanczos for large ones, both against a float64 SVD."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from landscape_probe.checkpoints.summary import EXACT_UP_TO, describe_tensors, largest_singular_value
+
+
+def _with_singular_values(rows: int, cols: int, values: torch.Tensor) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(3)
+    u, _ = torch.linalg.qr(torch.randn(rows, len(values), generator=generator, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(cols, len(values), generator=generator, dtype=torch.float64))
+    return (u * values) @ v.T
+
+
+@pytest.mark.parametrize(("rows", "cols"), [(700, 600), (600, 900)])
+def test_large_matrices_get_sigma_max_by_lanczos_to_a_millionth(rows: int, cols: int) -> None:
+    values = torch.linspace(3.0, 0.01, min(rows, cols), dtype=torch.float64)
+    values[1] = 2.999  # a gap of 3e-4: hard for power iteration
+    matrix = _with_singular_values(rows, cols, values).float()
+    assert min(rows, cols) > EXACT_UP_TO
+    expected = float(torch.linalg.matrix_norm(matrix.double(), ord=2))
+    assert largest_singular_value(matrix) == pytest.approx(expected, rel=1e-6)
+
+
+def test_small_matrices_and_conv_kernels_are_exact() -> None:
+    matrix = _with_singular_values(40, 30, torch.tensor([5.0, 1.0, 0.5], dtype=torch.float64)).float()
+    assert largest_singular_value(matrix) == pytest.approx(float(torch.linalg.matrix_norm(matrix.double(), ord=2)),
+                                                           rel=1e-12)
+    kernel = torch.randn(8, 3, 3, 3)
+    row = describe_tensors([("conv", kernel)])[0]
+    assert row["spectral_norm"] == pytest.approx(float(torch.linalg.matrix_norm(kernel.reshape(8, -1).double(), ord=2)))
