@@ -22,8 +22,21 @@ from landscape_probe.cli.app import (
     command_line,
     console,
     parse_arch_kwargs,
-    results_kept,
     user_errors,
+)
+from landscape_probe.cli.common import (
+    DataOption,
+    DtypeOption,
+    FormatOption,
+    LossOption,
+    NoPlotsOption,
+    OverwriteOption,
+    PlotsOption,
+    ProbeSizeOption,
+    SplitOption,
+    check_outputs,
+    run_name,
+    save_print_draw,
 )
 from landscape_probe.errors import ProbeError
 
@@ -31,14 +44,10 @@ from landscape_probe.errors import ProbeError
 def slice_command(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(help="The checkpoint to slice (any format probe info reads).")],
-    data: Annotated[
-        str | None,
-        typer.Option(help="Data set: digits, mnist1d, synthetic:k=v,..., or a .npz/.pt file. "
-                     "Default: the one recorded in a self-describing checkpoint."),
-    ] = None,
-    probe_size: Annotated[int, typer.Option(help="Examples in the probe set.")] = 512,
-    split: Annotated[str, typer.Option(help="Which split the probe set comes from: train or test.")] = "train",
-    loss: Annotated[str | None, typer.Option(help="cross_entropy or mse (default: from the data set).")] = None,
+    data: DataOption = None,
+    probe_size: ProbeSizeOption = 512,
+    split: SplitOption = "train",
+    loss: LossOption = None,
     direction: Annotated[
         str, typer.Option(help="gradient (descent), random, eigenvector (top Hessian), checkpoint:OTHER.pt, or "
                           "optimizer:NAME[:lr]: the step that optimiser would take from W (its next step from the "
@@ -69,15 +78,15 @@ def slice_command(
     select: Annotated[str | None, typer.Option(help="Glob(s) on parameter names to perturb, e.g. 'hidden.*'.")] = None,
     include_1d: Annotated[bool, typer.Option("--include-1d", help="Also perturb biases and norm parameters.")] = False,
     device: DeviceOption = "auto",
-    dtype: Annotated[str, typer.Option(help="float32 or float64.")] = "float32",
+    dtype: DtypeOption = "float32",
     power_iterations: Annotated[int, typer.Option(help="Most Hessian-vector products for λ_max.")] = 50,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Results file (default: CHECKPOINT-NAME_slice.h5 here).")
     ] = None,
-    plots: Annotated[Path | None, typer.Option(help="Folder for figures (default: beside the results file).")] = None,
-    no_plots: Annotated[bool, typer.Option("--no-plots", help="Do not draw figures.")] = False,
-    formats: Annotated[str, typer.Option("--format", help="Figure formats: png, svg, pdf (comma-separated).")] = "png",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing results file.")] = False,
+    plots: PlotsOption = None,
+    no_plots: NoPlotsOption = False,
+    formats: FormatOption = "png",
+    overwrite: OverwriteOption = False,
     arch: ArchOption = None,
     arch_kwargs: ArchKwargsOption = None,
     trust_checkpoint: TrustOption = False,
@@ -102,18 +111,13 @@ def slice_command(
     """
     with user_errors(debug):
         from landscape_probe.figures import parse_formats
-        from landscape_probe.folders import check_folder
-        from landscape_probe.hdf5 import check_writable
         from landscape_probe.slicing.api import slice as slice_model
         from landscape_probe.slicing.summary import print_result
 
-        figure_formats = parse_formats(formats)
+        parse_formats(formats)
         explicit_scales = _parse_scales(scales) if scales else None
         output = output or default_output(checkpoint)
-        check_writable(output, overwrite)
-        plots_dir = plots or output.with_name(output.stem + "_plots")
-        if not no_plots:
-            check_folder(plots_dir, "--plots")
+        plots_dir = check_outputs(output, overwrite, plots, no_plots)
         result = slice_model(
             checkpoint, data, scales=explicit_scales, direction=direction, scaling=scaling, norm=norm,
             layers=layers, select=select, include_1d=include_1d, probe_size=probe_size, split=split, loss=loss,
@@ -126,13 +130,8 @@ def slice_command(
         if result.config.probe_size < probe_size:
             console.print(f"note: the {split} split holds {result.config.probe_size} examples, fewer than "
                           f"--probe-size {probe_size}; all of them are the probe set.")
-        result.save(output, overwrite=overwrite)
-        print_result(result, console)
-        console.print(f"wrote {output}")
-        if not no_plots:
-            with results_kept(output):
-                for path in result.plot(plots_dir, figure_formats):
-                    console.print(f"wrote {path}")
+        save_print_draw(result, output, overwrite=overwrite, printer=print_result, plots_dir=plots_dir,
+                        no_plots=no_plots, formats=formats)
 
 
 def default_output(checkpoint: Path) -> Path:
@@ -142,8 +141,7 @@ def default_output(checkpoint: Path) -> Path:
     name (``fromage_lr0.01_depth16_seed0``) is used instead, so that slicing
     several runs does not write to one file.
     """
-    name = checkpoint.parent.resolve().name if checkpoint.stem == "checkpoint" else checkpoint.stem
-    return Path.cwd() / f"{name or checkpoint.stem}_slice.h5"
+    return Path.cwd() / f"{run_name(checkpoint) or checkpoint.stem}_slice.h5"
 
 
 def _parse_scales(text: str) -> tuple[float, ...]:
