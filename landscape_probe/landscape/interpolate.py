@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,8 @@ from torch import nn
 
 from landscape_probe.errors import ProbeError
 from landscape_probe.landscape.interpolation import InterpolationResult, barrier_height
+from landscape_probe.progress import Progress, progress_callback
 
-Progress = Callable[[int, int, str], None]
 
 
 def interpolate(
@@ -65,7 +65,6 @@ def interpolate(
     from landscape_probe.landscape.grid import parse_range
     from landscape_probe.landscape.setup import load_model, probe_problem
     from landscape_probe.params import select_layers
-    from landscape_probe.slicing.api import _progress
     from landscape_probe.slicing.directions import check_same_parameters
 
     positions = np.asarray(alphas, dtype=np.float64) if alphas is not None else parse_range(range)
@@ -81,7 +80,7 @@ def interpolate(
     check_same_parameters(start, state_b)
     end = {name: state_b[name].to(device=tensor.device, dtype=tensor.dtype) for name, tensor in start.items()}
     rows = []
-    with _progress(progress) as report:
+    with progress_callback(progress) as report:
         reference = evaluator.evaluate(start).outputs
         for i, alpha in enumerate(positions.tolist()):
             with torch.no_grad():  # (1 − α)·A + α·B written into the model's own tensors: A at 0, B at 1 exactly

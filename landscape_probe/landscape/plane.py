@@ -28,7 +28,6 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,8 @@ from torch import nn
 
 from landscape_probe.errors import ProbeError
 from landscape_probe.landscape.plane_result import DIRECTIONS, MEASURES, PlaneResult
+from landscape_probe.progress import Progress, progress_callback
 
-Progress = Callable[[int, int, str], None]
 SAVE_EVERY_S = 30.0
 """How often a plane given ``output`` is saved while its grid fills, so that an interruption loses little."""
 
@@ -102,7 +101,6 @@ def plane(
     from landscape_probe.hdf5 import check_writable
     from landscape_probe.landscape.grid import parse_range
     from landscape_probe.landscape.setup import probe_problem
-    from landscape_probe.slicing.api import _progress
 
     if trajectory is not None:
         direction_x = direction_y = "pca"
@@ -128,7 +126,7 @@ def plane(
         result = _continue_from(previous, result)
     started, total = time.monotonic(), result.done.size
     try:
-        with _progress(progress) as report, torch.no_grad():
+        with progress_callback(progress) as report, torch.no_grad():
             for row, col in zip(*np.nonzero(~result.done), strict=True):
                 grid.fill(result, int(row), int(col))
                 if report:

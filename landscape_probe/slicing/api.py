@@ -22,11 +22,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from landscape_probe.errors import ProbeError
+from landscape_probe.progress import Progress, progress_callback
 
 if TYPE_CHECKING:
     from torch import nn
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["slice"]
 
-Progress = Callable[[int, int, str], None]
 
 
 def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe slice
@@ -164,7 +164,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     other, step = None, ""
     if config.direction_kind == "checkpoint":
         other = _load(config.direction.partition(":")[2], arch, arch_kwargs, trust_checkpoint, allow_nonfinite)
-    with _progress(progress) as report, _left_as_given(module):
+    with progress_callback(progress) as report, _left_as_given(module):
         target = other.model if other else None
         if config.direction_kind == "optimizer":
             target, step = _optimizer_target(module, x, y, loss_for(dataset, loss), config, loaded)
@@ -257,21 +257,3 @@ def _left_as_given(module: nn.Module) -> Iterator[None]:
     finally:
         if where is not None:
             module.to(device=where[0], dtype=where[1])
-
-
-@contextlib.contextmanager
-def _progress(progress: bool | Progress) -> Iterator[Progress | None]:
-    """``progress`` as a callback: the callable itself, a transient rich bar for True, or None."""
-    if callable(progress) or not progress:
-        yield progress or None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task("slicing", total=None)
-
-        def advance(done: int, total: int, label: str) -> None:
-            bar.update(task, completed=done, total=total, description=label)
-
-        yield advance

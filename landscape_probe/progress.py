@@ -1,0 +1,36 @@
+"""Progress reports of the measuring commands: ``progress=True`` draws a bar, a callable gets the counts.
+
+Example:
+    >>> seen = []
+    >>> with progress_callback(lambda done, total, label: seen.append((done, total, label))) as report:
+    ...     report(1, 2, "slicing")
+    >>> seen
+    [(1, 2, 'slicing')]
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, label)``."""
+
+
+@contextlib.contextmanager
+def progress_callback(progress: bool | Progress) -> Iterator[Progress | None]:
+    """``progress`` as a callback: the callable itself, a transient rich bar for True, or None."""
+    if callable(progress) or not progress:
+        yield progress or None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Bar(*columns, TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("working", total=None)
+
+        def advance(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total, description=label)
+
+        yield advance
