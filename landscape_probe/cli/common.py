@@ -28,6 +28,11 @@ PlotsOption = Annotated[Path | None, typer.Option(help="Folder for figures (defa
 NoPlotsOption = Annotated[bool, typer.Option("--no-plots", help="Do not draw figures.")]
 FormatOption = Annotated[str, typer.Option("--format", help="Figure formats: png, svg, pdf (comma-separated).")]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace an existing results file.")]
+OutputKeyOption = Annotated[
+    str | None,
+    typer.Option(help="For a model returning a tuple, dict or ModelOutput: the key or index of the output to "
+                 "measure (default: logits, else the first tensor)."),
+]
 
 
 def check_outputs(output: Path, overwrite: bool, plots: Path | None, no_plots: bool) -> Path:

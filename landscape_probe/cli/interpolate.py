@@ -29,6 +29,7 @@ from landscape_probe.cli.common import (
     FormatOption,
     LossOption,
     NoPlotsOption,
+    OutputKeyOption,
     OverwriteOption,
     PlotsOption,
     ProbeSizeOption,
@@ -64,6 +65,7 @@ def interpolate_command(
     arch: ArchOption = None,
     arch_kwargs: ArchKwargsOption = None,
     trust_checkpoint: TrustOption = False,
+    output_key: OutputKeyOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Walk the straight line between two checkpoints: loss, accuracy, function change and the barrier.
@@ -90,7 +92,7 @@ def interpolate_command(
         result = interpolate(
             a, b, data, range=range_, probe_size=probe_size, split=split, loss=loss, device=device, dtype=dtype,
             seed=seed, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs), trust_checkpoint=trust_checkpoint,
-            progress=True,
+            progress=True, output_key=output_key,
         )
         result = dataclasses.replace(result, provenance={**result.provenance, "command_line": command_line(ctx)})
         save_print_draw(result, output, overwrite=overwrite, printer=print_interpolation, plots_dir=plots_dir,

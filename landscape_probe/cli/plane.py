@@ -30,6 +30,7 @@ from landscape_probe.cli.common import (
     FormatOption,
     LossOption,
     NoPlotsOption,
+    OutputKeyOption,
     OverwriteOption,
     PlotsOption,
     ProbeSizeOption,
@@ -77,6 +78,7 @@ def plane_command(
     arch: ArchOption = None,
     arch_kwargs: ArchKwargsOption = None,
     trust_checkpoint: TrustOption = False,
+    output_key: OutputKeyOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Evaluate the loss on the plane W + a·d₁ + b·d₂ and draw contours, a heat map and a surface.
@@ -110,7 +112,8 @@ def plane_command(
             threshold=threshold, select=select, include_1d=include_1d, probe_size=probe_size, split=split, loss=loss,
             device=device, dtype=dtype, seed=seed, power_iterations=power_iterations, arch=arch,
             arch_kwargs=parse_arch_kwargs(arch_kwargs), trust_checkpoint=trust_checkpoint, output=output,
-            resume=resume, overwrite=overwrite, progress=True, command_line=command_line(ctx),
+            resume=resume, overwrite=overwrite, progress=True, output_key=output_key,
+            command_line=command_line(ctx),
         )
         print_plane(result, console)
         console.print(f"wrote {output}")

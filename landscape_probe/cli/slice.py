@@ -30,6 +30,7 @@ from landscape_probe.cli.common import (
     FormatOption,
     LossOption,
     NoPlotsOption,
+    OutputKeyOption,
     OverwriteOption,
     PlotsOption,
     ProbeSizeOption,
@@ -90,6 +91,7 @@ def slice_command(
     arch: ArchOption = None,
     arch_kwargs: ArchKwargsOption = None,
     trust_checkpoint: TrustOption = False,
+    output_key: OutputKeyOption = None,
     allow_nonfinite: Annotated[
         bool,
         typer.Option("--allow-nonfinite", help="Slice weights holding NaN or infinite values; every verdict is "
@@ -124,7 +126,7 @@ def slice_command(
             device=device, dtype=dtype, seed=seed, power_iterations=power_iterations, max_scale=max_scale,
             min_scale=min_scale, points=points, two_sided=two_sided, arch=arch,
             arch_kwargs=parse_arch_kwargs(arch_kwargs), trust_checkpoint=trust_checkpoint,
-            allow_nonfinite=allow_nonfinite, progress=True,
+            allow_nonfinite=allow_nonfinite, progress=True, output_key=output_key,
         )
         result = dataclasses.replace(result, provenance={**result.provenance, "command_line": command_line(ctx)})
         if result.config.probe_size < probe_size:

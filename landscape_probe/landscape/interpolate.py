@@ -41,6 +41,7 @@ def interpolate(
     arch_kwargs: dict[str, Any] | None = None,
     trust_checkpoint: bool = False,
     progress: bool | Progress = False,
+    output_key: str | None = None,
 ) -> InterpolationResult:
     """Evaluate W(α) = (1 − α)·W_A + α·W_B on the probe set at every α (forward passes only).
 
@@ -55,6 +56,7 @@ def interpolate(
         probe_size, split, loss, device, dtype, seed: as ``lp.slice``.
         arch, arch_kwargs, trust_checkpoint: loading options for checkpoint files (see ``probe info``).
         progress: True for a progress bar; or a callable ``progress(done, total, label)``.
+        output_key: for a model returning a tuple, dict or ``ModelOutput``, the output to measure (as ``lp.slice``).
 
     Raises:
         ProbeError: for checkpoints of different architectures, bad settings, or unreadable files or data.
@@ -73,7 +75,8 @@ def interpolate(
     positions = np.union1d(positions, [0.0, 1.0])
     loaded_b, model_b = load_model(b, arch, arch_kwargs, trust_checkpoint)
     problem = probe_problem(a, data, probe_size=probe_size, split=split, loss=loss, device=device, dtype=dtype,
-                            seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint)
+                            seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint,
+                            output_key=output_key)
     model = problem.model
     evaluator = ForwardEvaluator(model, problem.x, problem.y, problem.loss_name)
     start, state_b = evaluator.base, model_state(model_b)

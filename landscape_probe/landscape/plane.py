@@ -69,6 +69,7 @@ def plane(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool | Progress = False,
+    output_key: str | None = None,
     command_line: str | None = None,
 ) -> PlaneResult:
     """Evaluate the model at W + a·d₁ + b·d₂ for every a in ``x`` and b in ``y`` (``START:STOP:COUNT``).
@@ -90,6 +91,7 @@ def plane(
             interrupted plane can be resumed; ``resume`` continues the one already there.
         overwrite: replace an existing ``output`` (without ``resume``).
         progress: True for a progress bar; or a callable ``progress(done, total, label)``.
+        output_key: for a model returning a tuple, dict or ``ModelOutput``, the output to measure (as ``lp.slice``).
         command_line: the command to record as provenance (the CLI's); default: this call.
 
     Raises:
@@ -114,7 +116,8 @@ def plane(
     elif output is not None:
         check_writable(output, overwrite)
     problem = probe_problem(model, data, probe_size=probe_size, split=split, loss=loss, device=device, dtype=dtype,
-                            seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint)
+                            seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint,
+                            output_key=output_key)
     grid = _PlaneGrid(problem, settings, power_iterations)
     if grid.path is not None:
         from landscape_probe.landscape.trajectory_pca import covering_range

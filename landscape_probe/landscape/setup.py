@@ -34,6 +34,7 @@ class ProbeProblem:
         loss_name: the loss to measure.
         data_spec: the data set's spec, as recorded in results files.
         device: the device used.
+        output_choice: which output of a model returning several is measured (``text`` "" for one tensor).
     """
 
     model: nn.Module
@@ -43,6 +44,7 @@ class ProbeProblem:
     loss_name: str
     data_spec: dict[str, Any]
     device: Any
+    output_choice: Any = None
 
     def provenance(self, call_text: str, seed: int) -> dict[str, Any]:
         """The root attributes of a results file made from this problem (the CLI replaces ``command_line``)."""
@@ -52,7 +54,8 @@ class ProbeProblem:
         attrs = provenance(command_line=call_text, device=str(self.device), seed=seed,
                            checkpoint=loaded.path if loaded else None, checkpoint_sha256=loaded.sha256 if loaded else "")
         attrs.update(architecture=loaded.architecture if loaded else type(self.model).__name__,
-                     data=json.dumps(self.data_spec, sort_keys=True))
+                     data=json.dumps(self.data_spec, sort_keys=True),
+                     output_key=self.output_choice.text if self.output_choice is not None else "")
         return attrs
 
 
@@ -80,10 +83,13 @@ def probe_problem(
     arch: str | None = None,
     arch_kwargs: dict[str, Any] | None = None,
     trust_checkpoint: bool = False,
+    output_key: str | None = None,
 ) -> ProbeProblem:
     """Load the model (or copy a module), pick the probe set and loss, and move both to ``device`` in ``dtype``.
 
     ``data`` is anything ``lp.slice`` takes; None uses the data set a self-describing checkpoint records.
+    A model returning a tuple, dict or ``ModelOutput`` is hooked to return the output under
+    ``output_key`` (default ``logits``, else the first tensor; :mod:`landscape_probe.models.outputs`).
 
     Raises:
         ProbeError: for an unknown dtype or device, no data set, a model that does not fit the data,
@@ -97,6 +103,7 @@ def probe_problem(
     from landscape_probe.devices import resolve_device
     from landscape_probe.losses import loss_for
     from landscape_probe.models.modes import eval_mode
+    from landscape_probe.models.outputs import attach_selection
 
     if dtype not in DTYPES:
         raise ProbeError(f"Unknown dtype '{dtype}'; use float32 or float64.")
@@ -109,10 +116,11 @@ def probe_problem(
     else:
         where = f"'{loaded.path}' does not record its data set" if loaded else "A model given as a module has no data set"
         raise ProbeError(f"{where}; name one with --data (data= in Python), e.g. digits.")
+    choice, _ = attach_selection(module, output_key)  # the module is this call's own: the hook stays
     check_model_accepts(module, dataset)
     x, y = probe_set(dataset, probe_size, seed, split)
     module = eval_mode(module.to(device=used_device, dtype=torch_dtype))
     x = x.to(device=used_device, dtype=torch_dtype if torch.is_floating_point(x) else x.dtype)
     y = y.to(device=used_device, dtype=torch_dtype if torch.is_floating_point(y) else y.dtype)
     return ProbeProblem(model=module, loaded=loaded, x=x, y=y, loss_name=loss_for(dataset, loss),
-                        data_spec=dataset.spec, device=used_device)
+                        data_spec=dataset.spec, device=used_device, output_choice=choice)

@@ -65,6 +65,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     trust_checkpoint: bool = False,
     allow_nonfinite: bool = False,
     progress: bool | Progress = False,
+    output_key: str | None = None,
 ) -> SliceResult:
     """Perturb the weights along a direction and measure how the function and gradient change.
 
@@ -109,6 +110,8 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
             numbers are recorded as they come out, and every shape and verdict is
             "undefined: non-finite values at W".
         progress: True for a progress bar; or a callable ``progress(done, total, label)``.
+        output_key: for a model returning a tuple, dict or ``ModelOutput``, the key or index of the
+            output to measure (default: ``logits``, else the first tensor; recorded as ``output_key``).
 
     Returns:
         The :class:`~landscape_probe.slicing.result.SliceResult`, not yet saved.
@@ -123,6 +126,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     from landscape_probe.devices import resolve_device
     from landscape_probe.hdf5 import provenance
     from landscape_probe.losses import loss_for
+    from landscape_probe.models.outputs import selecting_output
     from landscape_probe.slicing.config import SliceConfig, log_scales
     from landscape_probe.slicing.engine import run_slice
 
@@ -158,17 +162,18 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     else:
         where = f"'{loaded.path}' does not record its data set" if loaded else "A model given as a module has no data set"
         raise ProbeError(f"{where}; name one with --data (data= in Python), e.g. digits.")
-    check_model_accepts(module, dataset)
-    x, y = probe_set(dataset, probe_size, seed, split)
-    config = dataclasses.replace(config, probe_size=len(x))  # the number used, when the split holds fewer
-    other, step = None, ""
-    if config.direction_kind == "checkpoint":
-        other = _load(config.direction.partition(":")[2], arch, arch_kwargs, trust_checkpoint, allow_nonfinite)
-    with progress_callback(progress) as report, _left_as_given(module):
-        target = other.model if other else None
-        if config.direction_kind == "optimizer":
-            target, step = _optimizer_target(module, x, y, loss_for(dataset, loss), config, loaded)
-        result = run_slice(module, x, y, loss_for(dataset, loss), config, report, target)
+    with selecting_output(module, output_key) as chosen:
+        check_model_accepts(module, dataset)
+        x, y = probe_set(dataset, probe_size, seed, split)
+        config = dataclasses.replace(config, probe_size=len(x))  # the number used, when the split holds fewer
+        other, step = None, ""
+        if config.direction_kind == "checkpoint":
+            other = _load(config.direction.partition(":")[2], arch, arch_kwargs, trust_checkpoint, allow_nonfinite)
+        with progress_callback(progress) as report, _left_as_given(module):
+            target = other.model if other else None
+            if config.direction_kind == "optimizer":
+                target, step = _optimizer_target(module, x, y, loss_for(dataset, loss), config, loaded)
+            result = run_slice(module, x, y, loss_for(dataset, loss), config, report, target)
     if step:
         from landscape_probe.slicing.optimizer_direction import step_over_breakdown
 
@@ -183,6 +188,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         data=json.dumps(dataset.spec, sort_keys=True),
         split=split,
         other_checkpoint_sha256=other.sha256 if other else "",
+        output_key=chosen.text,
         **({"optimizer_step": step} if step else {}),
     )
     return dataclasses.replace(result, provenance=attrs)
