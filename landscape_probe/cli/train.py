@@ -39,7 +39,9 @@ def train_command(
                      "muon, schedulefree_adamw (pip install schedulefree); all (those installed); or your own torch.optim.Optimizer class as module:Class. Default: fromage alone."),
     ] = None,
     optimizer_kwargs: Annotated[
-        str | None, typer.Option(help="JSON keywords for the module:Class optimizers, e.g. '{\"betas\": [0.9, 0.99]}'.")
+        str | None, typer.Option(help="JSON constructor keywords: flat for the module:Class optimizers (for every "
+                                 "optimizer when none is trained), or per optimizer, e.g. "
+                                 "'{\"kfac\": {\"damping_mode\": \"eigen\", \"kl_clip\": 0.001}, \"madam\": {\"g_bound\": 5}}'.")
     ] = None,
     lr: Annotated[
         str | None, typer.Option(help="One learning rate for all, or per optimiser: fromage=0.01,adam=1e-3. "

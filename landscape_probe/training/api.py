@@ -89,8 +89,9 @@ def train(
             built as ``Class(model.parameters(), lr=lr, **optimizer_kwargs)``.
         lr: one base rate for all, a dict per optimizer, or None for each one's default
             (for ``module:Class``, the default of the class's ``lr`` argument).
-        optimizer_kwargs: keywords for the ``module:Class`` optimizers (the table's take
-            ``momentum`` and ``weight_decay`` only).
+        optimizer_kwargs: constructor keywords: a flat dict for the ``module:Class`` optimizers (or, when
+            none is trained, for every optimizer), or one dict per optimizer name, e.g.
+            ``{"kfac": {"damping_mode": "eigen", "kl_clip": 0.001}, "madam": {"g_bound": 5}}``.
         lr_grid, depth, depths, width, activation, init, norm, loss, epochs, batch_size,
             weight_decay, momentum, schedule, seeds, diagnostics_every, diagnostic_batch_size,
             sharpness_iterations, device: as the ``probe train`` options of the same names
@@ -179,8 +180,11 @@ def _optimizer_kwargs(kwargs: dict[str, Any] | None, names: tuple[str, ...]) -> 
         return {}
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise ProbeError("Optimizer keywords must be a dict of names to values, e.g. {\"betas\": [0.9, 0.99]}.")
-    if not any(":" in n for n in names):
-        raise ProbeError("Optimizer keywords are for optimizers given as module:Class; none is trained.")
+    if all(isinstance(v, dict) for v in kwargs.values()):
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise ProbeError(f"Optimizer keywords are given for {', '.join(unknown)}, which is not among the "
+                             f"optimizers trained ({', '.join(names)}).")
     return dict(kwargs)
 
 

@@ -46,8 +46,7 @@ from landscape_probe.losses import LossFn, loss_for, loss_function
 from landscape_probe.models.modes import evaluating
 from landscape_probe.models.zoo import build_model, complete_model_args, parse_zoo_spec
 from landscape_probe.training import diagnostics
-from landscape_probe.training.optim import build_optimizer
-from landscape_probe.training.optim.import_path import is_import_path
+from landscape_probe.training.optim import build_optimizer, keywords_for
 from landscape_probe.training.records import EPOCH_RECORDS
 from landscape_probe.training.recorder import Recorder
 from landscape_probe.training.store import RunResult
@@ -251,8 +250,9 @@ def train_run(
     if initial_weights is not None:
         start_from(model, initial_weights, config.init_from or "?")
     model = model.to(device)
+    keywords = keywords_for(config.optimizer_kwargs, optimizer_name, config.optimizers)
     optimizer = build_optimizer(optimizer_name, model, lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                                optimizer_kwargs=config.optimizer_kwargs if is_import_path(optimizer_name) else None)
+                                optimizer_kwargs=keywords)
     steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     factor = partial(schedule_factor, config.schedule, total_steps=total_steps)

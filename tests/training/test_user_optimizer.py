@@ -54,7 +54,8 @@ def test_build_optimizer_passes_parameters_lr_and_keywords(user_module: str) -> 
         ("torch.optim:NoSuch", None, "has no 'NoSuch'"),
         ("torch.nn:Linear", None, "not a torch.optim.Optimizer class"),
         ("torch.optim:SGD", {"nosuch": 1}, "Cannot build torch.optim:SGD"),
-        ("adam", {"betas": [0.9, 0.99]}, "takes none"),
+        ("adam", {"nosuch": 1}, "cannot be built with the keywords"),
+        ("madam", {"betas": [0.9, 0.99]}, "cannot be built with the keywords"),
     ],
 )
 def test_user_errors_are_one_sentence(name: str, keywords: dict | None, message: str) -> None:
@@ -90,7 +91,7 @@ def test_probe_train_takes_an_import_path_and_json_keywords(user_module: str, tm
         (["--optimizer", "torch.optim:SGD", "--optimizer-kwargs", "{betas: 1}"], "not valid JSON"),
         (["--optimizer", "torch.optim:SGD", "--optimizer-kwargs", "[1, 2]"], "JSON object"),
         (["--optimizer", "adam", "--optimizer-kwargs", "{}"], None),
-        (["--optimizer", "adam", "--optimizer-kwargs", '{"betas": [0.9, 0.99]}'], "module:Class"),
+        (["--optimizer", "adam", "--optimizer-kwargs", '{"nosuch": 1}'], "cannot be built"),
         (["--optimizer", "nosuchpkg.optim:MyOpt"], "Cannot import module 'nosuchpkg.optim'"),
         (["--optimizer", "torch.nn:Linear"], "not a torch.optim.Optimizer class"),
     ],
@@ -105,3 +106,22 @@ def test_probe_train_user_errors_exit_2_without_traceback(tmp_path: Path, option
         return
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_table_optimizers_take_their_own_keywords_one_dict_per_optimizer(tmp_path: Path) -> None:
+    from landscape_probe.training.optim import keywords_for
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    kfac = build_optimizer("kfac", model, 0.01, optimizer_kwargs={"damping_mode": "eigen", "kl_clip": 0.001})
+    assert (kfac.damping_mode, kfac.kl_clip) == ("eigen", 0.001)
+    assert build_optimizer("madam", model, 0.01, optimizer_kwargs={"g_bound": 5.0}).param_groups[0]["g_bound"] == 5.0
+    assert build_optimizer("adam", model, 0.01, optimizer_kwargs={"betas": [0.8, 0.9]}).param_groups[0]["betas"] == (0.8, 0.9)
+    nested = {"kfac": {"kl_clip": 0.001}, "madam": {"g_bound": 5}}
+    assert keywords_for(nested, "madam", ("kfac", "madam")) == {"g_bound": 5}
+    assert keywords_for(nested, "adam", ("adam",)) == {}
+    assert keywords_for({"betas": [0.9, 0.99]}, "adam", ("adam", "torch.optim:Adam")) == {}
+    assert keywords_for({"betas": [0.9, 0.99]}, "adam", ("adam",)) == {"betas": [0.9, 0.99]}
+    result = train("mlp", "digits", optimizers=("madam", "kfac"), optimizer_kwargs=nested, **TINY)
+    assert {run.optimizer for run in result.runs} == {"madam", "kfac"}
+    with pytest.raises(ProbeError, match="not among the optimizers trained"):
+        train("mlp", "digits", optimizers=("madam",), optimizer_kwargs={"lion": {"betas": [0.9, 0.99]}}, **TINY)

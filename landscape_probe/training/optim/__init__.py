@@ -22,6 +22,7 @@ from landscape_probe.training.optim.table import (
     OptimizerSpec,
     build_optimizer,
     default_learning_rate,
+    keywords_for,
     optimizer_key,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     "OptimizerFactory",
     "build_optimizer",
     "default_learning_rate",
+    "keywords_for",
     "optimizer_key",
     "optimizer_class",
     # relative (trust-ratio) updates

@@ -73,81 +73,88 @@ class OptimizerSpec:
         return self.requires is None or importlib.util.find_spec(self.requires) is not None
 
 
-def _sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)
+def _sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay, **extra)
 
 
-def _momentum(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+def _momentum(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, **extra)
 
 
-def _nesterov(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+def _nesterov(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
     if momentum <= 0.0:
         raise ProbeError("Nesterov momentum needs --momentum greater than 0.")
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay,
+                           **extra)
 
 
-def _adagrad(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.Adagrad(model.parameters(), lr=lr, weight_decay=weight_decay)
+def _adagrad(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return torch.optim.Adagrad(model.parameters(), lr=lr, weight_decay=weight_decay, **extra)
 
 
-def _rmsprop(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.RMSprop(model.parameters(), lr=lr, weight_decay=weight_decay)
+def _rmsprop(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(model.parameters(), lr=lr, weight_decay=weight_decay, **extra)
 
 
-def _adam(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+def _adam(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, **extra)
 
 
-def _adamw(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+def _adamw(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, **extra)
 
 
-def _fromage(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return Fromage(model.parameters(), lr=lr)
+def _fromage(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return Fromage(model.parameters(), lr=lr, **extra)
 
 
-def _lars(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return Lars(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+def _lars(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return Lars(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, **extra)
 
 
-def _nero(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return Nero(model.parameters(), lr=lr)
+def _nero(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return Nero(model.parameters(), lr=lr, **extra)
 
 
-def _madam(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return Madam(model.parameters(), lr=lr)
+def _madam(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return Madam(model.parameters(), lr=lr, **extra)
 
 
-def _agd(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return AGD(model.parameters(), lr=lr)
+def _agd(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return AGD(model.parameters(), lr=lr, **extra)
 
 
-def _kfac(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return KFAC(model, lr=lr, momentum=momentum, weight_decay=weight_decay)
+def _kfac(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return KFAC(model, lr=lr, momentum=momentum, weight_decay=weight_decay, **extra)
 
 
-def _noise_adaptive(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return NoiseAdaptiveSGD(model.parameters(), lr=lr)
+def _noise_adaptive(
+    model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any
+) -> torch.optim.Optimizer:
+    return NoiseAdaptiveSGD(model.parameters(), lr=lr, **extra)
 
 
-def _lion(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return Lion(model.parameters(), lr=lr, weight_decay=weight_decay)
+def _lion(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return Lion(model.parameters(), lr=lr, weight_decay=weight_decay, **extra)
 
 
-def _lamb(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return Lamb(model.parameters(), lr=lr, weight_decay=weight_decay)
+def _lamb(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return Lamb(model.parameters(), lr=lr, weight_decay=weight_decay, **extra)
 
 
-def _adafactor(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.Adafactor(model.parameters(), lr=lr, weight_decay=weight_decay)
+def _adafactor(
+    model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any
+) -> torch.optim.Optimizer:
+    return torch.optim.Adafactor(model.parameters(), lr=lr, weight_decay=weight_decay, **extra)
 
 
-def _muon(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    return MuonWithAdamW(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+def _muon(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return MuonWithAdamW(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, **extra)
 
 
-def _schedulefree_adamw(model: nn.Module, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+def _schedulefree_adamw(
+    model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any
+) -> torch.optim.Optimizer:
     """The authors' own ``schedulefree.AdamWScheduleFree`` (an optional extra), put in train mode.
 
     It holds two points: the gradient is taken at y (train mode), the average x is what
@@ -159,7 +166,7 @@ def _schedulefree_adamw(model: nn.Module, lr: float, momentum: float, weight_dec
     except ImportError:
         raise ProbeError("Schedule-Free AdamW needs the schedulefree package: pip install schedulefree "
                          "(or pip install 'landscape_probe[schedulefree]').") from None
-    optimizer = AdamWScheduleFree(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = AdamWScheduleFree(model.parameters(), lr=lr, weight_decay=weight_decay, **extra)
     optimizer.train()
     return optimizer
 
@@ -235,8 +242,10 @@ def build_optimizer(
         lr: learning rate; ``None`` takes :func:`default_learning_rate`.
         momentum: momentum coefficient in [0, 1), for the optimisers that use one.
         weight_decay: non-negative weight decay, for the optimisers that use one.
-        optimizer_kwargs: keywords for a ``module:Class`` optimiser (lists become
-            tuples, as JSON has none); the table's rows take none.
+        optimizer_kwargs: further keywords for the optimiser's constructor (lists become
+            tuples, as JSON has none): any for a ``module:Class`` optimiser, and those of
+            the row's class for a table row (``g_bound`` for Madam, ``damping_mode`` and
+            ``kl_clip`` for K-FAC, ``betas`` for Adam, ...).
 
     Returns:
         A ``torch.optim.Optimizer`` whose ``param_groups[i]["lr"]`` is the learning
@@ -263,6 +272,25 @@ def build_optimizer(
             raise
         except Exception as err:  # noqa: BLE001 - any failure in the user's constructor
             raise ProbeError(f"Cannot build {key}(params, lr={lr:g}, **{optimizer_kwargs or {}}): {err}.") from None
-    if optimizer_kwargs:
-        raise ProbeError(f"Optimizer keywords are for module:Class optimizers; '{key}' takes none.")
-    return OPTIMIZERS[key].factory(model, lr, momentum, weight_decay)
+    keywords = {k: tuple(v) if isinstance(v, list) else v for k, v in (optimizer_kwargs or {}).items()}
+    try:
+        return OPTIMIZERS[key].factory(model, lr, momentum, weight_decay, **keywords)
+    except (TypeError, ValueError) as err:
+        if not keywords:
+            raise
+        raise ProbeError(f"The {key} optimizer cannot be built with the keywords {optimizer_kwargs}: {err}.") from None
+
+
+def keywords_for(optimizer_kwargs: dict[str, Any] | None, name: str, trained: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The keywords meant for optimiser ``name`` among the ``trained`` ones.
+
+    A dict of dicts keyed by optimiser names (``{"kfac": {"kl_clip": 0.001}, "madam": {"g_bound": 5}}``)
+    gives each its own; a flat dict goes to the ``module:Class`` optimisers when any is trained (as
+    before table rows took keywords), else to every optimiser trained.
+    """
+    kwargs = optimizer_kwargs or {}
+    if kwargs and all(isinstance(v, dict) for v in kwargs.values()):
+        return dict(kwargs.get(name, {}))
+    if any(is_import_path(other) for other in trained) and not is_import_path(name):
+        return {}
+    return dict(kwargs)
