@@ -42,7 +42,7 @@ def slice_command(
     direction: Annotated[
         str, typer.Option(help="gradient (descent), random, eigenvector (top Hessian), or checkpoint:OTHER.pt.")
     ] = "gradient",
-    seed: Annotated[int, typer.Option(help="Seed of the probe set, random direction and power iteration.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the probe set, random direction and λ_max's Lanczos start.")] = 0,
     scaling: Annotated[
         str | None,
         typer.Option(help="relative (κ_l = t in every layer), global (||ΔW|| = t), filter, or none (ΔW = t·d). "

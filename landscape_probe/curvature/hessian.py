@@ -2,9 +2,12 @@
 
 Everything here is matrix-free: the Hessian H = ∇²loss(W) is never formed, only
 applied to vectors, ``H v = d/dε ∇loss(W + ε v) |_{ε=0}`` (Pearlmutter 1994).
-The product is computed reverse-over-reverse (double backward); a
+The product is computed reverse-over-reverse (double backward): one at a time
+by :func:`hessian_vector_product`, or many on one kept gradient graph by
+:class:`GradientGraph` (what λ_max, the trace and the slice's ``uᵀHu`` use); a
 forward-over-reverse version with ``torch.func`` (a ``jvp`` of ``grad``) is
-kept beside it for models where it pays off.
+kept beside it for models where it pays off. The top eigenvalue comes from
+Lanczos iteration (:mod:`landscape_probe.curvature.lanczos`).
 
 A ``loss_fn`` maps a parameter dict to a scalar loss; the caller closes over
 the model, the probe set and any parameters that stay fixed, e.g.::
@@ -24,13 +27,14 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from landscape_probe import params as P
+from landscape_probe.curvature.lanczos import LanczosResult, largest_magnitude_eigenpair
 from landscape_probe.params import Params
 
 ParamsLossFn = Callable[[Params], Tensor]
@@ -146,6 +150,81 @@ def directional_curvature(loss_fn: ParamsLossFn, params: Params, direction: Para
     return float(P.dot(direction, hessian_vector_product(loss_fn, params, direction)))
 
 
+class GradientGraph:
+    """The gradient ∇L(W) with its autograd graph kept, so that each ``H v`` is one backward pass through it.
+
+    ``H v = ∇_W (∇L(W) · v)`` (Pearlmutter 1994) is the vector–Jacobian product
+    of the gradient with v: ``torch.autograd.grad(gradient, W, v)``. Building
+    the gradient with ``create_graph=True`` once and keeping the graph
+    (``retain_graph=True``), every further product skips the forward pass and
+    the first backward pass that :func:`hessian_vector_product` redoes each
+    time: on the 16-layer sample a product costs half as much, with the same
+    numbers (``benchmarks/run.py``). The graph holds the activations of the
+    whole probe set until the object is dropped.
+
+    Args:
+        loss: L(W), a 0-d tensor computed from ``leaves`` under ``torch.enable_grad()``.
+        leaves: the tensors W (requiring grad) that ``loss`` was computed from.
+
+    Example:
+        >>> import torch
+        >>> graph = GradientGraph.at(lambda p: (p["w"] ** 3).sum(), {"w": torch.tensor([1.0, 2.0])})
+        >>> graph.hessian_vector_product({"w": torch.tensor([1.0, 1.0])})["w"].tolist()
+        [6.0, 12.0]
+    """
+
+    def __init__(self, loss: Tensor, leaves: Params) -> None:
+        self.leaves = leaves
+        self.loss = loss.detach()
+        with torch.enable_grad():
+            parts = torch.autograd.grad(loss, list(leaves.values()), create_graph=True, allow_unused=True)
+        self._differentiable = [
+            (index, part) for index, part in enumerate(parts) if part is not None and part.requires_grad
+        ]
+        self.gradient: Params = {
+            k: torch.zeros_like(v) if part is None else part.detach() for (k, v), part in zip(leaves.items(), parts)
+        }
+        self.released = False
+        self._shapes = [v.shape for v in leaves.values()]
+        self._sizes = [v.numel() for v in leaves.values()]
+
+    @classmethod
+    def at(cls, loss_fn: ParamsLossFn, params: Params) -> GradientGraph:
+        """The graph of ``loss_fn`` at ``params``; their detached aliases become the leaves (nothing is copied)."""
+        leaves = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        with torch.enable_grad(), differentiable_twice():
+            return cls(loss_fn(leaves), leaves)
+
+    def release(self) -> None:
+        """Drop the kept graph (and the activations it holds); a product asked for afterwards raises."""
+        self._differentiable, self.released = [], True
+
+    def hessian_vector_product(self, vector: Params) -> Params:
+        """``H v`` as a parameter dict, for v with the keys and shapes of the leaves."""
+        return P.unflatten(self.flat_hessian_vector_product(P.flatten(vector)), self.leaves)
+
+    def flat_hessian_vector_product(self, vector: Tensor) -> Tensor:
+        """``H v`` on flat vectors (the layers concatenated in key order, as ``params.flatten``)."""
+        if self.released:
+            raise RuntimeError("This gradient graph was released; build a new one for more Hessian-vector products.")
+        product = torch.zeros_like(vector)
+        if not self._differentiable:
+            return product
+        pieces = [piece.view(shape) for piece, shape in zip(vector.split(self._sizes), self._shapes)]
+        with torch.enable_grad():
+            second = torch.autograd.grad(
+                [part for _, part in self._differentiable],
+                list(self.leaves.values()),
+                [pieces[index] for index, _ in self._differentiable],
+                retain_graph=True,
+                allow_unused=True,
+            )
+        for piece, part in zip(product.split(self._sizes), second):
+            if part is not None:
+                piece.copy_(part.reshape(-1))
+        return product
+
+
 def top_hessian_eigenvalue(
     loss_fn: ParamsLossFn,
     params: Params,
@@ -154,42 +233,73 @@ def top_hessian_eigenvalue(
     tolerance: float = 1e-4,
     seed: int = 0,
 ) -> tuple[float, Params]:
-    """The Hessian eigenvalue of largest magnitude, with its sign, by power iteration.
+    """The Hessian eigenvalue of largest magnitude, with its sign, by Lanczos iteration.
 
-    Starting from a Gaussian vector v₀ (seeded), iterate ``v ← H v / ||H v||``;
-    the estimate is the Rayleigh quotient ``λ = vᵀ H v`` of the unit vector v.
-    Power iteration converges to the eigenvalue of largest ``|λ|``, which can
-    be negative (a direction of strong negative curvature); the sign is kept,
-    so ``|λ|`` is the local gradient-Lipschitz constant λ_max of DESIGN.md §4.
-    It stops when the residual ``||H v − λ v|| ≤ tolerance · |λ|`` (then λ is
-    accurate to about ``tolerance²`` relatively) or after ``iterations``
-    products. Convergence is slow when the two largest ``|λ|`` are close, and
-    fails to settle when ``λ`` and ``−λ`` are both eigenvalues.
+    The estimate is the Ritz value of largest magnitude of the Krylov space of
+    H started from a Gaussian vector (seeded), with the products taken on one
+    kept gradient graph (:class:`GradientGraph`, :func:`top_eigenpair`). It can
+    be negative (a direction of strong negative curvature); ``|λ|`` is the
+    local gradient-Lipschitz constant λ_max of DESIGN.md §4. It stops when the
+    estimate's error is estimated at most ``tolerance`` relative, or after
+    ``iterations`` products (:mod:`landscape_probe.curvature.lanczos`). The
+    eigenvector is accurate to about the square root of that: its residual
+    ``||H v − λ v||`` is about ``sqrt(tolerance · gap · |λ|)``.
 
     Args:
         loss_fn: parameter dict → scalar loss.
         params: the point W.
         iterations: the most Hessian-vector products to spend.
-        tolerance: relative residual at which to stop.
+        tolerance: relative error of λ, as the stopping rule estimates it, at which to stop.
         seed: seed of the starting vector; the result is deterministic in it.
 
     Returns:
         ``(λ, v)``: the eigenvalue and a unit eigenvector (a parameter dict).
-        A zero Hessian gives ``(0.0, v₀/||v₀||)``.
+        A zero Hessian gives ``(0.0, v)`` with v a unit vector.
     """
-    start = gaussian_like(params, seed)
-    vector = P.scale(1.0 / P.norm(start), start)
-    eigenvalue = 0.0
-    for i in range(max(iterations, 1)):
-        product = hessian_vector_product(loss_fn, params, vector)
-        eigenvalue = float(P.dot(vector, product))
-        residual = float(P.norm(P.axpy(-eigenvalue, vector, product)))
-        product_norm = float(P.norm(product))
-        converged = residual <= tolerance * abs(eigenvalue)
-        if converged or product_norm == 0.0 or not math.isfinite(product_norm) or i == iterations - 1:
-            break
-        vector = P.scale(1.0 / product_norm, product)
-    return eigenvalue, vector
+    top = top_eigenpair(GradientGraph.at(loss_fn, params), iterations=iterations, tolerance=tolerance, seed=seed)
+    return top.eigenvalue, top.eigenvector
+
+
+@dataclass(frozen=True)
+class TopEigenpair:
+    """What :func:`top_eigenpair` finds: λ (sign kept), its unit eigenvector, and the Lanczos record."""
+
+    eigenvalue: float
+    eigenvector: Params
+    lanczos: LanczosResult
+
+
+def top_eigenpair(
+    graph: GradientGraph,
+    *,
+    iterations: int = 50,
+    tolerance: float = 1e-4,
+    seed: int = 0,
+    start: Params | None = None,
+) -> TopEigenpair:
+    """The Hessian eigenpair of largest ``|λ|`` at the graph's point, by Lanczos on its products.
+
+    Args:
+        graph: the kept gradient graph at W.
+        iterations, tolerance: as in :func:`top_hessian_eigenvalue`.
+        seed: seed of the Gaussian start, and of a restart when the Krylov space closes early.
+        start: the first Krylov vector instead of the Gaussian one, e.g. the slice's step u, whose
+            curvature ``uᵀHu = α₁ ||u||²`` then comes free with the first product
+            (``TopEigenpair.lanczos.start_rayleigh_quotient``). A gradient lies mostly in the top
+            eigenspace of the Hessian (Gur-Ari, Roberts & Dyer 2018), so it is a good start too.
+    """
+    leaves = graph.leaves
+    flat_start = P.flatten(gaussian_like(leaves, seed) if start is None else start)
+    restarts = iter(range(seed + 1, seed + 1 + max(iterations, 1)))
+    result = largest_magnitude_eigenpair(
+        graph.flat_hessian_vector_product,
+        flat_start,
+        iterations=iterations,
+        tolerance=tolerance,
+        restart=lambda: P.flatten(gaussian_like(leaves, next(restarts))),
+    )
+    eigenvector = {k: v.detach() for k, v in P.unflatten(result.eigenvector, leaves).items()}
+    return TopEigenpair(result.eigenvalue, eigenvector, result)
 
 
 def hessian_trace(loss_fn: ParamsLossFn, params: Params, *, samples: int = 100, seed: int = 0) -> float:
@@ -198,14 +308,15 @@ def hessian_trace(loss_fn: ParamsLossFn, params: Params, *, samples: int = 100, 
     ``E[zᵀ H z] = tr H`` for z with independent ±1 entries (Hutchinson 1989);
     the estimate's variance is ``2 Σ_{i≠j} H_ij² / samples``, so the error
     shrinks as ``1/sqrt(samples)``. Each sample costs one Hessian-vector
-    product; sample i uses the seed ``seed + i``.
+    product on one kept gradient graph; sample i uses the seed ``seed + i``.
     """
     if samples < 1:
         raise ValueError("hessian_trace needs at least one sample")
+    graph = GradientGraph.at(loss_fn, params)
     total = 0.0
     for i in range(samples):
         z = rademacher_like(params, seed + i)
-        total += float(P.dot(z, hessian_vector_product(loss_fn, params, z)))
+        total += float(P.dot(z, graph.hessian_vector_product(z)))
     return total / samples
 
 

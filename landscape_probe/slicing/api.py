@@ -13,7 +13,7 @@ Example:
     >>> result = api.slice(model, (x, y), scales=(0.001, 0.01, 0.1), layers=True, device="cpu")
     >>> sorted(result.layers), result.scales.tolist()
     (['0.weight', '2.weight'], [0.001, 0.01, 0.1])
-    >>> float(result.kappa[-1, 0])  # relative scaling: every layer moves by κ_l = t
+    >>> round(float(result.kappa[-1, 0]), 6)  # relative scaling: every layer moves by κ_l = t (float32)
     0.1
 """
 
@@ -94,7 +94,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         loss: cross_entropy or mse; default from the data (classes or values).
         device: auto, cpu, cuda or cuda:N.
         dtype: float32 or float64.
-        seed: of the probe set, a random direction and power iteration.
+        seed: of the probe set, a random direction and (where the step cannot start it) Lanczos for λ_max.
         power_iterations: most Hessian-vector products for λ_max.
         two_sided: also evaluate −t for every t.
         arch, arch_kwargs, trust_checkpoint: loading options for a checkpoint path (see ``probe info``).

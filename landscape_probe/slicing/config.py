@@ -26,7 +26,7 @@ class SliceConfig:
 
     Attributes:
         direction: gradient, random, eigenvector, or ``checkpoint:OTHER.pt``.
-        seed: seed of random directions, power iteration and the probe set.
+        seed: seed of random directions, of Lanczos's start where the step cannot be it, and of the probe set.
         scaling: relative, global, filter or none (u = d). None picks ``none``
             for a checkpoint direction (t = 1 reaches the other checkpoint:
             linear interpolation) and ``relative`` otherwise.
@@ -40,8 +40,8 @@ class SliceConfig:
         loss: the ``--loss`` asked for, or None for the data set's default.
         device: auto, cpu, cuda or cuda:N.
         dtype: float32 or float64: the model and probe set are cast to it.
-        power_iterations: most Hessian-vector products for λ_max.
-        power_tolerance: relative residual at which power iteration stops.
+        power_iterations: most Hessian-vector products for λ_max (Lanczos iterations; the name predates Lanczos).
+        power_tolerance: relative error of λ_max, as Lanczos's stopping rule estimates it, at which it stops.
         batch_size: most probe examples per forward pass.
         fit_points: smallest positive scales used to calibrate the predictions.
     """
@@ -87,7 +87,7 @@ class SliceConfig:
 
         Raises:
             ProbeError: for an unknown direction, scaling or norm, bad scales, or
-                fewer than one power iteration.
+                fewer than one Hessian-vector product for λ_max.
         """
         if self.direction_kind not in DIRECTIONS:
             raise ProbeError(
@@ -105,7 +105,7 @@ class SliceConfig:
             raise ProbeError(f"--power-iterations must be at least 1 (λ_max needs a Hessian-vector product), "
                              f"not {self.power_iterations}.")
         if not 0 < self.power_tolerance < 1:
-            raise ProbeError(f"The power-iteration tolerance must lie between 0 and 1, not {self.power_tolerance}.")
+            raise ProbeError(f"The λ_max tolerance must lie between 0 and 1, not {self.power_tolerance}.")
         if self.probe_size is not None and self.probe_size < 1:
             raise ProbeError(f"--probe-size must be at least 1, not {self.probe_size}.")
         scales = np.asarray(self.scales, dtype=np.float64)

@@ -10,9 +10,10 @@ compared with t = 0 (DESIGN.md §3):
     kl_divergence(t)            = mean_n KL(p_0(·|x_n) || p_t(·|x_n))
     step_norm(t) = |t|·||u||,   kappa_l(t) = |t|·||u_l|| / ||W_l||   (chosen norm)
 
-Once, at W: λ_max (power iteration on Hessian-vector products), the slope g·u
-and the curvature uᵀHu. The predictions of DESIGN.md §4 come from
-:mod:`landscape_probe.slicing.trust` (see :mod:`landscape_probe.slicing.predictions`).
+Once, at W: λ_max (Lanczos on Hessian-vector products, all taken on the one
+gradient graph of the first evaluation), the slope g·u and the curvature uᵀHu.
+The predictions of DESIGN.md §4 come from :mod:`landscape_probe.slicing.trust`
+(see :mod:`landscape_probe.slicing.predictions`).
 With ``per_layer`` the same sweep is repeated perturbing one layer at a time
 along that layer's part of the direction, with that layer's own gradient and
 Hessian block.
@@ -100,16 +101,17 @@ def run_slice(
         t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in model.state_dict().values()
     )
     evaluator = ProbeEvaluator(model, x, y, loss_name, layer_names, config.batch_size)
-    at_zero = evaluator.evaluate(evaluator.base)
+    at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base)
     direction = _direction(config, evaluator, at_zero, other, device, dtype)
-    whole = _sweep(evaluator, at_zero, direction, scales, config, counter, "all layers", nonfinite_weights)
+    whole = _sweep(evaluator, at_zero, hessian, direction, scales, config, counter, "all layers", nonfinite_weights)
     layers = {}
     if config.per_layer:
         for name in layer_names:
             alone = ProbeEvaluator(model, x, y, loss_name, [name], config.batch_size)
-            at_zero_alone = alone.evaluate(alone.base)
+            at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base)
             layers[name] = _sweep(
-                alone, at_zero_alone, {name: direction[name]}, scales, config, counter, name, nonfinite_weights
+                alone, at_zero_alone, hessian_alone, {name: direction[name]}, scales, config, counter, name,
+                nonfinite_weights,
             )
     return SliceResult(
         scales=scales,
@@ -154,6 +156,7 @@ def _direction(
 def _sweep(
     evaluator: ProbeEvaluator,
     at_zero: Evaluation,
+    hessian: curvature.GradientGraph,
     direction: Params,
     scales: np.ndarray,
     config: SliceConfig,
@@ -163,8 +166,12 @@ def _sweep(
 ) -> SliceSweep:
     """Evaluate W + t·u at every scale and set the predictions beside the measurements.
 
-    ``nonfinite_weights`` (W holds NaN or ±inf), or a step u that is not finite,
-    makes every verdict of the sweep undefined (:func:`~landscape_probe.slicing.predictions.predict`).
+    λ_max and ``uᵀHu`` come first, from the gradient graph kept at W, which is
+    then released: Lanczos starts from u, so ``uᵀHu`` is its first Rayleigh
+    quotient. The points reuse one buffer for W + t·u, and their numbers stay
+    on the device until the sweep ends (one copy to the host, not one per number). ``nonfinite_weights`` (W holds NaN or
+    ±inf), or a step u that is not finite, makes every verdict of the sweep
+    undefined (:func:`~landscape_probe.slicing.predictions.predict`).
     """
     base, g0 = evaluator.base, at_zero.gradient
     scaling = config.resolved_scaling
@@ -172,54 +179,46 @@ def _sweep(
     unit_kappa = directions.kappa(unit, base, config.norm)
     names = evaluator.layer_names
     classification = not torch.is_floating_point(evaluator.y)
-    g0_layer_norms = P.layer_norms(g0)
-    rows: list[dict[str, float | list[float]]] = []
-    for t in scales:
-        at_t = evaluator.evaluate(P.axpy(float(t), unit, base))
-        difference = P.sub(at_t.gradient, g0)
-        rows.append(
-            {
-                "loss": at_t.loss,
-                "accuracy": _accuracy(at_t.outputs, evaluator.y) if classification else float("nan"),
-                "relative_function_change": _ratio(
-                    torch.linalg.norm(at_t.outputs - at_zero.outputs), torch.linalg.norm(at_zero.outputs)
-                ),
-                "relative_gradient_change": _ratio(P.norm(difference), P.norm(g0)),
-                "per_layer": [_ratio(torch.linalg.vector_norm(difference[n]), g0_layer_norms[n]) for n in names],
-                "kl_divergence": _kl_divergence(at_zero.outputs, at_t.outputs) if classification else float("nan"),
-            }
-        )
-        counter.advance(label)
-
-    def column(key: str) -> np.ndarray:
-        return np.array([row[key] for row in rows], dtype=np.float64)
+    unit_step_norm = float(P.norm(unit))
 
     counter.note(f"{label}: λ_max")
-    lambda_max, _ = curvature.top_hessian_eigenvalue(
-        evaluator.loss_fn, base, iterations=config.power_iterations, tolerance=config.power_tolerance, seed=config.seed
-    )
-    unit_step_norm = float(P.norm(unit))
-    loss, function_change, gradient_change = (
-        column("loss"), column("relative_function_change"), column("relative_gradient_change")
-    )
+    lambda_max, curvature_along_unit = _curvature_at_w(hessian, unit, unit_step_norm, config)
+    hessian.release()
+
+    g0_parts = [g0[n] for n in names]
+    g0_layer_norms = torch.stack(torch._foreach_norm(g0_parts))
+    log_p0 = torch.log_softmax(at_zero.outputs.double(), dim=1) if classification else None
+    flat_base, flat_unit = P.flatten(base), P.flatten(unit)
+    flat_point = torch.empty_like(flat_base)
+    point = P.unflatten(flat_point, base)  # views: one add per point writes every layer
+    columns: dict[str, list[Tensor]] = {"loss": [], "function_change": [], "gradient_change": [], "correct": [],
+                                        "kl_divergence": []}
+    for t in scales:
+        torch.add(flat_base, flat_unit, alpha=float(t), out=flat_point)
+        _record_point(columns, evaluator.evaluate(point), at_zero.outputs, g0_parts, names, log_p0, evaluator.y)
+        counter.advance(label)
+    table = {key: torch.stack(values).double().cpu().numpy() for key, values in columns.items() if values}
+    loss = table["loss"]
+    function_change = _ratio(table["function_change"], float(torch.linalg.vector_norm(at_zero.outputs)))
+    per_layer_change = table["gradient_change"].reshape(len(scales), len(names))
+    gradient_norm = float(torch.linalg.vector_norm(g0_layer_norms))
+    gradient_change = _ratio(np.sqrt(np.sum(per_layer_change**2, axis=1)), gradient_norm)
     measured = Measurements(
         layer_names=list(names),
         loss=loss,
-        accuracy=column("accuracy") if classification else None,
+        accuracy=table["correct"] / len(evaluator.y) if classification else None,
         relative_function_change=function_change,
         relative_gradient_change=gradient_change,
-        relative_gradient_change_per_layer=np.array([row["per_layer"] for row in rows], dtype=np.float64).reshape(
-            len(scales), len(names)
-        ),
-        kl_divergence=column("kl_divergence") if classification else None,
+        relative_gradient_change_per_layer=_ratio(per_layer_change, g0_layer_norms.double().cpu().numpy()),
+        kl_divergence=table["kl_divergence"] if classification else None,
         step_norm=np.abs(scales) * unit_step_norm,
         kappa=np.outer(np.abs(scales), [float(unit_kappa[n]) for n in names]),
-        lambda_max=float(lambda_max),
-        loss_at_zero=at_zero.loss,
-        gradient_norm=float(P.norm(g0)),
+        lambda_max=lambda_max,
+        loss_at_zero=float(at_zero.loss),
+        gradient_norm=gradient_norm,
         unit_step_norm=unit_step_norm,
         slope=float(P.dot(g0, unit)),
-        curvature=curvature.directional_curvature(evaluator.loss_fn, base, unit),
+        curvature=curvature_along_unit,
         nonfinite_points=int(np.sum(~np.isfinite(loss + function_change + gradient_change))),
     )
     undefined = nonfinite_weights or not all(bool(torch.isfinite(v).all()) for v in unit.values())
@@ -227,20 +226,53 @@ def _sweep(
     return SliceSweep(**vars(measured), **vars(predicted))
 
 
-def _ratio(numerator: Tensor, denominator: Tensor) -> float:
-    denominator = float(denominator)
-    return float(numerator) / denominator if denominator > 0 else float("nan")
+def _record_point(
+    columns: dict[str, list[Tensor]], at_t: Evaluation, outputs_at_zero: Tensor, g0_parts: list[Tensor],
+    names: list[str], log_p0: Tensor | None, targets: Tensor,
+) -> None:
+    """Append one point's numbers to ``columns`` as tensors on the device: no host sync, few kernels."""
+    columns["loss"].append(at_t.loss)
+    columns["function_change"].append(torch.dist(at_t.outputs, outputs_at_zero))
+    # torch._foreach_*: one call over all layers (as torch.optim uses them) instead of one per layer
+    differences = torch._foreach_sub([at_t.gradient[n] for n in names], g0_parts)
+    columns["gradient_change"].append(torch.stack(torch._foreach_norm(differences)))
+    if log_p0 is not None:
+        columns["correct"].append((at_t.outputs.argmax(dim=1) == targets.reshape(-1)).sum())
+        columns["kl_divergence"].append(_kl_divergence(log_p0, at_t.outputs))
 
 
-def _accuracy(outputs: Tensor, targets: Tensor) -> float:
-    return float((outputs.argmax(dim=1) == targets.reshape(-1)).double().mean())
+def _curvature_at_w(
+    hessian: curvature.GradientGraph, unit: Params, unit_step_norm: float, config: SliceConfig
+) -> tuple[float, float]:
+    """λ_max by Lanczos started from u, and ``uᵀHu = α₁ ||u||²`` from its first product.
+
+    A step u that is zero or not finite cannot start the Krylov space: then the
+    start is Gaussian (seeded) and ``uᵀHu`` takes a product of its own.
+    """
+    usable = 0.0 < unit_step_norm < float("inf")
+    top = curvature.top_eigenpair(
+        hessian,
+        iterations=config.power_iterations,
+        tolerance=config.power_tolerance,
+        seed=config.seed,
+        start=unit if usable else None,
+    )
+    if usable:
+        return top.eigenvalue, top.lanczos.start_rayleigh_quotient * unit_step_norm**2
+    return top.eigenvalue, float(P.dot(unit, hessian.hessian_vector_product(unit)))
 
 
-def _kl_divergence(logits0: Tensor, logits: Tensor) -> float:
-    """mean_n Σ_c p0 (log p0 − log pt) from logits."""
-    log_p0 = torch.log_softmax(logits0.double(), dim=1)
+def _ratio(numerator: np.ndarray, denominator: float | np.ndarray) -> np.ndarray:
+    """numerator / denominator, NaN where the denominator is not positive."""
+    denominator = np.asarray(denominator, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
+
+
+def _kl_divergence(log_p0: Tensor, logits: Tensor) -> Tensor:
+    """mean_n Σ_c p0 (log p0 − log pt), from log p0 and the logits at t."""
     log_pt = torch.log_softmax(logits.double(), dim=1)
-    return float((log_p0.exp() * (log_p0 - log_pt)).sum(dim=1).mean())
+    return torch.nn.functional.kl_div(log_pt, log_p0, reduction="batchmean", log_target=True)
 
 
 class _Counter:

@@ -4,8 +4,12 @@ Every quantity of ``probe slice`` comes from evaluating the same model, on the
 same probe examples, with some of its parameters replaced by a dict of tensors.
 :class:`ProbeEvaluator` does exactly that, with no copy of the model per point:
 
-- ordinary ``nn.Module`` s (the zoo, ``torch.export`` programs' modules) are run
-  with :func:`torch.func.functional_call`;
+- ordinary ``nn.Module`` s (the zoo, ``torch.export`` programs' modules) have
+  the given tensors put in their ``_parameters`` slots for the call, as
+  :func:`torch.func.functional_call` does, but with the slots looked up once
+  (functional_call's per-call bookkeeping cost 10 % of a pass on the 16-layer
+  sample); a model with tied or parametrized weights goes through
+  functional_call itself, which handles them;
 - TorchScript modules, which the stateless API refuses, have the given tensors
   swapped in as attributes for the duration of the call and their own
   parameters put back afterwards (the swap keeps autograd's graph to the given
@@ -38,6 +42,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from landscape_probe.curvature.hessian import GradientGraph, differentiable_twice
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import loss_function
 from landscape_probe.params import Params, detached_params
@@ -49,12 +54,12 @@ class Evaluation:
 
     Attributes:
         outputs: F, the N × outputs matrix of network outputs (detached).
-        loss: the mean loss over the probe set.
+        loss: the mean loss over the probe set, a 0-d tensor on the probe set's device (read it once, at the end).
         gradient: ∇L over the perturbed layers (detached).
     """
 
     outputs: Tensor
-    loss: float
+    loss: Tensor
     gradient: Params
 
 
@@ -86,6 +91,8 @@ class ProbeEvaluator:
         missing = [name for name in layer_names if name not in named]
         if missing:
             raise ProbeError(f"The model has no parameter named {', '.join(missing)}.")
+        if len(x) == 0:
+            raise ProbeError("The probe set is empty.")
         self.model = model
         self.x = x
         self.y = y
@@ -94,9 +101,13 @@ class ProbeEvaluator:
         self.batch_size = max(1, int(batch_size))
         self.base: Params = {k: v.clone() for k, v in detached_params(model, self.layer_names).items()}
         self.functional = not isinstance(model, torch.jit.ScriptModule)
+        self._slots = _parameter_slots(model, self.layer_names) if self.functional else None
 
     def forward(self, weights: Params, x: Tensor) -> Tensor:
         """Network outputs on ``x`` with the perturbed layers set to ``weights``, differentiable in them."""
+        if self._slots is not None and weights.keys() <= self._slots.keys():
+            with _parameters_replaced(self._slots, weights):
+                return self.model(x)
         if self.functional:
             return torch.func.functional_call(self.model, weights, (x,), strict=False)
         if any(_is_transformed(value) for value in weights.values()):
@@ -108,33 +119,100 @@ class ProbeEvaluator:
         """L(weights): the mean probe loss as a 0-d tensor that autograd can differentiate (twice)."""
         total = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
         for x, y in self._batches():
-            total = total + self.loss(self.forward(weights, x), y) * (len(x) / len(self.x))
+            total = total + self._batch_loss(self.forward(weights, x), y)
         return total
 
     def evaluate(self, weights: Params) -> Evaluation:
         """Outputs F, mean loss and its gradient over the perturbed layers at ``weights``.
 
-        Non-finite values (a huge step overflowing) are returned as they are, never raised.
+        One forward and one backward pass per batch, each batch's graph freed
+        before the next. Non-finite values (a huge step overflowing) are returned
+        as they are, never raised.
         """
+        leaves = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
         outputs: list[Tensor] = []
-        loss_total = 0.0
-        grads = {k: torch.zeros_like(v) for k, v in weights.items()}
+        loss: Tensor | None = None
+        gradient: list[Tensor | None] | None = None
         for x, y in self._batches():
             with torch.enable_grad():
-                leaves = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
                 out = self.forward(leaves, x)
-                batch_loss = self.loss(out, y) * (len(x) / len(self.x))
+                batch_loss = self._batch_loss(out, y)
                 parts = torch.autograd.grad(batch_loss, list(leaves.values()), allow_unused=True)
-            for name, part in zip(leaves, parts):
-                if part is not None:
-                    grads[name] += part
+            gradient = list(parts) if gradient is None else [_sum(a, b) for a, b in zip(gradient, parts)]
             outputs.append(out.detach().reshape(len(x), -1))
-            loss_total += float(batch_loss.detach())
-        return Evaluation(outputs=torch.cat(outputs), loss=loss_total, gradient=grads)
+            loss = batch_loss.detach() if loss is None else loss + batch_loss.detach()
+        assert loss is not None and gradient is not None  # the probe set is not empty (checked at __init__)
+        return Evaluation(outputs=_joined(outputs), loss=loss, gradient=_filled(gradient, leaves))
+
+    def evaluate_with_hessian(self, weights: Params) -> tuple[Evaluation, GradientGraph]:
+        """:meth:`evaluate`, with the gradient's graph kept for Hessian-vector products at ``weights``.
+
+        The gradient is built with ``create_graph=True`` over the whole probe set
+        at once (the graph holds every batch's activations until
+        :meth:`GradientGraph.release`), so λ_max and ``uᵀHu`` at W cost no extra
+        forward pass.
+        """
+        leaves = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
+        outputs: list[Tensor] = []
+        with torch.enable_grad(), differentiable_twice():
+            loss = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
+            for x, y in self._batches():
+                out = self.forward(leaves, x)
+                loss = loss + self._batch_loss(out, y)
+                outputs.append(out.detach().reshape(len(x), -1))
+            graph = GradientGraph(loss, leaves)
+        return Evaluation(outputs=_joined(outputs), loss=graph.loss, gradient=graph.gradient), graph
+
+    def _batch_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+        """The batch's share n_b / N of the mean loss (the whole loss when one batch holds the probe set)."""
+        loss = self.loss(outputs, targets)
+        return loss if len(targets) == len(self.y) else loss * (len(targets) / len(self.y))
 
     def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         for start in range(0, len(self.x), self.batch_size):
             yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+
+
+def _joined(outputs: list[Tensor]) -> Tensor:
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+
+def _sum(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    return b if a is None else a if b is None else a.add_(b)
+
+
+def _filled(parts: list[Tensor | None], like: Params) -> Params:
+    """The gradient as a dict, zeros for a layer the loss does not reach."""
+    return {k: torch.zeros_like(v) if part is None else part for (k, v), part in zip(like.items(), parts)}
+
+
+def _parameter_slots(model: nn.Module, names: Sequence[str]) -> dict[str, tuple[nn.Module, str]] | None:
+    """Each name's (owning module, attribute), or None where a plain swap would be wrong (tied, parametrized)."""
+    from torch.nn.utils import parametrize
+
+    tied = len(list(model.named_parameters(remove_duplicate=False))) != len(dict(model.named_parameters()))
+    if tied or any(parametrize.is_parametrized(module) for module in model.modules()):
+        return None
+    slots = {}
+    for name in names:
+        owner_name, _, leaf = name.rpartition(".")
+        slots[name] = (model.get_submodule(owner_name), leaf)
+    return slots
+
+
+@contextlib.contextmanager
+def _parameters_replaced(slots: dict[str, tuple[nn.Module, str]], weights: Params) -> Iterator[None]:
+    """Put ``weights`` in their modules' ``_parameters`` for the call, then the original parameters back."""
+    originals = []
+    try:
+        for name, value in weights.items():
+            owner, leaf = slots[name]
+            originals.append((owner, leaf, owner._parameters[leaf]))
+            owner._parameters[leaf] = value
+        yield
+    finally:
+        for owner, leaf, original in reversed(originals):
+            owner._parameters[leaf] = original
 
 
 def _is_transformed(tensor: Tensor) -> bool:

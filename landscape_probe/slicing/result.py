@@ -90,7 +90,7 @@ class Measurements:
         units="1", shape=PL,
     )
     lambda_max: float = quantity(
-        "top Hessian eigenvalue over the perturbed layers (largest |λ|, sign kept), power iteration",
+        "top Hessian eigenvalue over the perturbed layers (largest |λ|, sign kept), Lanczos",
         units=LOSS, shape="()",
     )
     loss_at_zero: float = quantity("mean probe-set loss at W (t = 0)", units=LOSS, shape="()")

@@ -42,7 +42,7 @@ def _split_state(model: nn.Module) -> tuple[Params, Params]:
 def sharpness(
     model: nn.Module, loss_fn: LossFn, inputs: Tensor, targets: Tensor, *, iterations: int = 20, seed: int = 0
 ) -> float:
-    """The top Hessian eigenvalue of the batch loss over all parameters, by power iteration.
+    """The top Hessian eigenvalue of the batch loss over all parameters, by Lanczos iteration.
 
     λ_max = max eigenvalue (largest in magnitude, sign kept) of ∇²_W loss(W; batch),
     from :func:`landscape_probe.curvature.hessian.top_hessian_eigenvalue`. Gradient descent

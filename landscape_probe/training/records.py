@@ -57,7 +57,7 @@ class RunRecords:
         "at W_s before that step's update", units="", shape="(K,)")
     sharpness: np.ndarray = quantity(
         "top Hessian eigenvalue (largest magnitude, sign kept) of the loss on the fixed diagnostic batch "
-        "(the first diagnostic_batch_size training examples), power iteration", units=LOSS,
+        "(the first diagnostic_batch_size training examples), Lanczos", units=LOSS,
         shape="(K,)")
     gradient_noise_scale: np.ndarray = quantity(
         "B_simple = tr(Σ̂)/‖ḡ‖² from per-example gradients on the diagnostic batch; Σ̂ is unbiased, "
