@@ -129,3 +129,66 @@ def test_bad_settings_are_refused_in_one_sentence(keywords, words) -> None:
     net, data = net_and_data()
     with pytest.raises(ProbeError, match=words):
         lp.hessian(net, data, device="cpu", **keywords)
+
+
+def digits_checkpoint(folder) -> object:
+    """A self-describing checkpoint of a 2-layer, 8-wide MLP on digits."""
+    from landscape_probe.checkpoints.load import save_checkpoint
+    from landscape_probe.models.zoo import build_model
+
+    args = {"name": "mlp", "in_features": 64, "num_outputs": 10, "depth": 2, "width": 8}
+    torch.manual_seed(0)
+    checkpoint = folder / "m.pt"
+    save_checkpoint(checkpoint, build_model(args), args, step=0, data={"name": "digits", "seed": 0}, config={})
+    return checkpoint
+
+
+def test_cli_hessian_writes_what_show_plot_export_and_load_read(tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from landscape_probe.cli import app
+
+    runner = CliRunner()
+    checkpoint = digits_checkpoint(tmp_path)
+    out = tmp_path / "m_hessian.h5"
+    result = runner.invoke(app, ["hessian", str(checkpoint), "--top-k", "2", "--iterations", "30", "--trace-samples",
+                                 "20", "--density-runs", "2", "--density-steps", "8", "--per-layer", "--probe-size",
+                                 "64", "--device", "cpu", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "each layer's own block" in result.output and "trace (Hutchinson, 20 Rademacher samples)" in result.output
+    names = sorted(path.name for path in (tmp_path / "m_hessian_plots").iterdir())
+    assert names == ["m_hessian_per_layer.png", "m_hessian_spectral_density.png"]
+    loaded = lp.load(out)
+    assert isinstance(loaded, lp.HessianResult) and loaded.provenance["command_line"].startswith("probe hessian")
+    assert loaded.eigenvectors.shape == (2, int(loaded.layer_sizes.sum())) and loaded.layer_eigenvalues.shape == (2, 2)
+    np.testing.assert_allclose(np.linalg.norm(loaded.eigenvectors, axis=1), 1.0, rtol=1e-5)
+    shown = runner.invoke(app, ["show", str(out)])
+    assert shown.exit_code == 0 and f"{loaded.eigenvalues[0]:.5g}" in shown.output
+    replotted = runner.invoke(app, ["plot", str(out), "-o", str(tmp_path / "again")])
+    assert replotted.exit_code == 0, replotted.output
+    assert (tmp_path / "again" / "m_hessian_spectral_density.png").exists()
+    exported = runner.invoke(app, ["export", str(out), "--json", str(tmp_path / "h.json")])
+    assert exported.exit_code == 0, exported.output
+    document = json.loads((tmp_path / "h.json").read_text())
+    assert document["datasets"]["eigenvalues"]["values"] == pytest.approx(loaded.eigenvalues.tolist())
+    assert document["attributes"]["kind"] == "hessian"
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    (["--top-k", "0"], "--top-k"),
+    (["--trace-tolerance", "-1"], "--trace-tolerance"),
+    (["--select", "nothing.*"], "--select"),
+    (["--format", "gif"], "gif"),
+])
+def test_cli_bad_options_are_one_sentence_and_exit_2(tmp_path, options, words) -> None:
+    from typer.testing import CliRunner
+
+    from landscape_probe.cli import app
+    from tests.cli_outcomes import one_sentence_exit_2
+
+    out = tmp_path / "bad.h5"
+    result = CliRunner().invoke(app, ["hessian", str(digits_checkpoint(tmp_path)), *options, "--probe-size", "32",
+                                       "--device", "cpu", "-o", str(out)])
+    assert words in one_sentence_exit_2(result) and not out.exists()
