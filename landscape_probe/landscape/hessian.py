@@ -15,6 +15,10 @@ estimate runs on Hessian-vector products of one kept gradient graph
 - with ``per_layer``, the top-k and trace of every layer's block H_ll, the
   Hessian of L in that layer alone with the others held at W.
 
+Memory: the gradient graph (the probe set's activations) and, for Lanczos,
+up to ``iterations + 1`` vectors of the layers' size (``density_steps + 1``
+for each quadrature run); the eigenvectors are copied to the host.
+
 Random vectors are Rademacher, drawn from ``seed``: the Lanczos start from
 ``seed``, trace sample i from ``seed + 1_000_000 + i``, quadrature run r from
 ``seed + 2_000_000 + r``, restarts from ``seed + 3_000_000 + i``.
