@@ -35,6 +35,9 @@ _HOMES = {
     # probe plane
     "plane": "landscape_probe.landscape.plane",
     "PlaneResult": "landscape_probe.landscape.plane_result",
+    # probe hessian
+    "hessian": "landscape_probe.landscape.hessian",
+    "HessianResult": "landscape_probe.landscape.hessian_result",
     # results files of any kind
     "load": "landscape_probe.results",
     # errors a user can fix

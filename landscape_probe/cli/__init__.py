@@ -1,6 +1,15 @@
 """The ``probe`` command line. Each command lives in its own module."""
 
-from landscape_probe.cli import export, info, interpolate, plane, results_cmds, slice, train  # noqa: F401  (register the commands)
+from landscape_probe.cli import (  # noqa: F401  (register the commands)
+    export,
+    hessian,
+    info,
+    interpolate,
+    plane,
+    results_cmds,
+    slice,
+    train,
+)
 from landscape_probe.cli.app import app
 
 __all__ = ["app", "main"]

@@ -1,1 +1,1 @@
-"""Views of the loss landscape that need only forward passes: interpolation between checkpoints, 2-D planes."""
+"""Views of the loss landscape: interpolation between checkpoints, 2-D planes, the Hessian's spectrum."""
