@@ -25,16 +25,16 @@ Example:
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from landscape_probe.errors import ProbeError
-from landscape_probe.layout import LOSS, quantities, quantity
+from landscape_probe.landscape.result_file import ResultFile
+from landscape_probe.layout import LOSS, quantity
 
 if TYPE_CHECKING:
     import pandas
@@ -44,7 +44,7 @@ SETTINGS = ("top_k", "iterations", "tolerance", "trace_samples", "trace_toleranc
 
 
 @dataclass(kw_only=True)
-class HessianResult:
+class HessianResult(ResultFile):
     """The Hessian's top eigenpairs, trace, spectral density and (optionally) per-layer blocks at W.
 
     Attributes:
@@ -93,57 +93,19 @@ class HessianResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
+    KIND: ClassVar[str] = "hessian"
+    NOUN: ClassVar[str] = "a Hessian spectrum"
+    SETTINGS: ClassVar[tuple[str, ...]] = SETTINGS
+
     @classmethod
-    def load(cls, path: Path | str) -> HessianResult:
-        """Read a ``probe hessian`` results file.
+    def _typed(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return {"hessian_vector_products": int(values["hessian_vector_products"])}
 
-        Raises:
-            ProbeError: when the file is missing, not ours, not a Hessian spectrum, or lacks a dataset.
-        """
-        from landscape_probe.hdf5 import open_results, read_attrs
-        from landscape_probe.layout import read_quantities
-
-        with open_results(path) as h5:
-            if h5.attrs["kind"] != "hessian":
-                raise ProbeError(f"'{path}' holds {h5.attrs['kind']} results, not a Hessian spectrum.")
-            attrs = read_attrs(h5)
-            values = read_quantities(cls, h5)
-        missing = [q.name for q in quantities(cls) if q.name not in values]
-        if missing:
-            raise ProbeError(f"'{path}' is not a complete hessian results file: it lacks {', '.join(missing)}.")
-        values["layer_names"] = [str(name) for name in values["layer_names"]]
-        values["hessian_vector_products"] = int(values["hessian_vector_products"])
-        known = {*SETTINGS, "loss", "classification", "kind"}
-        return cls(**values, settings={k: attrs[k] for k in SETTINGS if k in attrs}, loss_name=str(attrs["loss"]),
-                   classification=bool(attrs["classification"]),
-                   provenance={k: v for k, v in attrs.items() if k not in known}, path=Path(path))
-
-    def save(self, path: Path | str, *, overwrite: bool = False) -> Path:
-        """Write the results file atomically (it appears whole or not at all); remembers ``path``.
-
-        Raises:
-            ProbeError: when ``path`` exists without ``overwrite``, or cannot be written.
-        """
-        from landscape_probe.hdf5 import atomic_h5
-        from landscape_probe.layout import write_quantities
-
-        attrs = {**self.provenance, **self.settings, "loss": self.loss_name, "classification": self.classification}
-        with atomic_h5(path, kind="hessian", attrs=attrs, overwrite=overwrite) as h5:
-            write_quantities(h5, self, self.loss_name)
-        self.path = Path(path)
-        return self.path
-
-    def plot(self, folder: Path | str, formats: Sequence[str] = ("png",)) -> list[Path]:
-        """Draw the figures into ``folder``, from the results file (a temporary one while unsaved)."""
+    @staticmethod
+    def _drawer() -> Callable[[Path, Path, tuple[str, ...]], list[Path]]:
         from landscape_probe.landscape.hessian_report import draw_hessian
-        from landscape_probe.figures import parse_formats
 
-        chosen = parse_formats(",".join(formats))
-        if self.path is not None:
-            return draw_hessian(self.path, Path(folder), chosen)
-        with tempfile.TemporaryDirectory() as scratch:
-            unsaved = HessianResult(**{**self.__dict__, "path": None}).save(Path(scratch) / "hessian.h5")
-            return draw_hessian(unsaved, Path(folder), chosen)
+        return draw_hessian
 
     def summary(self, width: int = 100) -> str:
         """The text ``probe show`` prints for this result, without colour or markup."""

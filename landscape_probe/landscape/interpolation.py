@@ -23,15 +23,15 @@ Example:
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from landscape_probe.errors import ProbeError
+from landscape_probe.landscape.result_file import ResultFile
 from landscape_probe.layout import LOSS, quantities, quantity
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ SETTINGS = ("probe_size", "split", "dtype")
 
 
 @dataclass(kw_only=True)
-class InterpolationResult:
+class InterpolationResult(ResultFile):
     """The line between two checkpoints, and what was measured along it.
 
     Attributes:
@@ -82,61 +82,15 @@ class InterpolationResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
-    @classmethod
-    def load(cls, path: Path | str) -> InterpolationResult:
-        """Read a ``probe interpolate`` results file.
+    KIND: ClassVar[str] = "interpolation"
+    NOUN: ClassVar[str] = "an interpolation"
+    SETTINGS: ClassVar[tuple[str, ...]] = SETTINGS
 
-        Raises:
-            ProbeError: when the file is missing, not ours, not an interpolation, or incomplete.
-        """
-        from landscape_probe.hdf5 import open_results, read_attrs
-        from landscape_probe.layout import read_quantities
-
-        with open_results(path) as h5:
-            if h5.attrs["kind"] != "interpolation":
-                raise ProbeError(f"'{path}' holds {h5.attrs['kind']} results, not an interpolation.")
-            attrs = read_attrs(h5)
-            values = read_quantities(cls, h5)
-        missing = [q.name for q in quantities(cls) if q.name not in values]
-        if missing:
-            raise ProbeError(f"'{path}' is not a complete interpolation results file: it lacks {', '.join(missing)}.")
-        values["layer_names"] = [str(name) for name in values["layer_names"]]
-        known = {*SETTINGS, "loss", "classification", "kind"}
-        return cls(
-            **values,
-            settings={key: attrs[key] for key in SETTINGS if key in attrs},
-            loss_name=str(attrs["loss"]),
-            classification=bool(attrs["classification"]),
-            provenance={k: v for k, v in attrs.items() if k not in known},
-            path=Path(path),
-        )
-
-    def save(self, path: Path | str, *, overwrite: bool = False) -> Path:
-        """Write the results file atomically (it appears whole or not at all); remembers ``path``.
-
-        Raises:
-            ProbeError: when ``path`` exists without ``overwrite``, or cannot be written.
-        """
-        from landscape_probe.hdf5 import atomic_h5
-        from landscape_probe.layout import write_quantities
-
-        attrs = {**self.provenance, **self.settings, "loss": self.loss_name, "classification": self.classification}
-        with atomic_h5(path, kind="interpolation", attrs=attrs, overwrite=overwrite) as h5:
-            write_quantities(h5, self, self.loss_name)
-        self.path = Path(path)
-        return self.path
-
-    def plot(self, folder: Path | str, formats: Sequence[str] = ("png",)) -> list[Path]:
-        """Draw the figure into ``folder``, from the results file (a temporary one while unsaved)."""
-        from landscape_probe.figures import parse_formats
+    @staticmethod
+    def _drawer() -> Callable[[Path, Path, tuple[str, ...]], list[Path]]:
         from landscape_probe.landscape.plots import draw_interpolation
 
-        chosen = parse_formats(",".join(formats))
-        if self.path is not None:
-            return draw_interpolation(self.path, Path(folder), chosen)
-        with tempfile.TemporaryDirectory() as scratch:
-            unsaved = InterpolationResult(**{**self.__dict__, "path": None}).save(Path(scratch) / "interpolation.h5")
-            return draw_interpolation(unsaved, Path(folder), chosen)
+        return draw_interpolation
 
     def summary(self, width: int = 100) -> str:
         """The text ``probe show`` prints for this result, without colour or markup."""

@@ -19,15 +19,15 @@ Example:
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from landscape_probe.errors import ProbeError
+from landscape_probe.landscape.result_file import ResultFile
 from landscape_probe.layout import LOSS, quantities, quantity
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ YX = "(Y, X)"
 
 
 @dataclass(kw_only=True)
-class PlaneResult:
+class PlaneResult(ResultFile):
     """The grid, what was measured at every cell, and the two directions' sizes.
 
     Attributes:
@@ -95,58 +95,20 @@ class PlaneResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
+    KIND: ClassVar[str] = "plane"
+    NOUN: ClassVar[str] = "a plane"
+    SETTINGS: ClassVar[tuple[str, ...]] = SETTINGS
+    ROOT_FLAGS: ClassVar[tuple[str, ...]] = ("complete",)
+
     @classmethod
-    def load(cls, path: Path | str) -> PlaneResult:
-        """Read a ``probe plane`` results file, complete or interrupted.
+    def _typed(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return {"done": np.asarray(values["done"], dtype=bool)}
 
-        Raises:
-            ProbeError: when the file is missing, not ours, not a plane, or lacks a dataset.
-        """
-        from landscape_probe.hdf5 import open_results, read_attrs
-        from landscape_probe.layout import read_quantities
-
-        with open_results(path) as h5:
-            if h5.attrs["kind"] != "plane":
-                raise ProbeError(f"'{path}' holds {h5.attrs['kind']} results, not a plane.")
-            attrs = read_attrs(h5)
-            values = read_quantities(cls, h5)
-        missing = [q.name for q in quantities(cls) if q.name not in values]
-        if missing:
-            raise ProbeError(f"'{path}' is not a complete plane results file: it lacks {', '.join(missing)}.")
-        values["layer_names"] = [str(name) for name in values["layer_names"]]
-        values["done"] = np.asarray(values["done"], dtype=bool)
-        known = {*SETTINGS, "loss", "classification", "complete", "kind"}
-        return cls(**values, settings={k: attrs[k] for k in SETTINGS if k in attrs}, loss_name=str(attrs["loss"]),
-                   classification=bool(attrs["classification"]), complete=bool(attrs["complete"]),
-                   provenance={k: v for k, v in attrs.items() if k not in known}, path=Path(path))
-
-    def save(self, path: Path | str, *, overwrite: bool = False) -> Path:
-        """Write the results file atomically (it appears whole or not at all); remembers ``path``.
-
-        Raises:
-            ProbeError: when ``path`` exists without ``overwrite``, or cannot be written.
-        """
-        from landscape_probe.hdf5 import atomic_h5
-        from landscape_probe.layout import write_quantities
-
-        attrs = {**self.provenance, **self.settings, "loss": self.loss_name, "classification": self.classification,
-                 "complete": self.complete}
-        with atomic_h5(path, kind="plane", attrs=attrs, overwrite=overwrite) as h5:
-            write_quantities(h5, self, self.loss_name)
-        self.path = Path(path)
-        return self.path
-
-    def plot(self, folder: Path | str, formats: Sequence[str] = ("png",)) -> list[Path]:
-        """Draw the figures into ``folder``, from the results file (a temporary one while unsaved)."""
-        from landscape_probe.figures import parse_formats
+    @staticmethod
+    def _drawer() -> Callable[[Path, Path, tuple[str, ...]], list[Path]]:
         from landscape_probe.landscape.plots import draw_plane
 
-        chosen = parse_formats(",".join(formats))
-        if self.path is not None:
-            return draw_plane(self.path, Path(folder), chosen)
-        with tempfile.TemporaryDirectory() as scratch:
-            unsaved = PlaneResult(**{**self.__dict__, "path": None}).save(Path(scratch) / "plane.h5")
-            return draw_plane(unsaved, Path(folder), chosen)
+        return draw_plane
 
     def summary(self, width: int = 100) -> str:
         """The text ``probe show`` prints for this result, without colour or markup."""

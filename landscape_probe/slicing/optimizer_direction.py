@@ -105,8 +105,8 @@ def stepped_model(
 
     from landscape_probe.losses import loss_function
     from landscape_probe.models.modes import eval_mode
-    from landscape_probe.training.loop import optimizer_mode
     from landscape_probe.training.optim import build_optimizer, optimizer_key
+    from landscape_probe.training.own_step import take_step
 
     name, lr = parse_optimizer_direction(direction)
     config = (saved.config if saved is not None else None) or {}
@@ -126,20 +126,13 @@ def stepped_model(
         if lr is not None:
             for group in optimizer.param_groups:
                 group["lr"] = lr
-    before = {k: p.detach().clone() for k, p in after.named_parameters()}
-    optimizer_mode(optimizer, training=True)  # a schedule-free optimiser takes its gradient at y, not at W = x
-    optimizer.zero_grad(set_to_none=True)
-    with torch.enable_grad():
-        loss = loss_function(loss_name)(after(x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)),
-                                        y.to(device=device, dtype=dtype if y.is_floating_point() else y.dtype))
-        loss.backward()
-    try:
-        optimizer.step()
+    x = x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
+    y = y.to(device=device, dtype=dtype if y.is_floating_point() else y.dtype)
+    try:  # a schedule-free optimiser takes its gradient at y, not at W = x (take_step handles it)
+        step = take_step(after, optimizer, loss_function(loss_name), x, y)
     except Exception as err:  # noqa: BLE001 - a user's optimiser failing on this model
         raise ProbeError(f"The {name} optimizer failed to take its step: {err}.") from None
-    optimizer_mode(optimizer, training=False)
-    moved = any(bool(torch.any(p.detach() != before[k])) for k, p in after.named_parameters())
-    if not moved:
+    if not any(bool(torch.any(delta != 0)) for delta in step.values()):
         raise ProbeError(f"The {name} step from W is zero (a learning rate of 0, or a zero gradient), "
                          "so there is nothing to slice along.")
     rate = optimizer.param_groups[0]["lr"]

@@ -45,7 +45,6 @@ from landscape_probe.errors import ProbeError
 from landscape_probe.losses import LossFn, loss_for, loss_function
 from landscape_probe.models.modes import evaluating
 from landscape_probe.models.zoo import build_model, complete_model_args, parse_zoo_spec
-from landscape_probe.training import diagnostics
 from landscape_probe.training.optim import build_optimizer, keywords_for
 from landscape_probe.training.records import EPOCH_RECORDS
 from landscape_probe.training.recorder import Recorder

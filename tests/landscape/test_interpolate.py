@@ -59,7 +59,7 @@ def test_every_point_equals_a_plain_loop_that_loads_the_mixed_state_dict() -> No
     a, b = _pair_with_batch_norm()
     x, y = _data()
     result = lp.interpolate(a, b, (x, y), range="-0.5:1.5:9", device="cpu", dtype="float64")
-    reference_outputs = None
+    reference_outputs, plain_losses = None, []
     for alpha, loss, accuracy, change in zip(result.alphas, result.loss, result.accuracy,
                                              result.relative_function_change, strict=True):
         mixed = copy.deepcopy(a).double()
@@ -69,13 +69,15 @@ def test_every_point_equals_a_plain_loop_that_loads_the_mixed_state_dict() -> No
         with torch.no_grad():
             outputs = mixed(x.double())
         reference_outputs = outputs if alpha == 0 else reference_outputs
-        assert loss == pytest.approx(float(torch.nn.functional.cross_entropy(outputs, y)), rel=1e-12)
+        plain_losses.append(float(torch.nn.functional.cross_entropy(outputs, y)))
+        assert loss == pytest.approx(plain_losses[-1], rel=1e-12)
         assert accuracy == pytest.approx(float((outputs.argmax(1) == y).double().mean()))
         if reference_outputs is not None:
             expected = float((outputs - reference_outputs).norm() / reference_outputs.norm())
             assert change == pytest.approx(expected, rel=1e-10, abs=1e-14)
-    on_path = [loss for alpha, loss in zip(result.alphas, result.loss) if 0 <= alpha <= 1]
-    assert result.barrier_height == pytest.approx(max(0.0, max(on_path) - max(result.loss_a, result.loss_b)))
+    on_path = [loss for alpha, loss in zip(result.alphas, plain_losses) if 0 <= alpha <= 1]
+    ends = max(plain_losses[list(result.alphas).index(0.0)], plain_losses[list(result.alphas).index(1.0)])
+    assert result.barrier_height == pytest.approx(max(0.0, max(on_path) - ends))
 
 
 def test_a_linear_model_with_mse_follows_its_closed_form() -> None:
