@@ -51,8 +51,9 @@ def plane_command(
         Path | None, typer.Option(help="A probe train run folder saved with --save-every: the plane of its first "
                                   "two principal directions, with the training path drawn on it.")
     ] = None,
-    direction_x: Annotated[str, typer.Option(help="d₁: random or gradient (filter-normalised).")] = "random",
-    direction_y: Annotated[str, typer.Option(help="d₂: random or gradient (filter-normalised).")] = "random",
+    direction_x: Annotated[str, typer.Option(help="d₁: random or gradient (filter-normalised), or hessian:K / "
+                                                  "hessian:FILE.h5:K (a unit Hessian eigenvector).")] = "random",
+    direction_y: Annotated[str, typer.Option(help="d₂: as --direction-x.")] = "random",
     measure: Annotated[
         str, typer.Option(help="loss (forward passes only) or gradient (also the relative gradient change, and "
                           "where deep relative trust and Euclidean trust predict it reaches --threshold).")
@@ -93,6 +94,8 @@ def plane_command(
     [bold]probe plane sample_checkpoints/mlp2_digits.pt --x -1:1:31 --y -1:1:31[/]
 
     [bold]probe plane model.pt --direction-x gradient --measure gradient --x 0:0.5:21 --y -0.5:0.5:21[/]
+
+    [bold]probe plane model.pt --direction-x hessian:1 --direction-y hessian:2 --x -0.5:0.5:21 --y -0.5:0.5:21[/]
 
     [bold]probe plane runs/x/sgd_lr0.1_depth4_seed0/checkpoint.pt --trajectory runs/x/sgd_lr0.1_depth4_seed0[/]
     """

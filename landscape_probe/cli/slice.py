@@ -50,8 +50,9 @@ def slice_command(
     split: SplitOption = "train",
     loss: LossOption = None,
     direction: Annotated[
-        str, typer.Option(help="gradient (descent), random, eigenvector (top Hessian), checkpoint:OTHER.pt, or "
-                          "optimizer:NAME[:lr]: the step that optimiser would take from W (its next step from the "
+        str, typer.Option(help="gradient (descent), random, eigenvector (top Hessian), hessian:K (the K-th "
+                          "Hessian eigenvector; hessian:FILE.h5:K reads it from a probe hessian file), "
+                          "checkpoint:OTHER.pt, or optimizer:NAME[:lr]: the step that optimiser would take from W (its next step from the "
                           "state a probe train checkpoint saved for it, else its first); the summary says step / "
                           "breakdown.")
     ] = "gradient",
@@ -108,6 +109,8 @@ def slice_command(
     [bold]probe slice model.pt --data digits --direction random --scales 0.01,0.1,1 --two-sided[/]
 
     [bold]probe slice a.pt --direction checkpoint:b.pt --scales 0.25,0.5,0.75,1[/]
+
+    [bold]probe slice model.pt --direction hessian:model_hessian.h5:1 --two-sided[/]
 
     [bold]probe slice runs/train/adam_lr0.001_depth4_seed0/checkpoint.pt --direction optimizer:adam[/]
     """

@@ -41,11 +41,12 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from landscape_probe.curvature.hessian_direction import RESTART_SEEDS  # shared with --direction hessian:K
 from landscape_probe.errors import ProbeError
 from landscape_probe.landscape.hessian_result import HessianResult
 from landscape_probe.progress import Progress, progress_callback
 
-TRACE_SEEDS, DENSITY_SEEDS, RESTART_SEEDS = 1_000_000, 2_000_000, 3_000_000
+TRACE_SEEDS, DENSITY_SEEDS = 1_000_000, 2_000_000
 DENSITY_GRID_POINTS = 512
 
 

@@ -4,7 +4,11 @@ Directions (each filter-normalised, Li et al., NeurIPS 2018: every output row
 of d_l rescaled to the norm of the same row of W_l):
 
 - ``random``: Gaussian, seeded (the y direction with the next seed);
-- ``gradient``: the descent direction −∇L(W).
+- ``gradient``: the descent direction −∇L(W);
+- ``hessian:K`` / ``hessian:FILE.h5:K``: the unit K-th Hessian eigenvector
+  (:mod:`~landscape_probe.curvature.hessian_direction`), *not* filter-normalised,
+  which would make it no eigenvector; a plane ``hessian:1`` × ``hessian:2``
+  is PyHessian's and Yao et al.'s (2020) top-eigenvector plane.
 
 Only the selected layers move (by default every parameter with ndim ≥ 2;
 biases and normalisation parameters stay fixed unless ``include_1d``). With
@@ -81,12 +85,13 @@ def plane(
         trajectory: a ``probe train`` run folder saved with ``save_every``: d₁ and d₂ become the first two
             principal directions of its saved weights around W (unit vectors, not filter-normalised), and
             the path is projected on the plane (:mod:`landscape_probe.landscape.trajectory_pca`).
-        direction_x, direction_y: ``random`` or ``gradient`` (filter-normalised); ignored with ``trajectory``.
+        direction_x, direction_y: ``random`` or ``gradient`` (filter-normalised), or ``hessian:K`` /
+            ``hessian:FILE.h5:K`` (a unit Hessian eigenvector, as ``lp.slice``); ignored with ``trajectory``.
         measure: ``loss`` (forward passes only) or ``gradient`` (also the relative gradient change and the
             DRT and Euclidean predictions of it at every cell).
         threshold: the relative gradient change whose contour the figures draw.
         select, include_1d: which parameters move, as ``probe slice --select / --include-1d``.
-        power_iterations: most Hessian-vector products for λ_max (``measure="gradient"`` only).
+        power_iterations: most Hessian-vector products for λ_max (``measure="gradient"``) and each Hessian direction.
         output: a results file to save to while the grid fills (every 30 s and at the end), so that an
             interrupted plane can be resumed; ``resume`` continues the one already there.
         overwrite: replace an existing ``output`` (without ``resume``).
@@ -150,13 +155,17 @@ def plane(
 
 def _settings(direction_x: str, direction_y: str, measure: str, threshold: float, select: str | None,
               include_1d: bool, split: str, dtype: str, seed: int) -> dict[str, Any]:
-    directions = DIRECTIONS if direction_x != "pca" else ("pca",)
+    directions = (*DIRECTIONS, "hessian:K", "hessian:FILE.h5:K") if direction_x != "pca" else ("pca",)
     for option, value, choices in (("--direction-x", direction_x, directions), ("--direction-y", direction_y,
                                    directions), ("--measure", measure, MEASURES)):
-        if value not in choices:
+        if value.startswith("hessian:") and option != "--measure":
+            from landscape_probe.curvature.hessian_direction import parse_hessian_direction
+
+            parse_hessian_direction(value)
+        elif value not in choices:
             raise ProbeError(f"Unknown {option} '{value}'; use one of {', '.join(choices)}.")
-    if direction_x == direction_y == "gradient":
-        raise ProbeError("Both directions are the gradient, which spans a line, not a plane; make one of them random.")
+    if direction_x == direction_y and direction_x not in ("random", "pca"):
+        raise ProbeError(f"Both directions are {direction_x}, which spans a line, not a plane; change one of them.")
     if not (np.isfinite(threshold) and threshold > 0):
         raise ProbeError(f"--threshold must be a positive number, got {threshold}.")
     return {"direction_x": direction_x, "direction_y": direction_y, "measure": measure, "threshold": float(threshold),
@@ -192,7 +201,7 @@ class _PlaneGrid:
         from landscape_probe.params import select_layers
         from landscape_probe.slicing.evaluator import ProbeEvaluator
 
-        self.problem, self.settings = problem, settings
+        self.problem, self.settings, self.power_iterations = problem, settings, power_iterations
         self.layers = select_layers(problem.model, settings["select"] or None, settings["include_1d"])
         if not self.layers:
             raise ProbeError("No parameter matches --select (and --include-1d), so nothing would move.")
@@ -228,6 +237,14 @@ class _PlaneGrid:
         from landscape_probe.curvature.hessian import gaussian_like
         from landscape_probe.slicing.directions import filter_normalize
 
+        if kind.startswith("hessian"):
+            from landscape_probe.curvature.hessian import GradientGraph
+            from landscape_probe.curvature.hessian_direction import check_hessian_file, hessian_direction
+
+            check_hessian_file(kind, self.problem.loaded.sha256 if self.problem.loaded else "")
+            graph = GradientGraph.at(self.with_gradient.loss_fn, self.base)
+            return hessian_direction(kind, graph, seed=self.settings["seed"], iterations=self.power_iterations,
+                                     tolerance=1e-4)
         raw = P.scale(-1.0, self.gradient) if kind == "gradient" else gaussian_like(self.base, seed)
         direction = filter_normalize(raw, self.base)
         if float(P.norm(direction)) == 0.0:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import pandas
 
 DIRECTIONS = ("random", "gradient")
-"""Directions a plane takes by name; a ``--trajectory`` plane's are ``pca``."""
+"""Directions a plane takes by name, besides ``hessian:K`` / ``hessian:FILE.h5:K``; a ``--trajectory`` plane's are ``pca``."""
 MEASURES = ("loss", "gradient")
 SETTINGS = ("direction_x", "direction_y", "measure", "threshold", "select", "include_1d", "split", "dtype",
             "probe_size", "seed", "trajectory")

@@ -84,7 +84,9 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         scales: explicit positive scales t, increasing; default ``points``
             log-spaced scales from ``min_scale`` (``max_scale``/10⁵) to ``max_scale`` (default 1;
             100 for an optimizer direction, so that scales past the step are measured).
-        direction: gradient (descent), random, eigenvector (top Hessian), ``checkpoint:OTHER.pt``, or
+        direction: gradient (descent), random, eigenvector (top Hessian), ``hessian:K`` (the eigenvector
+            of the K-th largest Hessian eigenvalue, by Lanczos) or ``hessian:FILE.h5:K`` (row K of the
+            eigenvectors a ``probe hessian`` file saved for this checkpoint), ``checkpoint:OTHER.pt``, or
             ``optimizer:NAME[:lr]``: the update that optimiser (a name of the optimizer table or
             ``module:Class``) would take from W on the probe-set gradient: its first step from
             fresh state, or, for a ``probe train`` checkpoint of a run of that optimiser, the step
@@ -169,6 +171,10 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         other, step = None, ""
         if config.direction_kind == "checkpoint":
             other = _load(config.direction.partition(":")[2], arch, arch_kwargs, trust_checkpoint, allow_nonfinite)
+        if config.direction_kind == "hessian":
+            from landscape_probe.curvature.hessian_direction import check_hessian_file
+
+            check_hessian_file(config.direction, loaded.sha256 if loaded else "")
         with progress_callback(progress) as report, _left_as_given(module):
             target = other.model if other else None
             if config.direction_kind == "optimizer":

@@ -16,7 +16,7 @@ from landscape_probe.slicing import directions
 from landscape_probe.errors import ProbeError
 from landscape_probe.norms import NORMS
 
-DIRECTIONS = ("gradient", "random", "eigenvector", "checkpoint", "optimizer")
+DIRECTIONS = ("gradient", "random", "eigenvector", "hessian", "checkpoint", "optimizer")
 SCALINGS = (*directions.SCALINGS, "none")
 
 
@@ -25,8 +25,10 @@ class SliceConfig:
     """Everything that decides a slice, recorded in the results file.
 
     Attributes:
-        direction: gradient, random, eigenvector, ``checkpoint:OTHER.pt``, or ``optimizer:NAME[:lr]``
-            (the update that optimiser would take from W, :mod:`~landscape_probe.slicing.optimizer_direction`).
+        direction: gradient, random, eigenvector, ``hessian:K`` / ``hessian:FILE.h5:K`` (the K-th Hessian
+            eigenvector, :mod:`~landscape_probe.curvature.hessian_direction`), ``checkpoint:OTHER.pt``, or
+            ``optimizer:NAME[:lr]`` (the update that optimiser would take from W,
+            :mod:`~landscape_probe.slicing.optimizer_direction`).
         seed: seed of random directions, of Lanczos's start where the step cannot be it, and of the probe set.
         scaling: relative, global, filter or none (u = d). None picks ``none``
             for a checkpoint direction (t = 1 reaches the other checkpoint:
@@ -93,9 +95,13 @@ class SliceConfig:
         """
         if self.direction_kind not in DIRECTIONS:
             raise ProbeError(
-                f"Unknown direction '{self.direction}'; use gradient, random, eigenvector, checkpoint:OTHER.pt "
-                "or optimizer:NAME[:lr]."
+                f"Unknown direction '{self.direction}'; use gradient, random, eigenvector, hessian:K, "
+                "hessian:FILE.h5:K, checkpoint:OTHER.pt or optimizer:NAME[:lr]."
             )
+        if self.direction_kind == "hessian":
+            from landscape_probe.curvature.hessian_direction import parse_hessian_direction
+
+            parse_hessian_direction(self.direction)
         if self.direction_kind == "optimizer":
             from landscape_probe.slicing.optimizer_direction import parse_optimizer_direction
 

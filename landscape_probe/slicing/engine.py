@@ -102,7 +102,7 @@ def run_slice(
     )
     evaluator = ProbeEvaluator(model, x, y, loss_name, layer_names, config.batch_size)
     at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base)
-    direction = _direction(config, evaluator, at_zero, other, device, dtype)
+    direction = _direction(config, evaluator, at_zero, hessian, other, device, dtype)
     whole = _sweep(evaluator, at_zero, hessian, direction, scales, config, counter, "all layers", nonfinite_weights)
     layers = {}
     if config.per_layer:
@@ -128,11 +128,15 @@ def _direction(
     config: SliceConfig,
     evaluator: ProbeEvaluator,
     at_zero: Evaluation,
+    hessian: curvature.GradientGraph,
     other: nn.Module | None,
     device: torch.device,
     dtype: torch.dtype,
 ) -> Params:
-    """The direction d at W over the perturbed layers; the gradient one is −g(0) over the whole probe set."""
+    """The direction d at W over the perturbed layers; the gradient one is −g(0) over the whole probe set.
+
+    ``hessian:K`` runs its Lanczos on ``hessian``, the gradient graph kept at W (no second graph is built).
+    """
     base = evaluator.base
     kind = config.direction_kind
     if kind == "gradient":
@@ -143,6 +147,11 @@ def _direction(
         return directions.eigenvector_direction(
             evaluator.loss_fn, base, config.seed, iterations=config.power_iterations
         )
+    if kind == "hessian":
+        from landscape_probe.curvature.hessian_direction import hessian_direction
+
+        return hessian_direction(config.direction, hessian, seed=config.seed, iterations=config.power_iterations,
+                                 tolerance=config.power_tolerance)
     if other is None:
         raise ProbeError("A checkpoint direction needs the second checkpoint loaded.")
     # Every parameter, not only the perturbed ones, must pair up: two different architectures that happen to
