@@ -192,3 +192,19 @@ def test_cli_bad_options_are_one_sentence_and_exit_2(tmp_path, options, words) -
     result = CliRunner().invoke(app, ["hessian", str(digits_checkpoint(tmp_path)), *options, "--probe-size", "32",
                                        "--device", "cpu", "-o", str(out)])
     assert words in one_sentence_exit_2(result) and not out.exists()
+
+
+def test_mass_near_zero_is_a_plain_sum_over_the_runs_nodes() -> None:
+    from landscape_probe.landscape.hessian_report import mass_near_zero
+
+    nodes = np.array([[-3.0, -0.05, 0.02, 4.0], [-0.5, 0.1, np.nan, 6.0]])
+    weights = np.array([[0.1, 0.6, 0.2, 0.1], [0.3, 0.5, 0.0, 0.2]])
+    below = near = 0.0
+    for run_nodes, run_weights in zip(nodes, weights, strict=True):
+        for node, weight in zip(run_nodes, run_weights, strict=True):
+            if weight > 0 and node < -0.1:
+                below += weight / 2
+            if weight > 0 and abs(node) <= 0.1:
+                near += weight / 2
+    assert mass_near_zero(nodes, weights, 0.1) == pytest.approx((below, near), abs=1e-15)
+    assert (below, near) == pytest.approx((0.2, 0.65))
