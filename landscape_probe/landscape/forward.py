@@ -81,6 +81,27 @@ class ForwardEvaluator:
                 self.slots[name].copy_(value)
         return self.run()
 
+    def pack(self, names: list[str]) -> Tensor | None:
+        """Re-home the named parameters as consecutive views into one flat tensor, and return it.
+
+        Writing the flat tensor then moves all of them at once (one operation
+        instead of one per layer); their values are kept. None, with nothing
+        changed, when a name is not a parameter, they differ in dtype or device,
+        or the model keeps its own tensors (TorchScript).
+        """
+        params = dict(self.model.named_parameters())
+        if not names or any(name not in params for name in names) or isinstance(self.model, torch.jit.ScriptModule):
+            return None
+        if len({(params[name].dtype, params[name].device) for name in names}) > 1:
+            return None
+        flat = torch.cat([params[name].detach().reshape(-1) for name in names])
+        views = flat.split([params[name].numel() for name in names])
+        with torch.no_grad():
+            for name, view in zip(names, views, strict=True):
+                params[name].data = view.view_as(params[name])
+                self.slots[name] = params[name].detach()
+        return flat
+
     def restore(self) -> None:
         """Put the model back at ``base``."""
         self.evaluate(self.base)

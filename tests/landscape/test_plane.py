@@ -17,6 +17,7 @@ from landscape_probe.cli import app
 from landscape_probe.curvature.hessian import gaussian_like
 from landscape_probe.errors import ProbeError
 from landscape_probe.landscape import plane as plane_module
+from landscape_probe.landscape import plane_grid as plane_grid_module
 from landscape_probe.models.zoo import build_model
 from landscape_probe.slicing.directions import filter_normalize
 from tests.cli_outcomes import one_sentence_exit_2
@@ -83,7 +84,7 @@ def test_the_relative_gradient_change_and_its_predictions_follow_the_closed_form
 def test_an_interrupted_plane_resumes_to_the_uninterrupted_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     net, data = _net_and_data()
     whole = lp.plane(net, data, x="-1:1:4", y="-1:1:3", device="cpu", dtype="float64")
-    fill, calls = plane_module._PlaneGrid.fill, []
+    fill, calls = plane_grid_module.PlaneGrid.fill, []
 
     def interrupted(self, result, row, col):
         if len(calls) == 5:
@@ -91,13 +92,13 @@ def test_an_interrupted_plane_resumes_to_the_uninterrupted_one(tmp_path: Path, m
         calls.append((row, col))
         fill(self, result, row, col)
 
-    monkeypatch.setattr(plane_module._PlaneGrid, "fill", interrupted)
+    monkeypatch.setattr(plane_grid_module.PlaneGrid, "fill", interrupted)
     out = tmp_path / "p.h5"
     with pytest.raises(KeyboardInterrupt):
         lp.plane(net, data, x="-1:1:4", y="-1:1:3", device="cpu", dtype="float64", output=out)
     partial = lp.load(out)
     assert not partial.complete and partial.done.sum() == 5 and np.isnan(partial.loss[~partial.done]).all()
-    monkeypatch.setattr(plane_module._PlaneGrid, "fill", fill)
+    monkeypatch.setattr(plane_grid_module.PlaneGrid, "fill", fill)
     with pytest.raises(ProbeError, match="other settings"):
         lp.plane(net, data, x="-1:1:5", y="-1:1:3", device="cpu", dtype="float64", output=out, resume=True)
     resumed = lp.plane(net, data, x="-1:1:4", y="-1:1:3", device="cpu", dtype="float64", output=out, resume=True)
@@ -143,3 +144,30 @@ def test_cli_plane_writes_what_show_plot_and_pandas_read(tmp_path: Path) -> None
     text = one_sentence_exit_2(runner.invoke(app, ["plane", str(checkpoint), "--direction-y", "hessian",
                                                    "-o", str(tmp_path / "bad.h5")]))
     assert "--direction-y" in text and not (tmp_path / "bad.h5").exists()
+
+
+def test_packed_layers_move_the_model_with_one_write_and_keep_their_values() -> None:
+    from landscape_probe.landscape.forward import ForwardEvaluator
+
+    net, (x, y) = _net_and_data()
+    evaluator = ForwardEvaluator(copy.deepcopy(net), x.double(), y, "cross_entropy")
+    before = evaluator.run().loss
+    flat = evaluator.pack(["0.weight", "2.weight"])
+    assert flat is not None and flat.numel() == 5 * 8 + 8 * 3
+    assert evaluator.run().loss == before  # re-homing keeps the values
+    flat.mul_(0.5)  # one write: both weight matrices halved, the biases untouched
+    halved = copy.deepcopy(net)
+    with torch.no_grad():
+        halved[0].weight.mul_(0.5)
+        halved[2].weight.mul_(0.5)
+        expected = float(nn.functional.cross_entropy(halved(x.double()), y))
+    assert evaluator.run().loss == pytest.approx(expected, rel=1e-12)
+    assert evaluator.pack(["0.weight", "nothing"]) is None
+    assert ForwardEvaluator(torch.jit.script(net), x.double(), y, "cross_entropy").pack(["0.weight"]) is None
+
+
+def test_a_torchscript_plane_equals_the_plane_of_its_source() -> None:
+    net, data = _net_and_data()
+    plain = lp.plane(net, data, x="-1:1:3", y="-1:1:3", device="cpu", dtype="float64", seed=2)
+    scripted = lp.plane(torch.jit.script(net), data, x="-1:1:3", y="-1:1:3", device="cpu", dtype="float64", seed=2)
+    np.testing.assert_allclose(scripted.loss, plain.loss, rtol=1e-12)
