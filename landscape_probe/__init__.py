@@ -29,6 +29,9 @@ _HOMES = {
     "train": "landscape_probe.training.api",
     "TrainResult": "landscape_probe.training.result",
     "TrainingProbe": "landscape_probe.training.probe",
+    # probe advise
+    "advise": "landscape_probe.slicing.advice",
+    "Advice": "landscape_probe.slicing.advice",
     # probe interpolate
     "interpolate": "landscape_probe.landscape.interpolate",
     "InterpolationResult": "landscape_probe.landscape.interpolation",

@@ -1,6 +1,7 @@
 """The ``probe`` command line. Each command lives in its own module."""
 
 from landscape_probe.cli import (  # noqa: F401  (register the commands)
+    advise,
     export,
     hessian,
     info,

@@ -116,6 +116,7 @@ def run_slice(
     return SliceResult(
         scales=scales,
         layer_names=list(layer_names),
+        layer_sizes=np.array([evaluator.base[name].numel() for name in layer_names], dtype=np.int64),
         whole=whole,
         layers=layers,
         config=config,

@@ -204,6 +204,10 @@ class SliceResult:
 
     scales: np.ndarray = quantity("perturbation scale t, ΔW(t) = t·u", units="1", shape=P_)
     layer_names: list[str] = quantity("the perturbed layers", units="", shape="(L,)")
+    layer_sizes: np.ndarray | None = quantity(
+        "entries of each perturbed layer (absent from files written before it was recorded)", units="", shape="(L,)",
+        optional=True,
+    )
     step_over_breakdown: float | None = quantity(
         "for an optimizer:NAME direction with no scaling: 1 / breakdown_scale, where the optimiser's actual step "
         "(t = 1) sits relative to the measured breakdown scale; above 1 it steps past its trust region "

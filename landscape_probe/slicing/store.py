@@ -80,6 +80,7 @@ def read_slice(path: Path | str) -> SliceResult:
     return SliceResult(
         scales=scales,
         layer_names=layer_names,
+        layer_sizes=None if root.get("layer_sizes") is None else np.asarray(root["layer_sizes"], dtype=np.int64),
         step_over_breakdown=root.get("step_over_breakdown"),
         whole=whole,
         layers=layers,

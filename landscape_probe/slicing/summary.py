@@ -102,6 +102,7 @@ def print_result(result: SliceResult, console: Console) -> None:
         console.print(f"[yellow]{whole.nonfinite_points} scale(s) overflowed (inf/NaN recorded).[/]")
     if result.layers:
         _print_layers(result, console)
+        _print_advice(result, console)
 
 
 def _print_layers(result: SliceResult, console: Console) -> None:
@@ -126,6 +127,24 @@ def _print_layers(result: SliceResult, console: Console) -> None:
         "(DRT predicts the same t for every layer; Euclidean trust, a t falling with ||u_l||·λ_max).",
         highlight=False,
     )
+
+
+def _print_advice(result: SliceResult, console: Console) -> None:
+    """One line of learning-rate advice at the default threshold, for a gradient slice with relative scaling."""
+    from landscape_probe.slicing.advice import DEFAULT_THRESHOLD, advice_from_slice
+    from landscape_probe.slicing.trust import UNDEFINED_AT_W
+
+    config = result.config
+    if ((config.direction, config.resolved_scaling, config.norm) != ("gradient", "relative", "frobenius")
+            or result.whole.verdict == UNDEFINED_AT_W):
+        return
+    advice = advice_from_slice(result, DEFAULT_THRESHOLD)
+    if not math.isfinite(advice.together):
+        return
+    adam = f", Adam {advice.adam_lr:.3g}" if math.isfinite(advice.adam_lr) else ""
+    console.print(f"Advice (relative gradient change under {DEFAULT_THRESHOLD:g}): learning rate Fromage/LARS "
+                  f"{advice.fromage_lr:.3g}, SGD {advice.sgd_lr:.3g}{adam}; per layer and with caveats: probe advise.",
+                  highlight=False)
 
 
 def _breakdown_words(breakdown: float, scales: np.ndarray, measured: np.ndarray | None = None) -> str:

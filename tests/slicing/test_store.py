@@ -57,6 +57,7 @@ def test_write_then_read_gives_back_every_value(tmp_path):
     assert type(read) is SliceResult and read.path == path
     np.testing.assert_array_equal(read.scales, [-1.0, -0.1, -0.01, 0.01, 0.1, 1.0])
     assert read.layer_names == ["0.weight", "2.weight"] == written.layer_names
+    np.testing.assert_array_equal(read.layer_sizes, written.layer_sizes)
     assert_same_sweep(read.whole, written.whole)
     assert list(read.layers) == ["0.weight", "2.weight"]
     for name in read.layers:
@@ -73,7 +74,7 @@ def test_every_dataset_and_attribute_the_file_holds_is_declared(tmp_path):
     declared = {q.name for q in quantities(SliceSweep)}
     with h5py.File(path, "r") as h5:
         assert set(h5["layers/2.weight"]) == declared
-        assert set(h5) == declared | {"scales", "layer_names", "layers"}
+        assert set(h5) == declared | {"scales", "layer_names", "layer_sizes", "layers"}
         assert set(group_attributes(SliceSweep)) <= set(h5.attrs)
         for name in CALIBRATED:
             assert set(h5[name].attrs) == {"description", "units", "calibration_constant", "first_divergence"}
