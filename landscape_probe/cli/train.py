@@ -36,7 +36,7 @@ def train_command(
         list[str] | None,
         typer.Option("--optimizer", help="Optimiser (repeat for several): sgd, momentum, nesterov, adagrad, rmsprop, "
                      "adam, adamw, fromage, lars, nero, madam, agd, kfac, noise_adaptive, lion, lamb, adafactor, "
-                     "muon, schedulefree_adamw (pip install schedulefree); all (those installed); or your own torch.optim.Optimizer class as module:Class. Default: fromage alone."),
+                     "muon, soap, schedulefree_adamw (pip install schedulefree); all (those installed); or your own torch.optim.Optimizer class as module:Class. Default: fromage alone."),
     ] = None,
     optimizer_kwargs: Annotated[
         str | None, typer.Option(help="JSON constructor keywords: flat for the module:Class optimizers (for every "

@@ -40,6 +40,7 @@ from landscape_probe.training.optim.madam import Madam
 from landscape_probe.training.optim.muon import MuonWithAdamW
 from landscape_probe.training.optim.nero import Nero
 from landscape_probe.training.optim.noise_adaptive import NoiseAdaptiveSGD
+from landscape_probe.training.optim.soap import Soap
 
 OptimizerFactory = Callable[[nn.Module, float, float, float], torch.optim.Optimizer]
 """``factory(model, lr, momentum, weight_decay)`` returns a ready optimiser."""
@@ -152,6 +153,10 @@ def _muon(model: nn.Module, lr: float, momentum: float, weight_decay: float, **e
     return MuonWithAdamW(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, **extra)
 
 
+def _soap(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return Soap(model.parameters(), lr=lr, weight_decay=weight_decay, **extra)
+
+
 def _schedulefree_adamw(
     model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any
 ) -> torch.optim.Optimizer:
@@ -197,6 +202,8 @@ _SPECS: tuple[OptimizerSpec, ...] = (
     # docs/reproduce.md §2 (0.002 at depths 8–32).
     OptimizerSpec("muon", 0.02, "Muon, Jordan et al. 2024: orthogonalised momentum on matrices, AdamW on the "
                   "rest (momentum, decoupled weight decay)", _muon),
+    OptimizerSpec("soap", 3e-3, "SOAP, Vyas et al. 2024: Adam in the eigenbasis of Shampoo's factors, refreshed "
+                  "every 10 steps; the first step only gathers them (decoupled weight decay)", _soap),
     OptimizerSpec("schedulefree_adamw", 2.5e-3, "Schedule-Free AdamW, Defazio et al. 2024: gradient at an "
                   "interpolation y, evaluated at the running average x (decoupled weight decay; needs the "
                   "schedulefree package)", _schedulefree_adamw, requires="schedulefree"),
