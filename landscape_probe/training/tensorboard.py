@@ -49,7 +49,7 @@ class RunLog:
     def __init__(self, folder: Path | str, steps_per_epoch: int) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(folder))
+        self.writer = SummaryWriter(str(folder), flush_secs=10)  # visible within seconds while the run trains
         self.steps_per_epoch = steps_per_epoch
         self.written: dict[str, int] = {}
 
