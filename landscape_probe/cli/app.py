@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperOption
 
 from landscape_probe import __version__
@@ -112,7 +113,7 @@ def user_errors(debug: bool) -> Iterator[None]:
     except ProbeError as err:
         if debug:
             error_console.print_exception()
-        error_console.print(f"[bold red]Error:[/] {err}", highlight=False)
+        error_console.print(f"[bold red]Error:[/] {escape(str(err))}", highlight=False)  # "pkg[extra]" is no markup
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         error_console.print("[bold red]Interrupted.[/]")
@@ -122,11 +123,11 @@ def user_errors(debug: bool) -> Iterator[None]:
             error_console.print_exception()
         sentence = _system_refusal(err)
         if sentence is not None:
-            error_console.print(f"[bold red]Error:[/] {sentence}", highlight=False)
+            error_console.print(f"[bold red]Error:[/] {escape(sentence)}", highlight=False)
             raise typer.Exit(2) from None
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         error_console.print(
-            f"[bold red]Internal error:[/] {type(err).__name__}: {message}"
+            f"[bold red]Internal error:[/] {type(err).__name__}: {escape(message)}"
             + ("" if debug else " (run again with --debug for the traceback)"),
             highlight=False,
         )

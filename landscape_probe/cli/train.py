@@ -16,6 +16,7 @@ from landscape_probe.cli.app import (
     ArchKwargsOption,
     DebugOption,
     DeviceOption,
+    TrustOption,
     app,
     command_line,
     console,
@@ -36,7 +37,7 @@ def train_command(
         list[str] | None,
         typer.Option("--optimizer", help="Optimiser (repeat for several): sgd, momentum, nesterov, adagrad, rmsprop, "
                      "adam, adamw, fromage, lars, nero, madam, agd, kfac, noise_adaptive, lion, lamb, adafactor, "
-                     "muon, schedulefree_adamw (pip install schedulefree); all (those installed); or your own torch.optim.Optimizer class as module:Class. Default: fromage alone."),
+                     "muon, soap, schedulefree_adamw (pip install schedulefree); all (those installed); or your own torch.optim.Optimizer class as module:Class. Default: fromage alone."),
     ] = None,
     optimizer_kwargs: Annotated[
         str | None, typer.Option(help="JSON constructor keywords: flat for the module:Class optimizers (for every "
@@ -67,6 +68,12 @@ def train_command(
         Path | None,
         typer.Option("--init-from", help="Start every run from this checkpoint's weights (fine-tune) instead of a "
                      "fresh init; it must hold the architecture trained."),
+    ] = None,
+    trust_checkpoint: TrustOption = False,
+    tensorboard: Annotated[
+        Path | None,
+        typer.Option("--tensorboard", help="Also write each run's curves and diagnostics for TensorBoard to this "
+                     "folder while it trains (pip install 'landscape_probe[tensorboard]'); results.h5 stays the record."),
     ] = None,
     data: Annotated[
         str | None, typer.Option("--data", help="Data set: digits, mnist1d, synthetic:k=v,..., or a .npz/.pt file "
@@ -139,9 +146,11 @@ def train_command(
 
         if resume:
             read_resumable(output)
-            console.print(f"Resuming {output} with its stored options; other options are ignored.")
+            console.print(f"Resuming {output} with its stored options; other options, but --trust-checkpoint "
+                          "and --tensorboard, are ignored.")
         result = train(arch or model, None if resume else data or dataset or "digits", **keywords,
-                       arch_kwargs=parse_arch_kwargs(arch_kwargs), init_from=init_from, output=output, overwrite=overwrite,
+                       arch_kwargs=parse_arch_kwargs(arch_kwargs), init_from=init_from,
+                       trust_checkpoint=trust_checkpoint, tensorboard=tensorboard, output=output, overwrite=overwrite,
                        resume=resume, progress=True, command_line=command_line(ctx))
         print_summary(result.path, console)
         if figure_formats:

@@ -133,8 +133,9 @@ def stepped_model(
     except Exception as err:  # noqa: BLE001 - a user's optimiser failing on this model
         raise ProbeError(f"The {name} optimizer failed to take its step: {err}.") from None
     if not any(bool(torch.any(delta != 0)) for delta in step.values()):
-        raise ProbeError(f"The {name} step from W is zero (a learning rate of 0, or a zero gradient), "
-                         "so there is nothing to slice along.")
+        raise ProbeError(f"The {name} step from W is zero (a learning rate of 0, a zero gradient, or an optimiser "
+                         "whose first step only gathers statistics, like SOAP: slice a checkpoint of a run that "
+                         "trained it), so there is nothing to slice along.")
     rate = optimizer.param_groups[0]["lr"]
     which = f"the step it would take next from the state saved at step {saved.step}" if state is not None else \
         "its first step from fresh state"

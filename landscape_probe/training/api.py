@@ -36,6 +36,7 @@ def train(
     *,
     arch_kwargs: dict[str, Any] | None = None,
     init_from: Path | str | None = None,
+    trust_checkpoint: bool = False,
     optimizers: str | Sequence[str] = ("fromage",),
     lr: float | dict[str, float] | None = None,
     lr_grid: int = 1,
@@ -58,6 +59,7 @@ def train(
     sharpness_iterations: int = 20,
     device: str = "auto",
     save_every: int = 0,
+    tensorboard: Path | str | None = None,
     output: Path | str | None = None,
     overwrite: bool = False,
     resume: bool = False,
@@ -83,6 +85,8 @@ def train(
         arch_kwargs: keyword arguments for a model given as an import path.
         init_from: a checkpoint (any format ``probe info`` reads) whose weights every run starts
             from instead of fresh ones, so that every optimiser fine-tunes the same network.
+        trust_checkpoint: let ``init_from`` be a pickle that needs code to load (a whole
+            ``nn.Module``); without it such a file is refused. Only for files you trust.
         optimizers: names from the optimizer table (``"fromage"``, ``"adam"``, ...), ``"all"`` (every row
             whose optional package, if it needs one, is installed), or
             ``"module:Class"`` for any ``torch.optim.Optimizer`` subclass (e.g. ``"mypkg.optim:MyOpt"``),
@@ -98,10 +102,12 @@ def train(
             (``loss``: ``cross_entropy`` or ``mse``, by default from the targets).
         save_every: with ``output``, save each run's weights every K steps (and the last) to
             ``RUN/trajectory/``, for ``lp.plane(..., trajectory=RUN)``; 0 saves none.
+        tensorboard: a folder for TensorBoard event files, one sub-folder per run, written while it
+            trains (per-step, per-epoch and diagnostic curves; needs the ``tensorboard`` package).
         output: folder for ``results.h5`` and the checkpoints; None writes nothing.
         overwrite: replace an existing ``OUTPUT/results.h5``.
         resume: continue the interrupted grid in ``output`` with its stored settings
-            (the other settings are ignored).
+            (the other settings, but ``trust_checkpoint`` and ``tensorboard``, are ignored).
         progress: show a progress bar per run.
         command_line: recorded as the file's provenance (``probe train`` passes its own).
 
@@ -121,6 +127,10 @@ def train(
     from landscape_probe.training.loop import TrainConfig
     from landscape_probe.training.user_model import ImportedModel, factory_args
 
+    if tensorboard is not None:
+        from landscape_probe.training.tensorboard import require_tensorboard
+
+        require_tensorboard()
     factory = _factory(model, arch_kwargs)
     if resume:
         if output is None:
@@ -149,7 +159,8 @@ def train(
                        device=str(resolve_device(config.device)), seed=config.seeds[0])
     with _progress(progress) as bar, grid.stop_on_interrupt() as should_stop:
         return grid.train_grid(config, dataset, output, attrs=attrs, overwrite=overwrite, resume=resume,
-                               on_progress=_progress_callback(bar), should_stop=should_stop, factory=factory)
+                               on_progress=_progress_callback(bar), should_stop=should_stop, factory=factory,
+                               trust_checkpoint=trust_checkpoint, tensorboard=tensorboard)
 
 
 def _optimizer_list(optimizers: str | Sequence[str]) -> list[str]:

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -47,6 +48,7 @@ from landscape_probe.training.loop import TrainConfig, train_run
 from landscape_probe.training.optim import default_learning_rate
 from landscape_probe.training.result import TrainResult
 from landscape_probe.training.store import RunResult, run_name
+from landscape_probe.training.tensorboard import RunLog
 from landscape_probe.training.trajectory import FOLDER as TRAJECTORY
 from landscape_probe.training.trajectory import snapshot_writer
 from landscape_probe.training.user_model import ModelFactory, read_initial_weights
@@ -124,6 +126,8 @@ def train_grid(
     on_progress: RunProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
     factory: ModelFactory | None = None,
+    trust_checkpoint: bool = False,
+    tensorboard: Path | str | None = None,
 ) -> TrainResult:
     """Train the whole grid; with ``output_dir``, write checkpoints and ``results.h5`` there.
 
@@ -138,6 +142,8 @@ def train_grid(
         on_progress: called after every step of every run.
         should_stop: polled between steps; see :func:`stop_on_interrupt`.
         factory: a user's model to train instead of the zoo model of ``config``.
+        trust_checkpoint: let ``config.init_from`` be a pickle that needs code (a whole ``nn.Module``).
+        tensorboard: a folder for each run's TensorBoard event files (:mod:`.tensorboard`), or None.
 
     Returns:
         The runs, marked ``incomplete`` if a stop request cut the grid short.
@@ -162,7 +168,8 @@ def train_grid(
                          attrs=dict(attrs or {}))
     runs: list[RunResult] = []
     saved_runs = 0
-    initial_weights = read_initial_weights(config.init_from) if config.init_from else None
+    initial_weights = read_initial_weights(config.init_from, trust_checkpoint) if config.init_from else None
+    steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
     for optimizer, lr, depth, seed in plan:
         previous = done.get(run_name(optimizer, lr, depth, seed))
         if previous is not None and previous.completed:
@@ -170,11 +177,14 @@ def train_grid(
             continue
         name = run_name(optimizer, lr, depth, seed)
         interrupted = _load_resume(folder / name / "resume.pt") if previous is not None else None
-        progress = None if on_progress is None else _named_progress(on_progress, name)
+        log = None if tensorboard is None else RunLog(Path(tensorboard) / name, steps_per_epoch)
+        progress = _run_progress(on_progress, name, log)
         snapshot = (snapshot_writer(folder / name / TRAJECTORY, config.save_every)
                     if folder is not None and config.save_every else None)
         run = train_run(config, dataset, optimizer, lr, depth, seed, progress, should_stop, interrupted, factory,
                         initial_weights, snapshot)
+        if log is not None:
+            log.close(run)
         runs.append(run)
         # until the last planned run is done, the file says so: a grid killed between runs reads as incomplete
         result.incomplete = not run.completed or len(runs) < len(plan)
@@ -223,8 +233,19 @@ def stop_on_interrupt() -> Iterator[Callable[[], bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _named_progress(on_progress: RunProgressFn, name: str) -> Callable[[int, int, float], None]:
-    return lambda step, total, loss: on_progress(name, step, total, loss)
+def _run_progress(on_progress: RunProgressFn | None, name: str,
+                  log: RunLog | None) -> Callable[[int, int, RunResult], None] | None:
+    """The run's ``progress``: the grid's ``on_progress`` with the run's name and loss, and its TensorBoard log."""
+    if on_progress is None and log is None:
+        return None
+
+    def progress(step: int, total: int, run: RunResult) -> None:
+        if on_progress is not None:
+            on_progress(name, step, total, run.records["loss"][-1])
+        if log is not None:
+            log.update(run)
+
+    return progress
 
 
 def _save_with_results(

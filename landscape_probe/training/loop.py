@@ -52,8 +52,8 @@ from landscape_probe.training.store import RunResult
 from landscape_probe.training.user_model import ModelFactory, factory_args, start_from
 
 SCHEDULES = ("constant", "step", "exponential", "inverse", "cosine")
-ProgressFn = Callable[[int, int, float], None]
-"""``progress(step, total_steps, loss)``, called after every step."""
+ProgressFn = Callable[[int, int, RunResult], None]
+"""``progress(step, total_steps, run)``, called after every step; ``run.records`` holds what is recorded so far."""
 
 
 @dataclass(frozen=True)
@@ -317,7 +317,7 @@ def train_run(
                 run.diverged = True
                 break
         if progress is not None:
-            progress(step, total_steps, record["loss"][-1])
+            progress(step, total_steps, run)
 
     if snapshot is not None and run.completed:
         snapshot(step, model, True)

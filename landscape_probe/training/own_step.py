@@ -1,9 +1,9 @@
 """How far the optimiser's own next step reaches into its trust region, during training.
 
 At a diagnostic step, on the fixed diagnostic batch: a copy of the model and of
-the optimiser (same class, hyper-parameters and state) takes the step it would
-take next, ΔW = W_after − W_before (:func:`take_step`, shared with ``probe
-slice --direction optimizer:NAME``). The relative gradient change along it,
+the optimiser, made together (:func:`copy_with_optimizer`), takes the step it
+would take next, ΔW = W_after − W_before (:func:`take_step`, shared with
+``probe slice --direction optimizer:NAME``). The relative gradient change along it,
 
     r(t) = ||g(W + t·ΔW) − g(W)|| / ||g(W)||,
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -58,20 +59,38 @@ def take_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossF
     return {k: p.detach() - before[k] for k, p in model.named_parameters()}
 
 
+def copy_with_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """Deep copies of ``model`` and ``optimizer`` made together: the copy steps the copied parameters.
+
+    Every attribute of the optimiser is copied, not only what ``torch.optim.Optimizer`` pickles (its
+    defaults, state and groups), so one that holds more — K-FAC its layers and captured statistics,
+    Muon + AdamW its two inner optimisers — copies whole. Both copies share one deep-copy memo, in
+    which the optimiser's copy is entered before the model is copied: a parameter is copied once
+    for both, and a hook the optimiser put on the model (K-FAC's, a bound method of the optimiser)
+    is copied onto the copied model bound to the copied optimiser. An attribute that hides one of
+    the class's methods is left out: a learning-rate scheduler wraps ``step`` so, in a closure that
+    refers to the original optimiser, and the copy must step itself.
+    """
+    cls = type(optimizer)
+    twin = cls.__new__(cls)
+    memo: dict[int, Any] = {id(optimizer): twin}
+    copied = copy.deepcopy(model, memo)
+    own = {k: v for k, v in optimizer.__dict__.items() if not callable(getattr(cls, k, None))}
+    twin.__dict__.update(copy.deepcopy(own, memo))
+    return copied, twin
+
+
 def own_step_over_breakdown(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, x: Tensor,
                             y: Tensor) -> float:
     """The ratio of the module docstring for ``optimizer``'s next step; NaN when it cannot be copied or measured.
 
-    The optimiser is copied as ``type(optimizer)(params, **optimizer.defaults)`` with its state loaded,
-    which fits every ``torch.optim`` optimiser and the table's own; one built otherwise (K-FAC, which
-    needs the model; Muon + AdamW, two optimisers in one) gives NaN.
+    The model and optimiser are copied by :func:`copy_with_optimizer`; a user's optimiser that holds
+    something that cannot be deep-copied gives NaN.
     """
     with evaluating(model):
         try:
-            copied = copy.deepcopy(model)
-            twin = type(optimizer)(copied.parameters(), **optimizer.defaults)
-            twin.load_state_dict(copy.deepcopy(optimizer.state_dict()))  # load_state_dict shares the tensors
-        except Exception:  # noqa: BLE001 - an optimiser that cannot be rebuilt from its defaults
+            copied, twin = copy_with_optimizer(model, optimizer)
+        except Exception:  # noqa: BLE001 - an optimiser holding something that cannot be copied
             return math.nan
         with evaluating(copied):
             step = take_step(copied, twin, loss_fn, x, y)

@@ -73,8 +73,9 @@ class RunRecords:
     step_over_breakdown: np.ndarray = quantity(
         "the optimiser's own next step over its breakdown scale on the diagnostic batch: 1/t* where "
         "||g(W + t·ΔW) − g(W)|| / ||g(W)|| first reaches 1 for t = 0.25, 0.5, 1, ..., 1024 (log-log "
-        "interpolated; 4 if already at 0.25; NaN if never, or for an optimiser that cannot be copied from "
-        "its defaults, and in files written before it was recorded)", units="1", shape="(K,)", optional=True)
+        "interpolated; 4 if already at 0.25; NaN if never, for an optimiser that cannot be deep-copied, "
+        "for SOAP's first step (which moves nothing) and in files written before it was recorded)", units="1",
+        shape="(K,)", optional=True)
     effective_learning_rate: np.ndarray = quantity(
         "η_s / ‖W_l‖² for each layer followed by normalisation", units="1", shape="(K, N)")
     intrinsic_learning_rate: np.ndarray = quantity(

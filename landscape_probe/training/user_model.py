@@ -60,16 +60,19 @@ def factory_args(factory: ModelFactory) -> dict[str, Any]:
     return {"name": "custom", "factory": f"{module}:{name}", "arch_kwargs": {}}
 
 
-def read_initial_weights(path: Path | str) -> dict[str, Tensor]:
+def read_initial_weights(path: Path | str, trust: bool = False) -> dict[str, Tensor]:
     """The weights (parameters and buffers) of a checkpoint of any format ``probe info`` reads, bare ones included.
 
+    ``trust`` allows a pickle that needs code to load (a whole ``nn.Module``), as ``probe slice
+    --trust-checkpoint`` does; without it such a file is refused.
+
     Raises:
-        ProbeError: for a missing, unreadable or unsafe file.
+        ProbeError: for a missing, unreadable or (without ``trust``) unsafe file.
     """
     from landscape_probe.checkpoints.load import WeightsOnly, load_checkpoint
 
     try:
-        return {name: t.detach().clone() for name, t in load_checkpoint(path).model.state_dict().items()}
+        return {name: t.detach().clone() for name, t in load_checkpoint(path, trust=trust).model.state_dict().items()}
     except WeightsOnly as bare:
         return dict(bare.state_dict)
 

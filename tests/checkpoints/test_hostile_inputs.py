@@ -160,6 +160,38 @@ def test_the_payloads_are_live_when_trusted(tmp_path: Path, kind: str) -> None:
     assert target.exists()
 
 
+TRAIN_TINY = ["--depth", "2", "--width", "8", "--epochs", "1", "--batch-size", "256", "--diagnostics-every", "0",
+              "--device", "cpu", "--no-plots"]
+
+
+@pytest.mark.parametrize("kind", ["pickle", "torch zip", "nested container"])
+def test_train_init_from_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path: Path, kind: str) -> None:
+    target, path = tmp_path / "created_by_payload", tmp_path / "evil.pt"
+    MALICIOUS_CHECKPOINTS[kind](path, target)
+    text = one_sentence_exit_2(invoke(["train", "--init-from", str(path), *TRAIN_TINY,
+                                       "--output", str(tmp_path / "run")]))
+    assert "--trust-checkpoint" in text
+    assert not target.exists() and not (tmp_path / "run").exists()
+
+
+def test_train_init_from_a_pickled_module_needs_trust_checkpoint(tmp_path: Path) -> None:
+    """A whole nn.Module (a pickle that needs code) is refused in one sentence, and loads with the flag."""
+    from landscape_probe.models.zoo import build_model
+    from landscape_probe.training.result import TrainResult
+
+    torch.manual_seed(4)
+    pretrained = build_model({"name": "mlp", "depth": 2, "width": 8, "in_features": 64, "num_outputs": 10})
+    path = tmp_path / "whole_module.pt"
+    torch.save(pretrained, path)
+    command = ["train", "--init-from", str(path), *TRAIN_TINY, "--output", str(tmp_path / "run")]
+    assert "--trust-checkpoint" in one_sentence_exit_2(invoke(command))
+    result = invoke([*command, "--trust-checkpoint"])
+    assert result.exit_code == 0, result.output
+    first_norms = TrainResult.load(tmp_path / "run" / "results.h5").runs[0].records["weight_norm"][0]
+    np.testing.assert_allclose(first_norms, [float(p.norm()) for p in pretrained.parameters() if p.ndim >= 2],
+                               rtol=1e-6)
+
+
 def test_refusals_name_the_offending_member(tmp_path: Path) -> None:
     target = tmp_path / "created_by_payload"
     _pt2_with_pickled_weight(tmp_path / "a.pt2", target)

@@ -15,6 +15,7 @@ from landscape_probe.training.optim.madam import Madam
 from landscape_probe.training.optim.muon import MuonWithAdamW
 from landscape_probe.training.optim.nero import Nero
 from landscape_probe.training.optim.noise_adaptive import NoiseAdaptiveSGD
+from landscape_probe.training.optim.soap import Soap
 from landscape_probe.training.optim.table import (
     OPTIMIZER_NAMES,
     OPTIMIZERS,
@@ -47,6 +48,7 @@ __all__ = [
     "Lion",
     "Lamb",
     "MuonWithAdamW",
+    "Soap",
     # curvature and noise
     "KFAC",
     "KroneckerFactors",

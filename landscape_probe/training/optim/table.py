@@ -40,6 +40,7 @@ from landscape_probe.training.optim.madam import Madam
 from landscape_probe.training.optim.muon import MuonWithAdamW
 from landscape_probe.training.optim.nero import Nero
 from landscape_probe.training.optim.noise_adaptive import NoiseAdaptiveSGD
+from landscape_probe.training.optim.soap import Soap
 
 OptimizerFactory = Callable[[nn.Module, float, float, float], torch.optim.Optimizer]
 """``factory(model, lr, momentum, weight_decay)`` returns a ready optimiser."""
@@ -152,6 +153,10 @@ def _muon(model: nn.Module, lr: float, momentum: float, weight_decay: float, **e
     return MuonWithAdamW(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, **extra)
 
 
+def _soap(model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any) -> torch.optim.Optimizer:
+    return Soap(model.parameters(), lr=lr, weight_decay=weight_decay, **extra)
+
+
 def _schedulefree_adamw(
     model: nn.Module, lr: float, momentum: float, weight_decay: float, **extra: Any
 ) -> torch.optim.Optimizer:
@@ -186,12 +191,19 @@ _SPECS: tuple[OptimizerSpec, ...] = (
     OptimizerSpec("agd", 1.0, "AGD, Bernstein et al. 2023: automatic step size, lr scales it (neither)", _agd),
     OptimizerSpec("kfac", 3e-3, "K-FAC, Martens & Grosse 2015 (momentum, weight decay)", _kfac),
     OptimizerSpec("noise_adaptive", 0.5, "SGD, per-coordinate step B/(2·B*·L) capped by lr (neither)", _noise_adaptive),
+    # Lion: its authors advise a rate 3–10× smaller than AdamW's (1e-3 here); 3e-4 was also the best of
+    # 3e-3 / 3e-4 / 3e-5 for the depth-2 MLP of docs/reproduce.md §2 (3e-5 at depths 16 and 32).
     OptimizerSpec("lion", 3e-4, "Lion, Chen et al. 2023: sign of interpolated momentum (decoupled weight decay)", _lion),
     OptimizerSpec("lamb", 0.01, "LAMB, You et al. 2020: Adam step scaled by a layer trust ratio (weight decay)", _lamb),
     OptimizerSpec("adafactor", 0.01, "Adafactor, Shazeer & Stern 2018: factored second moment, relative step "
                   "capped by lr (decoupled weight decay)", _adafactor),
-    OptimizerSpec("muon", 1e-3, "Muon, Jordan et al. 2024: orthogonalised momentum on matrices, AdamW on the "
+    # Muon: 0.02 is Keller Jordan's default (torch.optim.Muon's own default, 1e-3, goes with weight decay 0.1
+    # and AdamW-scale rates); it was also the best of 0.2 / 0.02 / 0.002 for the depth-2 MLP of
+    # docs/reproduce.md §2 (0.002 at depths 8–32).
+    OptimizerSpec("muon", 0.02, "Muon, Jordan et al. 2024: orthogonalised momentum on matrices, AdamW on the "
                   "rest (momentum, decoupled weight decay)", _muon),
+    OptimizerSpec("soap", 3e-3, "SOAP, Vyas et al. 2024: Adam in the eigenbasis of Shampoo's factors, refreshed "
+                  "every 10 steps; the first step only gathers them (decoupled weight decay)", _soap),
     OptimizerSpec("schedulefree_adamw", 2.5e-3, "Schedule-Free AdamW, Defazio et al. 2024: gradient at an "
                   "interpolation y, evaluated at the running average x (decoupled weight decay; needs the "
                   "schedulefree package)", _schedulefree_adamw, requires="schedulefree"),

@@ -38,6 +38,7 @@ LEARNING_RATES: dict[str, tuple[float, float]] = {
     "lamb": (0.01, 0.01),
     "adafactor": (0.01, 0.01),
     "muon": (0.01, 0.03),
+    "soap": (0.01, 0.03),
     "schedulefree_adamw": (0.03, 0.03),
 }
 STEPS = 300
