@@ -45,8 +45,9 @@ def train_command(
                                  "'{\"kfac\": {\"damping_mode\": \"eigen\", \"kl_clip\": 0.001}, \"madam\": {\"g_bound\": 5}}'.")
     ] = None,
     lr: Annotated[
-        str | None, typer.Option(help="One learning rate for all, or per optimiser: fromage=0.01,adam=1e-3. "
-                                      "Default: each optimiser's own.")
+        str | None, typer.Option(help="One learning rate for all, or per optimiser: fromage=0.01,adam=1e-3; "
+                                      "auto (or adam=auto) advises it from the trust region of the starting "
+                                      "weights, as probe advise does. Default: each optimiser's own.")
     ] = None,
     lr_grid: Annotated[int, typer.Option(help="Try N rates a decade apart around each base rate; keep the best.")] = 1,
     model: Annotated[
@@ -163,10 +164,12 @@ def train_command(
             raise typer.Exit(130)
 
 
-def _learning_rate(text: str | None) -> float | dict[str, float] | None:
-    """``0.01`` (every optimiser) or ``fromage=0.01,adam=1e-3`` (those named)."""
+def _learning_rate(text: str | None) -> float | str | dict[str, float | str] | None:
+    """``0.01`` or ``auto`` (every optimiser), or ``fromage=0.01,adam=auto`` (those named)."""
     if text is None:
         return None
+    if text.strip().lower() == "auto":
+        return "auto"
     if "=" not in text:
         return _positive(text, "--lr")
     rates = {}
@@ -175,7 +178,8 @@ def _learning_rate(text: str | None) -> float | dict[str, float] | None:
         if not sep or not name.strip():
             raise ProbeError(f"Cannot read '{item}' in --lr; write NAME=RATE for an optimizer you train.")
         name = name.strip()
-        rates[name if ":" in name else name.lower()] = _positive(value, "--lr")
+        auto = value.strip().lower() == "auto"
+        rates[name if ":" in name else name.lower()] = "auto" if auto else _positive(value, "--lr")
     return rates
 
 

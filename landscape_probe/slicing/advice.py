@@ -149,7 +149,7 @@ class Advice:
 
 
 LR_RULES = {"fromage": "fromage_lr", "lars": "fromage_lr", "sgd": "sgd_lr", "momentum": "sgd_lr",
-            "nesterov": "sgd_lr", "adam": "adam_lr", "adamw": "adam_lr"}
+            "nesterov": "sgd_lr", "adam": "adam_lr", "adamw": "adam_lr", "lion": "adam_lr"}
 """Which advised rate ``--lr auto`` gives each optimiser of the table (those the three rules cover)."""
 
 

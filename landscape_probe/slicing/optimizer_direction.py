@@ -1,7 +1,7 @@
 """The direction ``optimizer:NAME[:lr]``: the update an optimiser would take from W, and where it sits.
 
 The step is the optimiser's own: a copy of the model, the optimiser built from
-the table (:func:`landscape_probe.training.optim.build_optimizer`) on it, one
+the table (:func:`landscape_probe.optim.build_optimizer`) on it, one
 ``step()`` on the gradient of the mean loss over the whole probe set (one
 forward pass, in ``eval()`` mode, in the slice's device and dtype), and
 
@@ -49,7 +49,7 @@ def parse_optimizer_direction(direction: str) -> tuple[str, float | None]:
     Raises:
         ProbeError: for a missing or unknown name, or a learning rate that is not a positive number.
     """
-    from landscape_probe.training.optim import OPTIMIZER_NAMES, optimizer_class, optimizer_key
+    from landscape_probe.optim import OPTIMIZER_NAMES, optimizer_class, optimizer_key
 
     rest = direction.partition(":")[2].strip()
     head, sep, tail = rest.rpartition(":")
@@ -105,8 +105,8 @@ def stepped_model(
 
     from landscape_probe.losses import loss_function
     from landscape_probe.models.modes import eval_mode
-    from landscape_probe.training.optim import build_optimizer, optimizer_key
-    from landscape_probe.training.own_step import take_step
+    from landscape_probe.optim import build_optimizer, optimizer_key
+    from landscape_probe.optim.stepping import take_step
 
     name, lr = parse_optimizer_direction(direction)
     config = (saved.config if saved is not None else None) or {}

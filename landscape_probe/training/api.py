@@ -38,8 +38,9 @@ def train(
     init_from: Path | str | None = None,
     trust_checkpoint: bool = False,
     optimizers: str | Sequence[str] = ("fromage",),
-    lr: float | dict[str, float] | None = None,
+    lr: float | str | dict[str, float | str] | None = None,
     lr_grid: int = 1,
+    lr_auto_threshold: float = 0.5,
     depth: int = 4,
     depths: Sequence[int] | None = None,
     width: int = 64,
@@ -92,7 +93,10 @@ def train(
             ``"module:Class"`` for any ``torch.optim.Optimizer`` subclass (e.g. ``"mypkg.optim:MyOpt"``),
             built as ``Class(model.parameters(), lr=lr, **optimizer_kwargs)``.
         lr: one base rate for all, a dict per optimizer, or None for each one's default
-            (for ``module:Class``, the default of the class's ``lr`` argument).
+            (for ``module:Class``, the default of the class's ``lr`` argument); ``"auto"`` (for all, or
+            as a dict value) advises each optimiser's rate from the trust region of the starting weights,
+            per depth (:mod:`landscape_probe.training.auto_lr`), recorded in ``config["auto_learning_rates"]``.
+        lr_auto_threshold: the relative gradient change ``"auto"`` keeps the first step under.
         optimizer_kwargs: constructor keywords: a flat dict for the ``module:Class`` optimizers (or, when
             none is trained, for every optimizer), or one dict per optimizer name, e.g.
             ``{"kfac": {"damping_mode": "eigen", "kl_clip": 0.001}, "madam": {"g_bound": 5}}``.
@@ -143,8 +147,10 @@ def train(
         dataset = as_dataset(data)
         names = _optimizer_names(_optimizer_list(optimizers))
         depths = _depths(model, factory, depth, depths)
+        fixed, auto = _learning_rates(lr, names)
         config = TrainConfig(
-            optimizers=names, learning_rates=_learning_rates(lr, names), lr_grid=lr_grid, depths=depths,
+            optimizers=names, learning_rates=fixed, auto_lr_threshold=lr_auto_threshold, lr_grid=lr_grid,
+            depths=depths,
             seeds=(seeds,) if isinstance(seeds, int) else tuple(seeds),
             model=model if factory is None else factory_args(factory)["factory"],
             arch_kwargs=factory_args(factory)["arch_kwargs"] if factory is not None else {},
@@ -155,6 +161,15 @@ def train(
             diagnostics_every=diagnostics_every, save_every=save_every, diagnostic_batch_size=diagnostic_batch_size,
             sharpness_iterations=sharpness_iterations, device=device,
         )
+        if auto:
+            import dataclasses
+
+            from landscape_probe.training.auto_lr import auto_learning_rates
+            from landscape_probe.training.user_model import read_initial_weights
+
+            weights = read_initial_weights(config.init_from, trust_checkpoint) if config.init_from else None
+            config = dataclasses.replace(
+                config, auto_learning_rates=auto_learning_rates(config, dataset, auto, factory, weights))
     attrs = provenance(command_line=command_line or "landscape_probe.train (Python API)",
                        device=str(resolve_device(config.device)), seed=config.seeds[0])
     with _progress(progress) as bar, grid.stop_on_interrupt() as should_stop:
@@ -172,7 +187,7 @@ def _optimizer_list(optimizers: str | Sequence[str]) -> list[str]:
 def _optimizer_names(wanted: list[str]) -> tuple[str, ...]:
     """The table's names (``"all"``: every row whose package is installed, then any ``module:Class``),
     each ``module:Class`` resolved now."""
-    from landscape_probe.training.optim import OPTIMIZER_NAMES, OPTIMIZERS, optimizer_class
+    from landscape_probe.optim import OPTIMIZER_NAMES, OPTIMIZERS, optimizer_class
 
     paths = [n for n in wanted if ":" in n]
     for path in paths:
@@ -199,17 +214,21 @@ def _optimizer_kwargs(kwargs: dict[str, Any] | None, names: tuple[str, ...]) -> 
     return dict(kwargs)
 
 
-def _learning_rates(lr: float | dict[str, float] | None, names: tuple[str, ...]) -> dict[str, float]:
+def _learning_rates(lr: float | str | dict[str, float | str] | None,
+                    names: tuple[str, ...]) -> tuple[dict[str, float], tuple[str, ...]]:
+    """The fixed rates by optimizer, and the optimizers whose rate is ``"auto"``."""
     if lr is None:
-        return {}
+        return {}, ()
     rates = dict(lr) if isinstance(lr, dict) else {name: lr for name in names}
     for name, value in rates.items():
         if name not in names:
             raise ProbeError(f"A learning rate is given for '{name}', which is not among the optimizers trained "
                              f"({', '.join(names)}).")
-        if not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-            raise ProbeError(f"The learning rate must be a positive number, not {value}.")
-    return {name: float(value) for name, value in rates.items()}
+        if value != "auto" and (isinstance(value, (bool, str)) or not isinstance(value, (int, float))
+                                or not 0 < value < float("inf")):
+            raise ProbeError(f"The learning rate must be a positive number or auto, not {value}.")
+    auto = tuple(name for name, value in rates.items() if value == "auto")
+    return {name: float(value) for name, value in rates.items() if value != "auto"}, auto
 
 
 def _factory(model: Any, arch_kwargs: dict[str, Any] | None) -> Callable[[], nn.Module] | None:

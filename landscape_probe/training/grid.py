@@ -45,7 +45,7 @@ from landscape_probe.hdf5 import check_writable
 from landscape_probe.layout import loss_units
 from landscape_probe.losses import loss_for
 from landscape_probe.training.loop import TrainConfig, train_run
-from landscape_probe.training.optim import default_learning_rate
+from landscape_probe.optim import default_learning_rate
 from landscape_probe.training.result import TrainResult
 from landscape_probe.training.store import RunResult, run_name
 from landscape_probe.training.tensorboard import RunLog
@@ -72,7 +72,8 @@ def planned_runs(config: TrainConfig) -> list[tuple[str, float, int, int]]:
     plan = []
     for depth in config.depths:
         for optimizer in config.optimizers:
-            base = config.learning_rates.get(optimizer) or default_learning_rate(optimizer)
+            base = (config.auto_learning_rates.get(optimizer, {}).get(str(depth))
+                    or config.learning_rates.get(optimizer) or default_learning_rate(optimizer))
             for lr in lr_grid_values(base, config.lr_grid):
                 plan.extend((optimizer, lr, depth, seed) for seed in config.seeds)
     return plan

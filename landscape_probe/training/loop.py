@@ -15,7 +15,7 @@ on the whole train and test sets in ``eval()`` mode: ``epoch_train_loss``,
 A schedule-free optimiser (``schedulefree_adamw``) has ``train()`` and ``eval()``:
 the loop calls ``train()`` before each step and ``eval()`` before the diagnostics,
 the epoch evaluation and the end of the run, so that what is evaluated and saved
-is its average x (:func:`optimizer_mode`); the per-step records see the point y
+is its average x (:func:`~landscape_probe.optim.stepping.optimizer_mode`); the per-step records see the point y
 its gradients are taken at.
 
 A run whose batch loss becomes NaN or infinite stops and is marked diverged.
@@ -29,10 +29,8 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -45,75 +43,16 @@ from landscape_probe.errors import ProbeError
 from landscape_probe.losses import LossFn, loss_for, loss_function
 from landscape_probe.models.modes import evaluating
 from landscape_probe.models.zoo import build_model, complete_model_args, parse_zoo_spec
-from landscape_probe.training.optim import build_optimizer, keywords_for
+from landscape_probe.training.config import SCHEDULES, TrainConfig  # noqa: F401 - TrainConfig re-exported
+from landscape_probe.optim import build_optimizer, keywords_for
+from landscape_probe.optim.stepping import optimizer_mode
 from landscape_probe.training.records import EPOCH_RECORDS
 from landscape_probe.training.recorder import Recorder
 from landscape_probe.training.store import RunResult
 from landscape_probe.training.user_model import ModelFactory, factory_args, start_from
 
-SCHEDULES = ("constant", "step", "exponential", "inverse", "cosine")
 ProgressFn = Callable[[int, int, RunResult], None]
 """``progress(step, total_steps, run)``, called after every step; ``run.records`` holds what is recorded so far."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a `probe train` experiment: the grid and the shared settings.
-
-    The grid is optimiser × learning rate × depth × seed. ``learning_rates``
-    maps an optimiser to its base rate (missing: the optimiser table's default);
-    ``lr_grid`` = n > 1 tries n rates spaced by decades around the base
-    (see :func:`landscape_probe.training.grid.lr_grid_values`).
-    """
-
-    optimizers: tuple[str, ...] = ("fromage",)
-    learning_rates: dict[str, float] = field(default_factory=dict)
-    lr_grid: int = 1
-    depths: tuple[int, ...] = (2,)
-    seeds: tuple[int, ...] = (0,)
-    model: str = "mlp"
-    arch_kwargs: dict[str, Any] = field(default_factory=dict)
-    init_from: str | None = None
-    width: int = 64
-    activation: str = "relu"
-    init: str = "lecun"
-    norm: str = "none"
-    dataset: str = "digits"
-    loss: str | None = None
-    epochs: int = 5
-    batch_size: int = 64
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
-    schedule: str = "constant"
-    diagnostics_every: int = 50
-    save_every: int = 0
-    diagnostic_batch_size: int = 128
-    sharpness_iterations: int = 20
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
-            raise ProbeError(f"Unknown schedule '{self.schedule}'; use one of {', '.join(SCHEDULES)}.")
-        for name, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 1),
-                                 ("--lr-grid", self.lr_grid, 1), ("--diagnostics-every", self.diagnostics_every, 0),
-                                 ("--save-every", self.save_every, 0)):
-            if value < low:
-                raise ProbeError(f"{name} must be at least {low}, not {value}.")
-        if not self.optimizers or not self.depths or not self.seeds:
-            raise ProbeError("Give at least one optimizer, one depth and one seed.")
-        if any(d < 1 for d in self.depths):
-            raise ProbeError(f"Every depth must be at least 1, not {min(self.depths)}.")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (tuples become lists), stored in results files and checkpoints."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict` (lists become tuples again)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known})
 
 
 def schedule_factor(schedule: str, step: int, total_steps: int) -> float:
@@ -181,18 +120,6 @@ def batch_order(num_examples: int, seed: int, epoch: int) -> Tensor:
     """The permutation of the training set used in ``epoch``: a function of (seed, epoch) only."""
     generator = torch.Generator().manual_seed(1_000_003 * seed + epoch)
     return torch.randperm(num_examples, generator=generator)
-
-
-def optimizer_mode(optimizer: torch.optim.Optimizer, *, training: bool) -> None:
-    """Call the optimiser's ``train()`` (before steps) or ``eval()`` (before evaluating or saving), if it has them.
-
-    Schedule-free optimisers (Defazio et al., 2024) take gradients at one point y and
-    evaluate another, the average x; these calls move the model's weights between them.
-    Other optimisers have no such methods, and nothing happens.
-    """
-    switch = getattr(optimizer, "train" if training else "eval", None)
-    if callable(switch):
-        switch()
 
 
 @torch.no_grad()

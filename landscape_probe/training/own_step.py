@@ -2,7 +2,7 @@
 
 At a diagnostic step, on the fixed diagnostic batch: a copy of the model and of
 the optimiser, made together (:func:`copy_with_optimizer`), takes the step it
-would take next, ΔW = W_after − W_before (:func:`take_step`, shared with
+would take next, ΔW = W_after − W_before (:func:`~landscape_probe.optim.stepping.take_step`, shared with
 ``probe slice --direction optimizer:NAME``). The relative gradient change along it,
 
     r(t) = ||g(W + t·ΔW) − g(W)|| / ||g(W)||,
@@ -35,28 +35,11 @@ from torch.func import functional_call
 
 from landscape_probe.losses import LossFn
 from landscape_probe.models.modes import evaluating
+from landscape_probe.optim.stepping import take_step
 from landscape_probe.params import Params
 
 SCALES = tuple(0.25 * 2.0**k for k in range(13))
 """0.25, 0.5, 1, 2, ..., 1024: measured in turn until the change reaches 1."""
-
-
-def take_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: LossFn, x: Tensor, y: Tensor) -> Params:
-    """One ``optimizer.step()`` of ``model`` (which it changes) on the loss of (x, y); returns W_after − W_before.
-
-    A schedule-free optimiser (one with ``train()``/``eval()``) takes its gradient at its point y and
-    the step returned is that of the weights it evaluates (x).
-    """
-    from landscape_probe.training.loop import optimizer_mode
-
-    before = {k: p.detach().clone() for k, p in model.named_parameters()}
-    optimizer_mode(optimizer, training=True)
-    optimizer.zero_grad(set_to_none=True)
-    with torch.enable_grad():
-        loss_fn(model(x), y).backward()
-    optimizer.step()
-    optimizer_mode(optimizer, training=False)
-    return {k: p.detach() - before[k] for k, p in model.named_parameters()}
 
 
 def copy_with_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.Module, torch.optim.Optimizer]:

@@ -18,4 +18,11 @@ def print_summary(results_path: Path, console: Console) -> None:
     """
     from landscape_probe.training.result import TrainResult
 
-    console.print(TrainResult.load(results_path).table())
+    result = TrainResult.load(results_path)
+    console.print(result.table())
+    auto = result.config.get("auto_learning_rates") or {}
+    if auto:
+        rates = "; ".join(f"{name} " + ", ".join(f"{rate:.3g} at depth {depth}" for depth, rate in by_depth.items())
+                          for name, by_depth in auto.items())
+        console.print(f"--lr auto (relative gradient change under {result.config.get('auto_lr_threshold', 0.5):g} "
+                      f"at the starting weights, as probe advise): {rates}.", highlight=False)

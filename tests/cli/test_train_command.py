@@ -109,7 +109,7 @@ def test_a_clean_error_leaves_no_empty_output_folder(tmp_path: Path) -> None:
 
 
 def test_help_lists_every_optimizer_of_the_table() -> None:
-    from landscape_probe.training.optim import OPTIMIZER_NAMES
+    from landscape_probe.optim import OPTIMIZER_NAMES
 
     shown = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert shown.exit_code == 0

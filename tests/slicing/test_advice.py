@@ -106,7 +106,7 @@ def test_the_sgd_rates_take_each_layer_exactly_the_advised_relative_step(linear_
 
 
 def test_fromage_and_adam_first_steps_take_the_advised_relative_step(linear_advice) -> None:
-    from landscape_probe.training.optim.fromage import Fromage
+    from landscape_probe.optim.fromage import Fromage
 
     net, data, advice = linear_advice
     shrink = math.sqrt(1 + advice.together**2)

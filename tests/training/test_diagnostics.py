@@ -124,7 +124,7 @@ def test_muons_step_is_flat_in_its_singular_values_and_sgds_is_not() -> None:
     (within its Newton–Schulz iteration's spread, 0.5–1.5 by torch's documentation), so its spectral
     relative update is near ‖ΔW‖_F / sqrt(min(m, n)) / ‖W‖₂; SGD's step is dominated by a few directions,
     and on one example has rank one."""
-    from landscape_probe.training.optim import build_optimizer
+    from landscape_probe.optim import build_optimizer
     from landscape_probe.training.recorder import Recorder
 
     ratios = {}

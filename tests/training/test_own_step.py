@@ -11,8 +11,9 @@ from torch import nn
 
 import landscape_probe as lp
 from landscape_probe.losses import loss_function
-from landscape_probe.training.optim import OPTIMIZER_NAMES, OPTIMIZERS, build_optimizer
-from landscape_probe.training.own_step import breakdown_ratio, copy_with_optimizer, own_step_over_breakdown, take_step
+from landscape_probe.optim import OPTIMIZER_NAMES, OPTIMIZERS, build_optimizer
+from landscape_probe.optim.stepping import take_step
+from landscape_probe.training.own_step import breakdown_ratio, copy_with_optimizer, own_step_over_breakdown
 
 
 def _least_squares(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from landscape_probe.cli import app
 from landscape_probe.errors import ProbeError
 from landscape_probe.training.api import train
-from landscape_probe.training.optim import build_optimizer
+from landscape_probe.optim import build_optimizer
 
 runner = CliRunner()
 USER_MODULE = '''
@@ -109,7 +109,7 @@ def test_probe_train_user_errors_exit_2_without_traceback(tmp_path: Path, option
 
 
 def test_table_optimizers_take_their_own_keywords_one_dict_per_optimizer(tmp_path: Path) -> None:
-    from landscape_probe.training.optim import keywords_for
+    from landscape_probe.optim import keywords_for
 
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     kfac = build_optimizer("kfac", model, 0.01, optimizer_kwargs={"damping_mode": "eigen", "kl_clip": 0.001})

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from landscape_probe.training.optim import KFAC, KroneckerFactors
+from landscape_probe.optim import KFAC, KroneckerFactors
 
 
 def dense_preconditioned(factors: KroneckerFactors, grad: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from landscape_probe.training.optim import Lamb, Lion, MuonWithAdamW
+from landscape_probe.optim import Lamb, Lion, MuonWithAdamW
 
 STEPS = 4
 

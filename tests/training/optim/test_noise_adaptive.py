@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscape_probe.training.optim import NoiseAdaptiveSGD
+from landscape_probe.optim import NoiseAdaptiveSGD
 
 
 def test_three_steps_match_a_plain_loop_over_coordinates() -> None:

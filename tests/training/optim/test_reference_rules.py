@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from landscape_probe.training.optim import AGD, KFAC, Madam, Nero
+from landscape_probe.optim import AGD, KFAC, Madam, Nero
 
 
 def random(*shape: int, seed: int) -> Tensor:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from landscape_probe.training import diagnostics
-from landscape_probe.training.optim import AGD, Fromage, Lars, Madam, Nero
+from landscape_probe.optim import AGD, Fromage, Lars, Madam, Nero
 
 
 def parameter(values: Tensor, grad: Tensor) -> nn.Parameter:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from landscape_probe.errors import ProbeError
-from landscape_probe.training.optim import build_optimizer
+from landscape_probe.optim import build_optimizer
 
 pytest.importorskip("schedulefree")  # an optional extra; in the test extra, so CI runs these
 

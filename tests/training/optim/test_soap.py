@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscape_probe.training.optim import Soap
+from landscape_probe.optim import Soap
 
 
 def random(*shape: int, seed: int) -> np.ndarray:

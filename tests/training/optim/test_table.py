@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from landscape_probe.errors import ProbeError
-from landscape_probe.training.optim import OPTIMIZER_NAMES, OPTIMIZERS, build_optimizer
+from landscape_probe.optim import OPTIMIZER_NAMES, OPTIMIZERS, build_optimizer
 
 # name -> (lr on the quadratic, lr on Rosenbrock); momentum 0.9 where used.
 LEARNING_RATES: dict[str, tuple[float, float]] = {

@@ -53,7 +53,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from landscape_probe.training.optim.per_tensor import PerTensorOptimizer
+from landscape_probe.optim.per_tensor import PerTensorOptimizer
 
 
 def rotate(t: Tensor, bases: list[Tensor | None], *, back: bool = False) -> Tensor:

@@ -7,7 +7,7 @@ An optimiser that has no use for momentum or weight decay ignores them; its
 ``description`` says which it uses ("neither" for those that use neither).
 
 A name of the form ``module:Class`` is a user's own ``torch.optim.Optimizer``
-(see :mod:`landscape_probe.training.optim.import_path`), built from the
+(see :mod:`landscape_probe.optim.import_path`), built from the
 model's parameters, the learning rate and the user's keywords.
 
 Example:
@@ -29,18 +29,18 @@ import torch
 from torch import nn
 
 from landscape_probe.errors import ProbeError
-from landscape_probe.training.optim.agd import AGD
-from landscape_probe.training.optim.fromage import Fromage
-from landscape_probe.training.optim.import_path import default_lr_of, is_import_path, optimizer_class
-from landscape_probe.training.optim.kfac import KFAC
-from landscape_probe.training.optim.lamb import Lamb
-from landscape_probe.training.optim.lars import Lars
-from landscape_probe.training.optim.lion import Lion
-from landscape_probe.training.optim.madam import Madam
-from landscape_probe.training.optim.muon import MuonWithAdamW
-from landscape_probe.training.optim.nero import Nero
-from landscape_probe.training.optim.noise_adaptive import NoiseAdaptiveSGD
-from landscape_probe.training.optim.soap import Soap
+from landscape_probe.optim.agd import AGD
+from landscape_probe.optim.fromage import Fromage
+from landscape_probe.optim.import_path import default_lr_of, is_import_path, optimizer_class
+from landscape_probe.optim.kfac import KFAC
+from landscape_probe.optim.lamb import Lamb
+from landscape_probe.optim.lars import Lars
+from landscape_probe.optim.lion import Lion
+from landscape_probe.optim.madam import Madam
+from landscape_probe.optim.muon import MuonWithAdamW
+from landscape_probe.optim.nero import Nero
+from landscape_probe.optim.noise_adaptive import NoiseAdaptiveSGD
+from landscape_probe.optim.soap import Soap
 
 OptimizerFactory = Callable[[nn.Module, float, float, float], torch.optim.Optimizer]
 """``factory(model, lr, momentum, weight_decay)`` returns a ready optimiser."""
@@ -164,7 +164,7 @@ def _schedulefree_adamw(
 
     It holds two points: the gradient is taken at y (train mode), the average x is what
     is evaluated (eval mode); the training loop calls ``train()`` / ``eval()`` around steps
-    (:func:`landscape_probe.training.loop.optimizer_mode`).
+    (:func:`landscape_probe.optim.stepping.optimizer_mode`).
     """
     try:
         from schedulefree import AdamWScheduleFree

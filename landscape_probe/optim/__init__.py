@@ -4,19 +4,19 @@
 needs; the classes are importable for use in a user's own loop.
 """
 
-from landscape_probe.training.optim.agd import AGD
-from landscape_probe.training.optim.fromage import Fromage
-from landscape_probe.training.optim.import_path import optimizer_class
-from landscape_probe.training.optim.kfac import KFAC, KroneckerFactors
-from landscape_probe.training.optim.lamb import Lamb
-from landscape_probe.training.optim.lars import Lars
-from landscape_probe.training.optim.lion import Lion
-from landscape_probe.training.optim.madam import Madam
-from landscape_probe.training.optim.muon import MuonWithAdamW
-from landscape_probe.training.optim.nero import Nero
-from landscape_probe.training.optim.noise_adaptive import NoiseAdaptiveSGD
-from landscape_probe.training.optim.soap import Soap
-from landscape_probe.training.optim.table import (
+from landscape_probe.optim.agd import AGD
+from landscape_probe.optim.fromage import Fromage
+from landscape_probe.optim.import_path import optimizer_class
+from landscape_probe.optim.kfac import KFAC, KroneckerFactors
+from landscape_probe.optim.lamb import Lamb
+from landscape_probe.optim.lars import Lars
+from landscape_probe.optim.lion import Lion
+from landscape_probe.optim.madam import Madam
+from landscape_probe.optim.muon import MuonWithAdamW
+from landscape_probe.optim.nero import Nero
+from landscape_probe.optim.noise_adaptive import NoiseAdaptiveSGD
+from landscape_probe.optim.soap import Soap
+from landscape_probe.optim.table import (
     OPTIMIZER_NAMES,
     OPTIMIZERS,
     OptimizerFactory,

@@ -85,7 +85,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from landscape_probe.training.optim.per_tensor import evaluate_closure, group_of, heavy_ball
+from landscape_probe.optim.per_tensor import evaluate_closure, group_of, heavy_ball
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from landscape_probe.training.optim.per_tensor import PerTensorOptimizer, group_of
+from landscape_probe.optim.per_tensor import PerTensorOptimizer, group_of
 
 
 class NoiseAdaptiveSGD(PerTensorOptimizer):

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from landscape_probe.training.optim.per_tensor import PerTensorOptimizer
+from landscape_probe.optim.per_tensor import PerTensorOptimizer
 
 
 class Lamb(PerTensorOptimizer):

@@ -48,7 +48,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from landscape_probe.training.optim.per_tensor import evaluate_closure
+from landscape_probe.optim.per_tensor import evaluate_closure
 
 
 def fan_ratio(p: Tensor) -> float:

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from landscape_probe.training.optim.per_tensor import evaluate_closure
+from landscape_probe.optim.per_tensor import evaluate_closure
 
 
 class MuonWithAdamW(torch.optim.Optimizer):
