@@ -74,8 +74,8 @@ def quantities(cls: type) -> list[Quantity]:
 
 
 def loss_units(loss_name: str) -> str:
-    """The units of a loss: nats for cross-entropy, squared target units for MSE."""
-    return "nats" if loss_name == "cross_entropy" else "squared target units"
+    """The units of a loss: nats for cross-entropy (of classes or of tokens), squared target units for MSE."""
+    return "squared target units" if loss_name == "mse" else "nats"
 
 
 def write_quantities(group: h5py.Group, obj: Any, loss_name: str, **dataset_attrs: dict[str, Any]) -> None:

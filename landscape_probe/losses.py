@@ -1,4 +1,11 @@
-"""Loss functions by name: cross-entropy for classes, MSE for real targets."""
+"""Loss functions by name: cross-entropy for classes, MSE for real targets, token cross-entropy for language models.
+
+``token_cross_entropy`` takes logits of shape (N, L, V) and one target id per
+position (N, L), −100 where a position has none, and averages over the positions
+with a target: a causal LM's next-token loss with shifted targets, a masked LM's
+loss on its masked tokens (:mod:`landscape_probe.data.text`), as ``transformers``
+computes them.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +31,17 @@ def _cross_entropy(outputs: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(outputs, targets)
 
 
-LOSSES: dict[str, LossFn] = {"cross_entropy": _cross_entropy, "mse": _mse}
+def _token_cross_entropy(outputs: Tensor, targets: Tensor) -> Tensor:
+    return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1), ignore_index=-100)
+
+
+LOSSES: dict[str, LossFn] = {"cross_entropy": _cross_entropy, "mse": _mse, "token_cross_entropy": _token_cross_entropy}
+TASK_LOSSES = {"classification": "cross_entropy", "regression": "mse", "tokens": "token_cross_entropy"}
+
+
+def classifies(targets: Tensor) -> bool:
+    """Whether targets are one class index per example, so that accuracy and KL divergence are measured."""
+    return not targets.is_floating_point() and targets.ndim == 1
 
 
 def loss_function(name: str) -> LossFn:
@@ -48,9 +65,12 @@ def loss_for(dataset: "Dataset", requested: str | None) -> str:
     if name == "cross_entropy" and dataset.task == "regression":
         raise ProbeError("--loss cross_entropy needs integer class indices as targets, but these are real numbers; "
                          "use mse.")
+    if (name == "token_cross_entropy") != (dataset.task == "tokens"):
+        raise ProbeError(f"--loss {name} does not fit the {dataset.task} targets of '{dataset.name}'; "
+                         f"use {TASK_LOSSES[dataset.task]}.")
     return name
 
 
 def default_loss_name(dataset: "Dataset") -> str:
-    """Cross-entropy for integer class targets, MSE for real-valued targets."""
-    return "cross_entropy" if dataset.task == "classification" else "mse"
+    """Cross-entropy for integer class targets, MSE for real-valued targets, token cross-entropy for token targets."""
+    return TASK_LOSSES[dataset.task]

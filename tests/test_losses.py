@@ -55,3 +55,28 @@ def test_loss_for_refuses_a_loss_that_does_not_fit_the_targets():
         loss_for(reals, "cross_entropy")
     with pytest.raises(ProbeError, match="Unknown loss"):
         loss_for(reals, "hinge")
+
+
+def test_token_cross_entropy_averages_over_the_positions_with_a_target() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 5, dtype=torch.float64)
+    targets = torch.tensor([[4, -100, 0], [-100, 2, 2]])
+    terms = [
+        -(logits[n, i, targets[n, i]] - torch.logsumexp(logits[n, i], 0)).item()
+        for n in range(2) for i in range(3) if targets[n, i] != -100
+    ]
+    expected = sum(terms) / len(terms)
+    assert loss_function("token_cross_entropy")(logits, targets).item() == pytest.approx(expected, rel=1e-12)
+    assert default_loss_name(SimpleNamespace(task="tokens")) == "token_cross_entropy"
+
+
+def test_token_targets_take_only_the_token_loss_and_record_no_accuracy() -> None:
+    from landscape_probe.losses import classifies, loss_for
+
+    tokens = SimpleNamespace(task="tokens", name="t")
+    assert loss_for(tokens, None) == "token_cross_entropy"
+    with pytest.raises(ProbeError, match="does not fit the tokens targets"):
+        loss_for(tokens, "cross_entropy")
+    with pytest.raises(ProbeError, match="does not fit the classification targets"):
+        loss_for(SimpleNamespace(task="classification", name="c"), "token_cross_entropy")
+    assert classifies(torch.tensor([0, 1])) and not classifies(torch.tensor([[0, 1]])) and not classifies(torch.ones(2))

@@ -97,9 +97,9 @@ def read_torch_file(path: Path, trust: bool) -> Any:
         if "Weights only load failed" in str(err):
             what = f"the Python object {found.group(1)}" if found else "Python objects other than tensors"
             raise ProbeError(f"Refused to load '{path}': it contains {what}; {TRUST_HINT}.") from None
-        raise ProbeError(f"Checkpoint '{path}' is corrupt: {_first_line(err)}") from None
+        raise ProbeError(f"Checkpoint '{path}' is corrupt: {first_line(err)}") from None
     except Exception as err:  # noqa: BLE001 - torch reports corrupt files with many exception types
-        raise ProbeError(f"Checkpoint '{path}' cannot be read (truncated or corrupt): {_first_line(err)}") from None
+        raise ProbeError(f"Checkpoint '{path}' cannot be read (truncated or corrupt): {first_line(err)}") from None
 
 
 def read_torchscript(path: Path, trust: bool = False) -> nn.Module:
@@ -109,7 +109,7 @@ def read_torchscript(path: Path, trust: bool = False) -> nn.Module:
     try:
         return torch.jit.load(str(path), map_location="cpu")
     except Exception as err:  # noqa: BLE001
-        raise ProbeError(f"TorchScript archive '{path}' cannot be loaded: {_first_line(err)}") from None
+        raise ProbeError(f"TorchScript archive '{path}' cannot be loaded: {first_line(err)}") from None
 
 
 def read_export(path: Path, trust: bool = False) -> nn.Module:
@@ -127,7 +127,7 @@ def read_export(path: Path, trust: bool = False) -> nn.Module:
         program = torch.export.load(str(path))
         module = program.module()
     except Exception as err:  # noqa: BLE001
-        raise ProbeError(f"torch.export program '{path}' cannot be loaded: {_first_line(err)}") from None
+        raise ProbeError(f"torch.export program '{path}' cannot be loaded: {first_line(err)}") from None
     batch = exported_batch_size(program)
     if batch is not None:
         run_in_chunks(module, batch)
@@ -172,9 +172,9 @@ def read_safetensors(path: Path) -> dict[str, Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except Exception as err:  # noqa: BLE001
-        raise ProbeError(f"Safetensors file '{path}' cannot be read: {_first_line(err)}") from None
+        raise ProbeError(f"Safetensors file '{path}' cannot be read: {first_line(err)}") from None
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
     text = str(err).strip()
     return (text.splitlines()[0] if text else type(err).__name__).rstrip(".") + "."

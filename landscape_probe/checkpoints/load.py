@@ -12,6 +12,7 @@ Formats, detected from the file's content rather than its extension:
   Lightning, ``_orig_mod.`` from ``torch.compile``), with an architecture.
 - ``safetensors``: a safetensors file, with an architecture.
 - ``pickled_module``: ``torch.save(model)``, only with ``trust=True``.
+- ``hugging_face``: a ``save_pretrained`` folder (:mod:`landscape_probe.checkpoints.hf`).
 
 Without ``trust`` every pickle is read with ``torch.load(weights_only=True)``,
 which refuses any Python object other than tensors and plain containers, so a
@@ -79,7 +80,7 @@ class LoadedCheckpoint:
 
     Attributes:
         model: the network, in ``eval()`` mode, float32, on the CPU.
-        format: landscape_probe, torchscript, export, state_dict, safetensors or pickled_module.
+        format: landscape_probe, torchscript, export, state_dict, safetensors, pickled_module or hugging_face.
         path: the file it came from.
         sha256: hex digest of the file's bytes.
         architecture: human-readable, e.g. ``mlp depth=16 width=64`` or a class name.
@@ -124,7 +125,7 @@ def load_checkpoint(
     ``architecture``).
 
     Args:
-        path: the checkpoint file.
+        path: the checkpoint file, or a Hugging Face ``save_pretrained`` folder.
         arch: architecture for a bare state_dict or safetensors file: a zoo spec
             (``mlp:depth=16,width=64``; missing MLP sizes are read off the
             weights) or an import path ``pkg.module:factory``.
@@ -144,23 +145,31 @@ def load_checkpoint(
     path = Path(path)
     if not path.exists():
         raise ProbeError(f"Checkpoint '{path}' does not exist.")
-    if not path.is_file():
+    if path.is_dir():
+        from landscape_probe.checkpoints.hf import load_hf_folder
+
+        loaded = load_hf_folder(path, trust)
+    elif not path.is_file():
         raise ProbeError(f"Checkpoint '{path}' is not a file.")
-    kind = detect_format(path)
-    with quiet_loading():
-        if kind == "torchscript":
-            loaded = _checkpoint(path, "torchscript", read_torchscript(path, trust))
-        elif kind == "export":
-            loaded = _checkpoint(path, "export", read_export(path, trust))
-        elif kind == "safetensors":
-            loaded = _from_state_dict(path, "safetensors", read_safetensors(path), arch, arch_kwargs)
-        else:
-            loaded = _from_pickle(path, read_torch_file(path, trust), arch, arch_kwargs)
+    else:
+        loaded = _from_file(path, detect_format(path), arch, arch_kwargs, trust)
     _check_real(loaded.model, path)
     eval_mode(loaded.model.to(device="cpu", dtype=torch.float32))
     if not allow_nonfinite:
         _check_finite(loaded.model, path)
     return loaded
+
+
+def _from_file(path: Path, kind: str, arch: str | None, arch_kwargs: dict[str, Any] | None,
+               trust: bool) -> LoadedCheckpoint:
+    with quiet_loading():
+        if kind == "torchscript":
+            return _checkpoint(path, "torchscript", read_torchscript(path, trust))
+        if kind == "export":
+            return _checkpoint(path, "export", read_export(path, trust))
+        if kind == "safetensors":
+            return _from_state_dict(path, "safetensors", read_safetensors(path), arch, arch_kwargs)
+        return _from_pickle(path, read_torch_file(path, trust), arch, arch_kwargs)
 
 
 def save_checkpoint(

@@ -17,8 +17,9 @@ from landscape_probe.cli.app import console, results_kept
 
 DataOption = Annotated[
     str | None,
-    typer.Option(help="Data set: digits, mnist1d, synthetic:k=v,..., or a .npz/.pt file. "
-                 "Default: the one recorded in a self-describing checkpoint."),
+    typer.Option(help="Data set: digits, mnist1d, synthetic:k=v,..., images:FOLDER, a .npz/.pt file, or for a "
+                 "Hugging Face folder text:FILE,seq_len=128 or jsonl:FILE,field=text. Default: the one recorded in a "
+                 "self-describing checkpoint; seeded random token ids for a Hugging Face folder."),
 ]
 ProbeSizeOption = Annotated[int, typer.Option(help="Examples in the probe set.")]
 SplitOption = Annotated[str, typer.Option(help="Which split the probe set comes from: train or test.")]
@@ -60,6 +61,15 @@ def save_print_draw(result: Any, output: Path, *, overwrite: bool, printer: Call
         with results_kept(output):
             for path in result.plot(plots_dir, chosen):
                 console.print(f"wrote {path}")
+
+
+def note_random_tokens(provenance: dict[str, Any]) -> None:
+    """Say so when the probe set is the seeded random token ids a Hugging Face folder gets with no --data."""
+    import json
+
+    if json.loads(provenance.get("data") or "{}").get("name") == "tokens":
+        console.print("note: no --data given, so the probe set is seeded random token ids from the vocabulary; "
+                      "--data text:FILE or jsonl:FILE measures on real text.")
 
 
 def run_name(checkpoint: Path) -> str:

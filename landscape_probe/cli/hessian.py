@@ -34,6 +34,7 @@ from landscape_probe.cli.common import (
     ProbeSizeOption,
     SplitOption,
     check_outputs,
+    note_random_tokens,
     run_name,
     save_print_draw,
 )
@@ -108,5 +109,6 @@ def hessian_command(
             trust_checkpoint=trust_checkpoint, progress=True,
         )
         result = dataclasses.replace(result, provenance={**result.provenance, "command_line": command_line(ctx)})
+        note_random_tokens(result.provenance)
         save_print_draw(result, output, overwrite=overwrite, printer=print_hessian, plots_dir=plots_dir,
                         no_plots=no_plots, formats=formats)

@@ -35,7 +35,7 @@ class InfoConfig:
 
 @app.command()
 def info(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file of any supported format.")],
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file of any supported format, or a Hugging Face save_pretrained folder.")],
     arch: ArchOption = None,
     arch_kwargs: ArchKwargsOption = None,
     trust: TrustOption = False,
@@ -82,7 +82,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(f"[bold]{summary['path']}[/]  sha256 {summary['sha256'][:16]}…", highlight=False)
     console.print(f"format: [cyan]{summary['format']}[/]   architecture: [cyan]{summary['architecture']}[/]")
     if summary["data"] is not None or summary["step"] is not None:
-        console.print(f"trained on: {summary['data']}   step: {summary['step']}", highlight=False)
+        label = "default probe set" if summary["format"] == "hugging_face" else "trained on"
+        console.print(f"{label}: {summary['data']}   step: {summary['step']}", highlight=False)
     totals = summary["totals"]
     table = Table(show_footer=True)
     table.add_column("parameter", footer="total", overflow="fold")

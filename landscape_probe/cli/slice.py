@@ -36,6 +36,7 @@ from landscape_probe.cli.common import (
     ProbeSizeOption,
     SplitOption,
     check_outputs,
+    note_random_tokens,
     run_name,
     save_print_draw,
 )
@@ -135,6 +136,7 @@ def slice_command(
         if result.config.probe_size < probe_size:
             console.print(f"note: the {split} split holds {result.config.probe_size} examples, fewer than "
                           f"--probe-size {probe_size}; all of them are the probe set.")
+        note_random_tokens(result.provenance)
         save_print_draw(result, output, overwrite=overwrite, printer=print_result, plots_dir=plots_dir,
                         no_plots=no_plots, formats=formats)
 

@@ -52,6 +52,13 @@ def check_model_accepts(model: nn.Module, dataset: Dataset) -> None:
             f"The model fails on two examples of '{dataset.name}' (shape {dataset.input_shape}, {str(x.dtype).removeprefix('torch.')}) "
             f"with \"{first_line.rstrip('.')}\"; it takes {_expected_input(model)}{hint}."
         ) from None
+    if dataset.task == "tokens":
+        expected = (*x.shape, dataset.num_outputs)
+        if not isinstance(outputs, Tensor) or tuple(outputs.shape) != expected:
+            shape = tuple(outputs.shape) if isinstance(outputs, Tensor) else type(outputs).__name__
+            raise ProbeError(f"The model gives outputs of shape {shape} on two sequences of '{dataset.name}', but "
+                             f"its token targets need logits of shape {expected}.")
+        return
     given = outputs[0].numel() if isinstance(outputs, Tensor) and outputs.ndim >= 1 else None
     if given != dataset.num_outputs:
         raise ProbeError(

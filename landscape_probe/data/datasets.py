@@ -30,9 +30,10 @@ from torch import Tensor
 
 from landscape_probe.errors import ProbeError
 from landscape_probe.specs import parse_spec
-from landscape_probe.data.synthetic import teacher_student
+from landscape_probe.data.synthetic import load_synthetic
 from landscape_probe.data.files import SUFFIXES, read_arrays
 from landscape_probe.data.images import load_image_folder
+from landscape_probe.data.text import load_jsonl, load_text, load_tokens
 
 __all__ = [
     "BUILTIN",
@@ -56,8 +57,9 @@ class Dataset:
         x_train, y_train, x_test, y_test: inputs (float32, or int64 where the
             source holds integers, e.g. token ids) and targets (int64 class
             indices for classification, float32 for regression).
-        task: ``classification`` or ``regression``.
-        num_classes: number of classes, or None for regression.
+        task: ``classification``, ``regression`` or ``tokens`` (a target token per position, −100 for none:
+            :mod:`landscape_probe.data.text`).
+        num_classes: number of classes (the vocabulary for tokens), or None for regression.
         spec: the JSON-able recipe that reloads exactly this data set
             (stored in checkpoints as ``data``), e.g. ``{"name": "digits", "seed": 0}``.
         unsplit: for a user file without its own test split, all its examples
@@ -82,7 +84,7 @@ class Dataset:
     @property
     def num_outputs(self) -> int:
         """Network outputs needed: classes, or regression targets."""
-        if self.task == "classification":
+        if self.task in ("classification", "tokens"):  # tokens: the vocabulary, logits at every position
             return int(self.num_classes)
         return 1 if self.y_train.ndim == 1 else int(self.y_train[0].numel())
 
@@ -98,19 +100,22 @@ def load_dataset(name: str, seed: int = 0, **options: Any) -> Dataset:
             files without a test split; ``task``, ``n_train``, ``n_test``,
             ``in_features`` (or ``dim``), ``num_outputs`` (or ``outputs``),
             ``num_classes``, ``noise``, ``teacher_depth``, ``teacher_width``
-            for synthetic; ``path``, ``size``, ``mean``, ``std``, ``test_fraction`` for images.
+            for synthetic; ``path``, ``size``, ``mean``, ``std``, ``test_fraction`` for images;
+            ``model``, ``path``, ``seq_len``, ... for tokens, text and jsonl (:mod:`landscape_probe.data.text`).
 
     Raises:
         ProbeError: for an unknown name, an option the loader does not take,
             or an unreadable file.
     """
-    loaders: dict[str, Callable[..., Dataset]] = {"digits": _digits, "mnist1d": _mnist1d, "synthetic": _synthetic,
-                                                  "images": load_image_folder}
+    loaders: dict[str, Callable[..., Dataset]] = {"digits": _digits, "mnist1d": _mnist1d, "synthetic": load_synthetic,
+                                                  "images": load_image_folder, "tokens": load_tokens,
+                                                  "text": load_text, "jsonl": load_jsonl}
     if name in loaders:
         return _call_loader(loaders[name], name, seed, options)
     if Path(name).suffix in SUFFIXES or Path(name).exists():
         return _call_loader(functools.partial(_user_file, name), name, seed, options)
-    raise ProbeError(f"Unknown data set '{name}'; use one of {', '.join(BUILTIN)}, images:FOLDER or a .npz/.pt file.")
+    raise ProbeError(f"Unknown data set '{name}'; use one of {', '.join(BUILTIN)}, images:FOLDER, text:FILE, "
+                     "jsonl:FILE or a .npz/.pt file.")
 
 
 def load_dataset_spec(spec: dict[str, Any]) -> Dataset:
@@ -126,14 +131,15 @@ def parse_data_spec(text: str) -> tuple[str, dict[str, Any]]:
     """Parse ``synthetic:task=regression,n_train=512`` into a name and typed options.
 
     An existing file path is taken whole, even if it contains ``:``; ``images:FOLDER,size=64``
-    reads the folder as the ``path`` option.
+    reads the folder as the ``path`` option, as ``text:FILE,seq_len=128`` and ``jsonl:FILE`` read the file.
     """
     if Path(text).is_file():
         return text, {}
-    if text.startswith("images:"):  # images:FOLDER[,key=value...]: the folder is the first item
-        folder, _, rest = text[len("images:"):].partition(",")
-        if "=" not in folder:
-            return "images", {"path": folder, **parse_spec(f"images:{rest}", "data spec")[1]}
+    kind = text.partition(":")[0]
+    if kind in ("images", "text", "jsonl"):  # images:FOLDER[,key=value...]: the folder or file is the first item
+        where, _, rest = text[len(kind) + 1:].partition(",")
+        if "=" not in where:
+            return kind, {"path": where, **parse_spec(f"{kind}:{rest}", "data spec")[1]}
     return parse_spec(text, "data spec")
 
 
@@ -289,33 +295,6 @@ def _mnist1d_arrays(seed: int) -> tuple[np.ndarray, ...]:
         random.setstate(python_state)
         np.random.set_state(numpy_state)
     return generated["x"], generated["y"], generated["x_test"], generated["y_test"]
-
-
-def _synthetic(
-    seed: int,
-    task: str = "regression",
-    n_train: int = 1024,
-    n_test: int = 256,
-    in_features: int | None = None,
-    dim: int | None = None,
-    num_outputs: int | None = None,
-    outputs: int | None = None,
-    num_classes: int | None = None,
-    noise: float = 0.1,
-    teacher_depth: int = 3,
-    teacher_width: int = 32,
-) -> Dataset:
-    in_features = in_features or dim or 16
-    if task == "regression" and num_classes is not None:
-        raise ProbeError("num_classes applies to synthetic classification; use num_outputs for regression.")
-    default_outputs = 4 if task == "classification" else 1
-    num_outputs = num_classes or num_outputs or outputs or default_outputs
-    arrays = teacher_student(seed, task, n_train, n_test, in_features, num_outputs, noise, teacher_depth, teacher_width)
-    size_key = "num_classes" if task == "classification" else "num_outputs"
-    spec = {"name": "synthetic", "seed": seed, "task": task, "n_train": n_train, "n_test": n_test}
-    spec |= {"in_features": in_features, size_key: num_outputs, "noise": noise}
-    spec |= {"teacher_depth": teacher_depth, "teacher_width": teacher_width}
-    return _from_arrays("synthetic", *arrays, spec, num_classes=num_outputs if task == "classification" else 0)
 
 
 def _user_file(path: str, seed: int, test_fraction: float = 0.2) -> Dataset:

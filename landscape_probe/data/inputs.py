@@ -33,7 +33,7 @@ from torch import Tensor
 from landscape_probe.data.datasets import Dataset, _from_arrays, load_dataset, parse_data_spec
 from landscape_probe.errors import ProbeError
 
-__all__ = ["as_dataset"]
+__all__ = ["as_dataset", "dataset_for"]
 
 
 def as_dataset(data: Any, *, seed: int = 0) -> Dataset:
@@ -65,6 +65,32 @@ def as_dataset(data: Any, *, seed: int = 0) -> Dataset:
         f"Cannot use a {type(data).__name__} as data; pass a name such as 'digits', a .npz/.pt path, "
         "an (x, y) pair of tensors, a torch Dataset or a DataLoader."
     )
+
+
+def dataset_for(data: Any, loaded: Any) -> Dataset:
+    """The data set a command measures on: ``data`` (:func:`as_dataset`), else the one ``loaded`` records.
+
+    For a Hugging Face folder (its recorded data names the ``model`` folder) a token
+    probe set given as ``text:FILE``, ``jsonl:FILE`` or ``tokens:...`` is made for that
+    model, with its tokenizer and objective (:mod:`landscape_probe.data.text`).
+
+    Raises:
+        ProbeError: when there is no data, or they cannot be read.
+    """
+    from landscape_probe.data.datasets import load_dataset_spec
+    from landscape_probe.data.text import SPECS
+
+    recorded = loaded.data if loaded is not None else None
+    if data is None:
+        if recorded:
+            return load_dataset_spec(recorded)
+        where = f"'{loaded.path}' does not record its data set" if loaded else "A model given as a module has no data set"
+        raise ProbeError(f"{where}; name one with --data (data= in Python), e.g. digits.")
+    if isinstance(data, (str, Path)) and recorded and "model" in recorded:
+        name, options = parse_data_spec(str(data))
+        if name in SPECS:
+            return load_dataset(name, **{"model": recorded["model"], **options})
+    return as_dataset(data)
 
 
 def _tensor(value: Any) -> Tensor:

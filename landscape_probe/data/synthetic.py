@@ -17,12 +17,17 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 
 from landscape_probe.errors import ProbeError
 from landscape_probe.models.blocks import check_choice
 from landscape_probe.models.zoo import MLP
+
+if TYPE_CHECKING:
+    from landscape_probe.data.datasets import Dataset
 
 TASKS = ("regression", "classification")
 
@@ -87,3 +92,33 @@ def teacher_student(
         outputs = network(x) + noise * torch.randn(n_train + n_test, num_outputs, generator=generator)
     y = outputs.argmax(dim=1) if task == "classification" else outputs
     return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+def load_synthetic(
+    seed: int,
+    task: str = "regression",
+    n_train: int = 1024,
+    n_test: int = 256,
+    in_features: int | None = None,
+    dim: int | None = None,
+    num_outputs: int | None = None,
+    outputs: int | None = None,
+    num_classes: int | None = None,
+    noise: float = 0.1,
+    teacher_depth: int = 3,
+    teacher_width: int = 32,
+) -> Dataset:
+    """The ``synthetic`` data set: ``teacher_student`` with these options, recorded in its spec."""
+    from landscape_probe.data.datasets import _from_arrays
+
+    in_features = in_features or dim or 16
+    if task == "regression" and num_classes is not None:
+        raise ProbeError("num_classes applies to synthetic classification; use num_outputs for regression.")
+    default_outputs = 4 if task == "classification" else 1
+    num_outputs = num_classes or num_outputs or outputs or default_outputs
+    arrays = teacher_student(seed, task, n_train, n_test, in_features, num_outputs, noise, teacher_depth, teacher_width)
+    size_key = "num_classes" if task == "classification" else "num_outputs"
+    spec = {"name": "synthetic", "seed": seed, "task": task, "n_train": n_train, "n_test": n_test}
+    spec |= {"in_features": in_features, size_key: num_outputs, "noise": noise}
+    spec |= {"teacher_depth": teacher_depth, "teacher_width": teacher_width}
+    return _from_arrays("synthetic", *arrays, spec, num_classes=num_outputs if task == "classification" else 0)

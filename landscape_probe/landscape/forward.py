@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from landscape_probe.losses import loss_function
+from landscape_probe.losses import classifies, loss_function
 from landscape_probe.params import Params
 
 
@@ -70,7 +70,7 @@ class ForwardEvaluator:
         self.model, self.x, self.y = model, x, y
         self.loss = loss_function(loss_name)
         self.batch_size = max(1, int(batch_size))
-        self.classification = not torch.is_floating_point(y)
+        self.classification = classifies(y)
         self.slots = {name: tensor.detach() for name, tensor in state_slots(model).items()}
         self.base = {name: tensor.clone() for name, tensor in self.slots.items()}
 

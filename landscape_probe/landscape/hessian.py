@@ -96,6 +96,7 @@ def hessian(
         ProbeError: for bad settings, a model that does not fit the data, or no selected parameter.
     """
     from landscape_probe.landscape.setup import probe_problem
+    from landscape_probe.losses import classifies
     from landscape_probe.params import select_layers
     from landscape_probe.slicing.evaluator import ProbeEvaluator
 
@@ -124,7 +125,7 @@ def hessian(
                 report(index + 2, stages, f"hessian: {name}")
     from landscape_probe import params as P
 
-    classification = not problem.y.is_floating_point()
+    classification = classifies(problem.y)
     sizes = np.array([evaluator.base[name].numel() for name in layers], dtype=np.int64)
     return HessianResult(
         layer_names=list(layers), layer_sizes=sizes, **whole["fields"],

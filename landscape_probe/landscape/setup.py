@@ -98,8 +98,8 @@ def probe_problem(
     import torch
 
     from landscape_probe.data.compatibility import check_model_accepts
-    from landscape_probe.data.datasets import load_dataset_spec, probe_set
-    from landscape_probe.data.inputs import as_dataset
+    from landscape_probe.data.datasets import probe_set
+    from landscape_probe.data.inputs import dataset_for
     from landscape_probe.devices import resolve_device
     from landscape_probe.losses import loss_for
     from landscape_probe.models.modes import eval_mode
@@ -109,13 +109,7 @@ def probe_problem(
         raise ProbeError(f"Unknown dtype '{dtype}'; use float32 or float64.")
     used_device, torch_dtype = resolve_device(device), torch.float64 if dtype == "float64" else torch.float32
     loaded, module = load_model(model, arch, arch_kwargs, trust_checkpoint)
-    if data is not None:
-        dataset = as_dataset(data)
-    elif loaded is not None and loaded.data:
-        dataset = load_dataset_spec(loaded.data)
-    else:
-        where = f"'{loaded.path}' does not record its data set" if loaded else "A model given as a module has no data set"
-        raise ProbeError(f"{where}; name one with --data (data= in Python), e.g. digits.")
+    dataset = dataset_for(data, loaded)
     choice, _ = attach_selection(module, output_key)  # the module is this call's own: the hook stays
     check_model_accepts(module, dataset)
     x, y = probe_set(dataset, probe_size, seed, split)

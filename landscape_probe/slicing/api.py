@@ -77,10 +77,12 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
 
     Args:
         model: an ``nn.Module`` (run on ``device`` in ``dtype`` and eval mode, then put back
-            as it was; its weights are not changed) or a checkpoint file of any format ``probe info`` reads.
+            as it was; its weights are not changed) or a checkpoint file of any format ``probe info`` reads,
+            or a Hugging Face ``save_pretrained`` folder.
         data: a built-in name (``"digits"``), spec or .npz/.pt path; an ``(x, y)``
             pair of tensors or arrays; a torch ``Dataset`` or ``DataLoader``; or
-            None for the data set a self-describing checkpoint records.
+            None for the data set a self-describing checkpoint records; for a Hugging Face folder
+            ``"text:FILE,seq_len=128"``, ``"jsonl:FILE,field=text"``, or None for seeded random token ids.
         scales: explicit positive scales t, increasing; default ``points``
             log-spaced scales from ``min_scale`` (``max_scale``/10⁵) to ``max_scale`` (default 1;
             100 for an optimizer direction, so that scales past the step are measured).
@@ -123,8 +125,8 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
             or (without ``allow_nonfinite``) weights that are not finite.
     """
     from landscape_probe.data.compatibility import check_model_accepts
-    from landscape_probe.data.datasets import load_dataset_spec, probe_set
-    from landscape_probe.data.inputs import as_dataset
+    from landscape_probe.data.datasets import probe_set
+    from landscape_probe.data.inputs import dataset_for
     from landscape_probe.devices import resolve_device
     from landscape_probe.hdf5 import provenance
     from landscape_probe.losses import loss_for
@@ -157,13 +159,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     module = loaded.model if loaded else model
     if not allow_nonfinite:
         _check_finite(module)
-    if data is not None:
-        dataset = as_dataset(data)
-    elif loaded is not None and loaded.data:
-        dataset = load_dataset_spec(loaded.data)
-    else:
-        where = f"'{loaded.path}' does not record its data set" if loaded else "A model given as a module has no data set"
-        raise ProbeError(f"{where}; name one with --data (data= in Python), e.g. digits.")
+    dataset = dataset_for(data, loaded)
     with selecting_output(module, output_key) as chosen:
         check_model_accepts(module, dataset)
         x, y = probe_set(dataset, probe_size, seed, split)

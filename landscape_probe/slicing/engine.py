@@ -16,7 +16,8 @@ The predictions of DESIGN.md §4 come from :mod:`landscape_probe.slicing.trust`
 (see :mod:`landscape_probe.slicing.predictions`).
 With ``per_layer`` the same sweep is repeated perturbing one layer at a time
 along that layer's part of the direction, with that layer's own gradient and
-Hessian block.
+Hessian block; for a ``transformers`` model one group at a time: the embeddings,
+each block's attention and MLP, the head (:mod:`landscape_probe.models.groups`).
 
 A huge step may overflow: the non-finite values are recorded as they are and
 counted, never raised. Weights that are not finite at W (a checkpoint loaded
@@ -43,6 +44,8 @@ from torch import Tensor, nn
 from landscape_probe import params as P
 from landscape_probe.curvature import hessian as curvature
 from landscape_probe.errors import ProbeError
+from landscape_probe.losses import classifies
+from landscape_probe.models.groups import layer_groups
 from landscape_probe.models.modes import eval_mode
 from landscape_probe.params import Params
 from landscape_probe.slicing import directions
@@ -94,7 +97,8 @@ def run_slice(
     if not layer_names:
         raise ProbeError("No parameter matches the layer selection; check --select and --include-1d.")
     scales = config.all_scales
-    total = len(scales) * (1 + (len(layer_names) if config.per_layer else 0))
+    groups = layer_groups(model, layer_names) if config.per_layer else {}
+    total = len(scales) * (1 + len(groups))
     counter = _Counter(total, progress)
 
     nonfinite_weights = any(
@@ -105,14 +109,13 @@ def run_slice(
     direction = _direction(config, evaluator, at_zero, hessian, other, device, dtype)
     whole = _sweep(evaluator, at_zero, hessian, direction, scales, config, counter, "all layers", nonfinite_weights)
     layers = {}
-    if config.per_layer:
-        for name in layer_names:
-            alone = ProbeEvaluator(model, x, y, loss_name, [name], config.batch_size)
-            at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base)
-            layers[name] = _sweep(
-                alone, at_zero_alone, hessian_alone, {name: direction[name]}, scales, config, counter, name,
-                nonfinite_weights,
-            )
+    for group, members in groups.items():
+        alone = ProbeEvaluator(model, x, y, loss_name, members, config.batch_size)
+        at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base)
+        layers[group] = _sweep(
+            alone, at_zero_alone, hessian_alone, {name: direction[name] for name in members}, scales, config,
+            counter, group, nonfinite_weights,
+        )
     return SliceResult(
         scales=scales,
         layer_names=list(layer_names),
@@ -121,7 +124,7 @@ def run_slice(
         layers=layers,
         config=config,
         loss_name=loss_name,
-        classification=not torch.is_floating_point(y),
+        classification=classifies(y),
     )
 
 
@@ -191,7 +194,7 @@ def _sweep(
     unit = P.unflatten(flat_unit, base)  # u held once, as views into flat_unit
     unit_kappa = directions.kappa(unit, base, config.norm)
     names = evaluator.layer_names
-    classification = not torch.is_floating_point(evaluator.y)
+    classification = classifies(evaluator.y)
     unit_step_norm = float(P.norm(unit))
 
     counter.note(f"{label}: λ_max")

@@ -10,7 +10,10 @@ over all layers (``shape``, ``verdict``, ...). Root datasets: the quantities of
 ``layer_names``) and of the sweep over all layers
 (:class:`~landscape_probe.slicing.result.SliceSweep`). With per-layer sweeps,
 the same sweep datasets and attributes for each layer alone live in the group
-``/layers/<parameter name>``. Documented in ``docs/hdf5-format.md``.
+``/layers/<parameter name>``; for a ``transformers`` model, in ``/layers/<group name>`` for
+each group of :mod:`landscape_probe.models.groups` (embeddings, a block's attention or MLP,
+the head). Each such group's ``members`` attribute lists its parameters (JSON), and
+``/layers`` its groups in order (``order``). Documented in ``docs/hdf5-format.md``.
 
 Example:
     >>> result = read_slice("mlp16_digits_slice.h5")  # doctest: +SKIP
@@ -19,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,9 +57,12 @@ def write_slice(path: Path | str, result: SliceResult, *, overwrite: bool) -> No
         _write_sweep(h5, result.whole, result.loss_name)
         if result.layers:
             group = h5.create_group(LAYERS_GROUP)
-            group.attrs["description"] = "one sweep per layer, perturbing that layer alone"
+            group.attrs["description"] = "one sweep per layer (or group of layers), perturbing it alone"
+            group.attrs["order"] = json.dumps(list(result.layers))
             for name, sweep in result.layers.items():
-                _write_sweep(group.create_group(name), sweep, result.loss_name)
+                swept = group.create_group(name)
+                swept.attrs["members"] = json.dumps(sweep.layer_names)
+                _write_sweep(swept, sweep, result.loss_name)
 
 
 def read_slice(path: Path | str) -> SliceResult:
@@ -73,7 +80,9 @@ def read_slice(path: Path | str) -> SliceResult:
         scales = np.asarray(root["scales"], dtype=np.float64)
         layer_names = [str(name) for name in root["layer_names"]]
         swept = h5[LAYERS_GROUP] if LAYERS_GROUP in h5 else {}
-        layers = {name: _read_sweep(swept[name], [name], path) for name in layer_names if name in swept}
+        order = json.loads(swept.attrs["order"]) if "order" in getattr(swept, "attrs", {}) else layer_names
+        layers = {name: _read_sweep(swept[name], json.loads(swept[name].attrs.get("members", json.dumps([name]))), path)
+                  for name in order if name in swept}
         whole = _read_sweep(h5, layer_names, path)
     settings = {f.name for f in fields(SliceConfig) if f.name not in NOT_SETTINGS} | {"loss", "classification"}
     provenance = {k: v for k, v in attrs.items() if k not in settings | set(SWEEP_ATTRIBUTES) | {"kind"}}

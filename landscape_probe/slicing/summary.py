@@ -109,8 +109,10 @@ def _print_layers(result: SliceResult, console: Console) -> None:
     from rich import box
     from rich.table import Table
 
-    table = Table(title="Each layer perturbed alone", box=box.SIMPLE_HEAD, pad_edge=False)
-    for header in ("layer", "||u_l|| (step at t = 1)", "λ_max (own block)", "breakdown t"):
+    grouped = any(len(sweep.layer_names) > 1 for sweep in result.layers.values())
+    title = "Each group of layers perturbed alone" if grouped else "Each layer perturbed alone"
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in ("group" if grouped else "layer", "||u_l|| (step at t = 1)", "λ_max (own block)", "breakdown t"):
         table.add_column(header, justify="right")
     from landscape_probe.slicing.trust import UNDEFINED_AT_W
 
