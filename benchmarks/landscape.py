@@ -83,9 +83,10 @@ def main() -> None:
     if loss_landscapes is not None:
         runs["loss_landscapes.random_plane"] = peer
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.repeats):
-        for name, fn in runs.items():
-            times[name].append(_timed(fn))
+    order = list(runs)
+    for repeat in range(args.repeats):  # each repeat starts with the next one, so that no run always goes first
+        for name in order[repeat % len(order):] + order[: repeat % len(order)]:
+            times[name].append(_timed(runs[name]))
     print(f"16-layer sample, {args.probe_size} probe examples, {args.steps}×{args.steps} grid, 1 thread, "
           f"load average {', '.join(f'{v:.2f}' for v in __import__('os').getloadavg())}")
     for name, values in times.items():

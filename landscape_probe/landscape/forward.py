@@ -106,23 +106,30 @@ class ForwardEvaluator:
         """Put the model back at ``base``."""
         self.evaluate(self.base)
 
-    def run(self) -> Forward:
-        """Outputs, mean loss and accuracy with the model's tensors as they are now."""
-        outputs: list[Tensor] = []
-        loss = torch.zeros((), dtype=torch.float64, device=self.x.device)
+    def run(self, with_accuracy: bool = True) -> Forward:
+        """Outputs, mean loss and accuracy (NaN unless ``with_accuracy``) with the model's tensors as they are now."""
         with torch.no_grad():
-            for start in range(0, len(self.x), self.batch_size):
-                x, y = self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
-                out = self.model(x)
-                loss += self.loss(out, y).double() * (len(x) / len(self.x))
-                outputs.append(out.reshape(len(x), -1))
-        stacked = torch.cat(outputs)
-        accuracy = float((stacked.argmax(dim=1) == self.y).double().mean()) if self.classification else float("nan")
-        return Forward(outputs=stacked, loss=float(loss), accuracy=accuracy)
+            if len(self.x) <= self.batch_size:  # one pass: no slicing, accumulating or concatenating
+                out = self.model(self.x)
+                loss = float(self.loss(out, self.y))
+                stacked = out.reshape(len(self.x), -1)
+            else:
+                outputs: list[Tensor] = []
+                total = torch.zeros((), dtype=torch.float64, device=self.x.device)
+                for start in range(0, len(self.x), self.batch_size):
+                    x, y = self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+                    out = self.model(x)
+                    total += self.loss(out, y).double() * (len(x) / len(self.x))
+                    outputs.append(out.reshape(len(x), -1))
+                stacked, loss = torch.cat(outputs), float(total)
+        accuracy = (int(torch.count_nonzero(stacked.argmax(dim=1) == self.y)) / len(self.y)
+                    if self.classification and with_accuracy else float("nan"))
+        return Forward(outputs=stacked, loss=loss, accuracy=accuracy)
 
 
-def relative_change(outputs: Tensor, reference: Tensor) -> float:
-    """||F − F₀||_F / ||F₀||_F, in float64 (NaN when F₀ = 0)."""
-    difference = torch.linalg.vector_norm(outputs - reference, dtype=torch.float64)
-    scale = torch.linalg.vector_norm(reference, dtype=torch.float64)
-    return float(difference / scale) if float(scale) > 0 else float("nan")
+def relative_change(outputs: Tensor, reference: Tensor, reference_norm: float | None = None) -> float:
+    """||F − F₀||_F / ||F₀||_F, in float64 (NaN when F₀ = 0); give ``reference_norm`` to reuse ||F₀||_F."""
+    difference = float(torch.linalg.vector_norm(outputs - reference, dtype=torch.float64))
+    if reference_norm is None:
+        reference_norm = float(torch.linalg.vector_norm(reference, dtype=torch.float64))
+    return difference / reference_norm if reference_norm > 0 else float("nan")

@@ -137,8 +137,8 @@ def plane(
     started, total = time.monotonic(), result.done.size
     try:
         with progress_callback(progress) as report, torch.no_grad():
-            for row, col in zip(*np.nonzero(~result.done), strict=True):
-                grid.fill(result, int(row), int(col))
+            for row in np.unique(np.nonzero(~result.done)[0]):
+                grid.fill_row(result, int(row), np.nonzero(~result.done[row])[0])
                 if report:
                     report(int(result.done.sum()), total, "plane")
                 if output is not None and time.monotonic() - started > SAVE_EVERY_S:

@@ -34,6 +34,7 @@ class PlaneGrid:
         self.base = {k: self.forward.base[k] for k in self.layers}
         at_zero = self.with_gradient.evaluate(self.base)
         self.reference, self.gradient = at_zero.outputs, at_zero.gradient
+        self.reference_norm = float(self.reference.double().norm())
         self.gradient_norm = float(P.norm(self.gradient))
         self.path, self.path_steps = None, []
         if settings["trajectory"]:
@@ -124,6 +125,45 @@ class PlaneGrid:
         return np.array([[scale * np.sqrt(sum(n * n for n in self._step_norms(a, b).values())) for a in xs]
                          for b in ys])
 
+    def fill_row(self, result: PlaneResult, row: int, cols: np.ndarray) -> None:
+        """Evaluate the cells ``cols`` of ``row``; forward-only rows take accuracy and function change in one go.
+
+        Each cell is one forward pass whose outputs are kept; the row's accuracies and relative function
+        changes are then a few operations on all of them, not a few per cell.
+        """
+        import torch
+
+        if result.relative_gradient_change is not None or not len(cols):
+            for col in cols:
+                self.fill(result, row, int(col))
+            return
+        b = float(result.y_coordinates[row])
+        outputs = torch.empty((len(cols), *self.reference.shape), dtype=self.reference.dtype,
+                              device=self.reference.device)
+        losses = np.empty(len(cols))
+        for i, col in enumerate(cols):  # nothing is written into result until the whole row is done
+            self._write(float(result.x_coordinates[col]), b)
+            forward = self.forward.run(with_accuracy=False)
+            outputs[i].copy_(forward.outputs)
+            losses[i] = forward.loss
+        result.loss[row, cols] = losses
+        difference = torch.linalg.vector_norm((outputs - self.reference).flatten(1), dim=1, dtype=torch.float64)
+        result.relative_function_change[row, cols] = (
+            (difference / self.reference_norm).cpu().numpy() if self.reference_norm > 0 else np.nan)
+        if result.accuracy is not None:
+            hits = torch.count_nonzero(outputs.argmax(dim=2) == self.problem.y, dim=1)
+            result.accuracy[row, cols] = hits.cpu().numpy() / len(self.problem.y)
+        result.done[row, cols] = True
+
+    def _write(self, a: float, b: float) -> None:
+        """W + a·d₁ + b·d₂ written into the model's own tensors: no new tensor per cell."""
+        import torch
+
+        if self.flat is not None:
+            torch.add(self.flat_base, self.flat_d1, alpha=a, out=self.flat).add_(self.flat_d2, alpha=b)
+        for k in self.layers if self.flat is None else ():
+            torch.add(self.base[k], self.d1[k], alpha=a, out=self.forward.slots[k]).add_(self.d2[k], alpha=b)
+
     def fill(self, result: PlaneResult, row: int, col: int) -> None:
         """Evaluate the cell (row, col), that is b = y[row], a = x[col], into ``result``."""
         import torch
@@ -141,15 +181,12 @@ class PlaneGrid:
             result.relative_gradient_change[row, col] = change if self.gradient_norm > 0 else float("nan")
             outputs, loss = at.outputs, float(at.loss)
             accuracy = float((outputs.argmax(1) == self.problem.y).double().mean()) if result.classification else None
-        else:  # W + a·d₁ + b·d₂ written into the model's own tensors: no new tensor per cell
-            if self.flat is not None:
-                torch.add(self.flat_base, self.flat_d1, alpha=a, out=self.flat).add_(self.flat_d2, alpha=b)
-            for k in self.layers if self.flat is None else ():
-                torch.add(self.base[k], self.d1[k], alpha=a, out=self.forward.slots[k]).add_(self.d2[k], alpha=b)
+        else:
+            self._write(a, b)
             forward = self.forward.run()
             outputs, loss, accuracy = forward.outputs, forward.loss, forward.accuracy
         result.loss[row, col] = loss
         if result.accuracy is not None:
             result.accuracy[row, col] = accuracy
-        result.relative_function_change[row, col] = relative_change(outputs, self.reference)
+        result.relative_function_change[row, col] = relative_change(outputs, self.reference, self.reference_norm)
         result.done[row, col] = True

@@ -18,6 +18,7 @@ from landscape_probe.curvature.hessian import gaussian_like
 from landscape_probe.errors import ProbeError
 from landscape_probe.landscape import plane as plane_module
 from landscape_probe.landscape import plane_grid as plane_grid_module
+from landscape_probe.landscape.forward import ForwardEvaluator
 from landscape_probe.models.zoo import build_model
 from landscape_probe.slicing.directions import filter_normalize
 from tests.cli_outcomes import one_sentence_exit_2
@@ -84,21 +85,23 @@ def test_the_relative_gradient_change_and_its_predictions_follow_the_closed_form
 def test_an_interrupted_plane_resumes_to_the_uninterrupted_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     net, data = _net_and_data()
     whole = lp.plane(net, data, x="-1:1:4", y="-1:1:3", device="cpu", dtype="float64")
-    fill, calls = plane_grid_module.PlaneGrid.fill, []
+    fill_row, run, calls = plane_grid_module.PlaneGrid.fill_row, ForwardEvaluator.run, []
 
-    def interrupted(self, result, row, col):
-        if len(calls) == 5:
+    def interrupted_in_row_2(self, with_accuracy=True):  # Ctrl-C at the second cell of the second row
+        calls.append(1)
+        if len(calls) == 6:
             raise KeyboardInterrupt
-        calls.append((row, col))
-        fill(self, result, row, col)
+        return run(self, with_accuracy)
 
-    monkeypatch.setattr(plane_grid_module.PlaneGrid, "fill", interrupted)
+    monkeypatch.setattr(ForwardEvaluator, "run", interrupted_in_row_2)
     out = tmp_path / "p.h5"
     with pytest.raises(KeyboardInterrupt):
         lp.plane(net, data, x="-1:1:4", y="-1:1:3", device="cpu", dtype="float64", output=out)
     partial = lp.load(out)
-    assert not partial.complete and partial.done.sum() == 5 and np.isnan(partial.loss[~partial.done]).all()
-    monkeypatch.setattr(plane_grid_module.PlaneGrid, "fill", fill)
+    assert not partial.complete and partial.done.sum() == 4 and np.isnan(partial.loss[~partial.done]).all()
+    assert partial.done[0].all() and np.array_equal(partial.loss[0], whole.loss[0])
+    monkeypatch.setattr(ForwardEvaluator, "run", run)
+    assert plane_grid_module.PlaneGrid.fill_row is fill_row
     with pytest.raises(ProbeError, match="other settings"):
         lp.plane(net, data, x="-1:1:5", y="-1:1:3", device="cpu", dtype="float64", output=out, resume=True)
     resumed = lp.plane(net, data, x="-1:1:4", y="-1:1:3", device="cpu", dtype="float64", output=out, resume=True)
