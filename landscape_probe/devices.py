@@ -12,13 +12,20 @@ if TYPE_CHECKING:
 def resolve_device(name: str) -> "torch.device":
     """Turn ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` into a ``torch.device``.
 
-    ``auto`` picks CUDA when a GPU is visible and the CPU otherwise.
+    ``auto`` picks CUDA when a GPU is visible and the CPU otherwise. Under ``torchrun``
+    (``LOCAL_RANK`` set, more than one process), ``auto`` and ``cuda`` mean this rank's own GPU,
+    ``cuda:LOCAL_RANK``.
 
     Raises:
         ProbeError: for an unknown name, or CUDA asked for where there is none.
     """
+    import os
+
     import torch
 
+    local = os.environ.get("LOCAL_RANK") if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 else None
+    if name in ("auto", "cuda") and local is not None and torch.cuda.is_available():
+        return torch.device(f"cuda:{int(local)}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":

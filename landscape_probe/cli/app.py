@@ -89,11 +89,16 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
     """How far can you trust a gradient step on a real PyTorch model?"""
+    from landscape_probe.distributed import check_command
+
+    with user_errors(debug=False):
+        check_command(ctx.invoked_subcommand)
 
 
 @contextlib.contextmanager

@@ -118,6 +118,10 @@ def plane_command(
             resume=resume, overwrite=overwrite, progress=True, output_key=output_key,
             command_line=command_line(ctx),
         )
+        from landscape_probe.distributed import is_main
+
+        if not is_main():  # under torchrun, rank 0 alone prints and draws
+            return
         print_plane(result, console)
         console.print(f"wrote {output}")
         if not no_plots:

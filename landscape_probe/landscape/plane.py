@@ -115,44 +115,62 @@ def plane(
     settings["trajectory"] = str(Path(trajectory).resolve()) if trajectory is not None else ""
     xs = parse_range(x, "--x") if x is not None else None if trajectory is not None else parse_range("-1:1:21")
     ys = parse_range(y, "--y") if y is not None else None if trajectory is not None else parse_range("-1:1:21")
-    previous = None
-    if output is not None and resume:
-        previous = PlaneResult.load(output) if Path(output).exists() else None
-    elif output is not None:
-        check_writable(output, overwrite)
-    problem = probe_problem(model, data, probe_size=probe_size, split=split, loss=loss, device=device, dtype=dtype,
-                            seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint,
-                            output_key=output_key)
-    from landscape_probe.landscape.plane_grid import PlaneGrid
+    from landscape_probe import distributed
 
-    grid = PlaneGrid(problem, settings, power_iterations)
-    if grid.path is not None:
-        from landscape_probe.landscape.trajectory_pca import covering_range
+    with distributed.process_group(device):
+        previous, main = None, distributed.is_main()  # under torchrun only rank 0 opens the results file
+        if output is not None and resume:
+            previous = distributed.from_main(PlaneResult.load(output) if main and Path(output).exists() else None)
+        elif output is not None and main:
+            check_writable(output, overwrite)
+        problem = probe_problem(model, data, probe_size=probe_size, split=split, loss=loss, device=device, dtype=dtype,
+                                seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint,
+                                output_key=output_key)
+        from landscape_probe.landscape.plane_grid import PlaneGrid
 
-        xs = xs if xs is not None else covering_range(grid.path.coordinates[:, 0])
-        ys = ys if ys is not None else covering_range(grid.path.coordinates[:, 1])
-    result = grid.empty_result(xs, ys, settings, command_line or _call_text(model), seed)
-    if previous is not None:
-        result = _continue_from(previous, result)
-    started, total = time.monotonic(), result.done.size
-    try:
-        with progress_callback(progress) as report, torch.no_grad():
-            for row in np.unique(np.nonzero(~result.done)[0]):
-                grid.fill_row(result, int(row), np.nonzero(~result.done[row])[0])
-                if report:
-                    report(int(result.done.sum()), total, "plane")
-                if output is not None and time.monotonic() - started > SAVE_EVERY_S:
-                    result.save(output, overwrite=True)
-                    started = time.monotonic()
-    except KeyboardInterrupt:
-        if output is not None:
+        grid = PlaneGrid(problem, settings, power_iterations)
+        if grid.path is not None:
+            from landscape_probe.landscape.trajectory_pca import covering_range
+
+            xs = xs if xs is not None else covering_range(grid.path.coordinates[:, 0])
+            ys = ys if ys is not None else covering_range(grid.path.coordinates[:, 1])
+        result = grid.empty_result(xs, ys, settings, command_line or _call_text(model), seed)
+        if previous is not None:
+            result = _continue_from(previous, result)
+        started, total = time.monotonic(), result.done.size
+        try:
+            with progress_callback(progress if main else False) as report, torch.no_grad():
+                for row in distributed.share(list(np.unique(np.nonzero(~result.done)[0]))):
+                    grid.fill_row(result, int(row), np.nonzero(~result.done[row])[0])
+                    if report:
+                        report(int(result.done.sum()), total, "plane")
+                    if output is not None and main and time.monotonic() - started > SAVE_EVERY_S:
+                        result.save(output, overwrite=True)
+                        started = time.monotonic()
+        except KeyboardInterrupt:
+            if output is not None and main:
+                result.save(output, overwrite=True)
+            raise
+        grid.forward.restore()
+        if distributed.launched():
+            _merge_ranks(result)
+        result.complete = True
+        if output is not None and main:
             result.save(output, overwrite=True)
-        raise
-    grid.forward.restore()
-    result.complete = True
-    if output is not None:
-        result.save(output, overwrite=True)
-    return result
+        return result
+
+
+def _merge_ranks(result: PlaneResult) -> None:
+    """Every rank's evaluated cells into ``result`` on every rank (each cell was evaluated by one rank)."""
+    from landscape_probe import distributed
+
+    names = [name for name in ("loss", "accuracy", "relative_function_change", "relative_gradient_change")
+             if getattr(result, name) is not None]
+    mine = (result.done, {name: getattr(result, name)[result.done] for name in names})
+    for done, values in distributed.gather(mine):
+        for name in names:
+            getattr(result, name)[done] = values[name]
+        result.done |= done
 
 
 def _settings(direction_x: str, direction_y: str, measure: str, threshold: float, select: str | None,

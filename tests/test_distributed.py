@@ -1,0 +1,111 @@
+"""Under torchrun: two Gloo processes on this CPU split a plane's rows and give the single process's numbers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import landscape_probe as lp
+from landscape_probe import distributed
+from tests.landscape.test_probe_hessian import digits_checkpoint
+
+GRID = {"x": "-1:1:5", "y": "-0.5:0.5:4"}
+
+
+def free_port() -> int:
+    with socket.socket() as handle:
+        handle.bind(("127.0.0.1", 0))
+        return handle.getsockname()[1]
+
+
+def net_and_data() -> tuple[nn.Module, tuple[torch.Tensor, torch.Tensor]]:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    generator = torch.Generator().manual_seed(2)
+    return net, (torch.randn(40, 5, generator=generator), torch.randint(0, 3, (40,), generator=generator))
+
+
+def plane_on_rank(rank: int, port: int, folder: str) -> None:
+    """One of two ranks: lp.plane inside a torchrun-like environment, its result saved per rank (not by lp)."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), PROBE_DIST_TIMEOUT="60")
+    net, data = net_and_data()
+    result = lp.plane(net, data, device="cpu", dtype="float64", measure="gradient", seed=3, **GRID)
+    np.savez(Path(folder) / f"rank{rank}.npz", loss=result.loss, accuracy=result.accuracy,
+             change=result.relative_gradient_change, function=result.relative_function_change, done=result.done)
+
+
+def test_without_torchrun_there_is_one_rank_with_all_the_work() -> None:
+    assert (distributed.world_size(), distributed.rank(), distributed.is_main()) == (1, 0, True)
+    assert distributed.share([1, 2, 3]) == [1, 2, 3] and distributed.gather("x") == ["x"]
+
+
+def test_two_ranks_give_every_rank_the_single_process_plane(tmp_path) -> None:
+    net, data = net_and_data()
+    single = lp.plane(net, data, device="cpu", dtype="float64", measure="gradient", seed=3, **GRID)
+    torch.multiprocessing.start_processes(plane_on_rank, args=(free_port(), str(tmp_path)), nprocs=2,
+                                          start_method="spawn")
+    for rank in (0, 1):
+        got = np.load(tmp_path / f"rank{rank}.npz")
+        assert got["done"].all()
+        np.testing.assert_array_equal(got["loss"], single.loss)  # each cell is computed by one rank, the same way
+        np.testing.assert_array_equal(got["accuracy"], single.accuracy)
+        np.testing.assert_array_equal(got["change"], single.relative_gradient_change)
+        np.testing.assert_array_equal(got["function"], single.relative_function_change)
+
+
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+               "landscape_probe", *args]  # --standalone: a local rendezvous on a free port
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PROBE_DIST_TIMEOUT": "60",
+                   "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                  os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run(command, capture_output=True, text=True, timeout=240, env=environment)
+
+
+def test_probe_plane_under_torchrun_writes_once_and_resumes_a_single_process_file(tmp_path, monkeypatch) -> None:
+    checkpoint = digits_checkpoint(tmp_path)
+    options = ["--x", GRID["x"], "--y", GRID["y"], "--probe-size", "64", "--device", "cpu"]
+    single = lp.plane(checkpoint, x=GRID["x"], y=GRID["y"], probe_size=64, device="cpu")
+    out = tmp_path / "two.h5"
+    run = torchrun("plane", str(checkpoint), *options, "-o", str(out), "--no-plots")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count(f"wrote {out}") == 1  # rank 0 alone prints (and writes)
+    written = lp.load(out)
+    assert written.complete and np.array_equal(written.loss, single.loss)
+
+    # A plane that one process left half done is finished by two.
+    from landscape_probe.landscape.forward import ForwardEvaluator
+
+    run_forward, calls = ForwardEvaluator.run, []
+
+    def stop_in_row_3(self, with_accuracy=True):
+        calls.append(1)
+        if len(calls) == 11:
+            raise KeyboardInterrupt
+        return run_forward(self, with_accuracy)
+
+    monkeypatch.setattr(ForwardEvaluator, "run", stop_in_row_3)
+    partial = tmp_path / "partial.h5"
+    with pytest.raises(KeyboardInterrupt):
+        lp.plane(checkpoint, x=GRID["x"], y=GRID["y"], probe_size=64, device="cpu", output=partial)
+    monkeypatch.setattr(ForwardEvaluator, "run", run_forward)
+    assert 0 < lp.load(partial).done.sum() < 20  # some rows done, written by the one process
+    resumed = torchrun("plane", str(checkpoint), *options, "-o", str(partial), "--resume", "--no-plots")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    finished = lp.load(partial)
+    assert finished.complete and np.array_equal(finished.loss, single.loss)
+
+
+def test_a_command_that_does_not_split_its_work_is_refused_under_torchrun(tmp_path) -> None:
+    run = torchrun("slice", str(digits_checkpoint(tmp_path)), "--device", "cpu", "-o", str(tmp_path / "s.h5"))
+    assert run.returncode != 0 and "does not split its work among torchrun's ranks" in run.stderr
+    assert not (tmp_path / "s.h5").exists()
