@@ -133,14 +133,16 @@ def _print_layers(result: SliceResult, console: Console) -> None:
 
 def _print_advice(result: SliceResult, console: Console) -> None:
     """One line of learning-rate advice at the default threshold, for a gradient slice with relative scaling."""
+    from landscape_probe.errors import ProbeError
     from landscape_probe.slicing.advice import DEFAULT_THRESHOLD, advice_from_slice
     from landscape_probe.slicing.trust import UNDEFINED_AT_W
 
-    config = result.config
-    if ((config.direction, config.resolved_scaling, config.norm) != ("gradient", "relative", "frobenius")
-            or result.whole.verdict == UNDEFINED_AT_W):
+    if result.whole.verdict == UNDEFINED_AT_W:
         return
-    advice = advice_from_slice(result, DEFAULT_THRESHOLD)
+    try:  # advice_from_slice says which slices it can read (gradient, relative, Frobenius, --layers)
+        advice = advice_from_slice(result, DEFAULT_THRESHOLD)
+    except ProbeError:
+        return
     if not math.isfinite(advice.together):
         return
     adam = f", Adam {advice.adam_lr:.3g}" if math.isfinite(advice.adam_lr) else ""
