@@ -29,6 +29,7 @@ from landscape_probe.cli.common import (
     FormatOption,
     LossOption,
     NoPlotsOption,
+    OutputKeyOption,
     OverwriteOption,
     PlotsOption,
     ProbeSizeOption,
@@ -78,6 +79,7 @@ def hessian_command(
     arch: ArchOption = None,
     arch_kwargs: ArchKwargsOption = None,
     trust_checkpoint: TrustOption = False,
+    output_key: OutputKeyOption = None,
     debug: DebugOption = False,
 ) -> None:
     """Estimate the loss Hessian's top eigenvalues, trace and eigenvalue density on the probe set.
@@ -106,7 +108,7 @@ def hessian_command(
             trace_tolerance=trace_tolerance, density_runs=density_runs, density_steps=density_steps,
             per_layer=per_layer, select=select, include_1d=include_1d, probe_size=probe_size, split=split, loss=loss,
             device=device, dtype=dtype, seed=seed, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs),
-            trust_checkpoint=trust_checkpoint, progress=True,
+            trust_checkpoint=trust_checkpoint, output_key=output_key, progress=True,
         )
         result = dataclasses.replace(result, provenance={**result.provenance, "command_line": command_line(ctx)})
         note_random_tokens(result.provenance)

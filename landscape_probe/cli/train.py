@@ -65,6 +65,11 @@ def train_command(
                      "(called with --arch-kwargs; the current folder is importable), or a zoo spec."),
     ] = None,
     arch_kwargs: ArchKwargsOption = None,
+    output_key: Annotated[
+        str | None,
+        typer.Option(help="For a model returning a tuple, dict or ModelOutput: the key or index of the output to "
+                     "train on (default: logits, else the first tensor); recorded, and reused by probe slice."),
+    ] = None,
     init_from: Annotated[
         Path | None,
         typer.Option("--init-from", help="Start every run from this checkpoint's weights (fine-tune) instead of a "
@@ -150,7 +155,7 @@ def train_command(
             console.print(f"Resuming {output} with its stored options; other options, but --trust-checkpoint "
                           "and --tensorboard, are ignored.")
         result = train(arch or model, None if resume else data or dataset or "digits", **keywords,
-                       arch_kwargs=parse_arch_kwargs(arch_kwargs), init_from=init_from,
+                       arch_kwargs=parse_arch_kwargs(arch_kwargs), output_key=output_key, init_from=init_from,
                        trust_checkpoint=trust_checkpoint, tensorboard=tensorboard, output=output, overwrite=overwrite,
                        resume=resume, progress=True, command_line=command_line(ctx))
         print_summary(result.path, console)

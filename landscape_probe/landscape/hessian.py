@@ -73,6 +73,7 @@ def hessian(
     arch: str | None = None,
     arch_kwargs: dict[str, Any] | None = None,
     trust_checkpoint: bool = False,
+    output_key: str | None = None,
     progress: bool | Progress = False,
     command_line: str | None = None,
 ) -> HessianResult:
@@ -89,6 +90,8 @@ def hessian(
         density_runs, density_steps: quadrature runs averaged, and Lanczos products in each.
         per_layer: also every layer's own block: its top-k and trace.
         select, include_1d: which parameters, as ``probe slice --select / --include-1d``.
+        output_key: for a model returning a tuple, dict or ``ModelOutput``, the output whose loss is
+            differentiated (as ``lp.slice``; recorded as ``output_key``).
         progress: True for a progress bar; or a callable ``progress(done, total, label)``.
         command_line: the command to record as provenance (the CLI's); default: this call.
 
@@ -103,7 +106,8 @@ def hessian(
     settings = _settings(top_k, iterations, tolerance, trace_samples, trace_tolerance, density_runs, density_steps,
                          per_layer, select, include_1d, split, dtype, seed)
     problem = probe_problem(model, data, probe_size=probe_size, split=split, loss=loss, device=device, dtype=dtype,
-                            seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint)
+                            seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint,
+                            output_key=output_key)
     layers = select_layers(problem.model, select, include_1d)
     if not layers:
         raise ProbeError("No parameter matches --select (and --include-1d), so there is no Hessian to take.")

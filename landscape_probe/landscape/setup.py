@@ -89,7 +89,8 @@ def probe_problem(
 
     ``data`` is anything ``lp.slice`` takes; None uses the data set a self-describing checkpoint records.
     A model returning a tuple, dict or ``ModelOutput`` is hooked to return the output under
-    ``output_key`` (default ``logits``, else the first tensor; :mod:`landscape_probe.models.outputs`).
+    ``output_key`` (default: the output a ``probe train`` run checkpoint was trained on, else ``logits``,
+    else the first tensor; :mod:`landscape_probe.models.outputs`).
 
     Raises:
         ProbeError: for an unknown dtype or device, no data set, a model that does not fit the data,
@@ -103,14 +104,15 @@ def probe_problem(
     from landscape_probe.devices import resolve_device
     from landscape_probe.losses import loss_for
     from landscape_probe.models.modes import eval_mode
-    from landscape_probe.models.outputs import attach_selection
+    from landscape_probe.models.outputs import attach_selection, key_or_recorded
 
     if dtype not in DTYPES:
         raise ProbeError(f"Unknown dtype '{dtype}'; use float32 or float64.")
     used_device, torch_dtype = resolve_device(device), torch.float64 if dtype == "float64" else torch.float32
     loaded, module = load_model(model, arch, arch_kwargs, trust_checkpoint)
     dataset = dataset_for(data, loaded)
-    choice, _ = attach_selection(module, output_key)  # the module is this call's own: the hook stays
+    # the module is this call's own: the hook stays
+    choice, _ = attach_selection(module, key_or_recorded(output_key, loaded))
     check_model_accepts(module, dataset)
     x, y = probe_set(dataset, probe_size, seed, split)
     module = eval_mode(module.to(device=used_device, dtype=torch_dtype))

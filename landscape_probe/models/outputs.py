@@ -90,6 +90,18 @@ def attach_selection(model: nn.Module, key: str | None = None) -> tuple[OutputCh
     return choice, model.register_forward_hook(hook)
 
 
+def key_or_recorded(key: str | None, loaded: Any) -> str | None:
+    """``key``, else the output a ``probe train`` run checkpoint was trained on (its config's ``output_key``).
+
+    So that slicing a run checkpoint measures the output its loss was taken on, with no option;
+    None when neither says (the default choice) or ``loaded`` is no checkpoint.
+    """
+    if key is not None:
+        return key
+    recorded = (getattr(loaded, "config", None) or {}).get("output_key")
+    return str(recorded) if recorded else None
+
+
 @contextlib.contextmanager
 def selecting_output(model: nn.Module, key: str | None = None) -> Iterator[OutputChoice]:
     """:func:`attach_selection` for the block only: a user's module is given back without the hook."""

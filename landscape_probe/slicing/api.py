@@ -115,7 +115,8 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
             "undefined: non-finite values at W".
         progress: True for a progress bar; or a callable ``progress(done, total, label)``.
         output_key: for a model returning a tuple, dict or ``ModelOutput``, the key or index of the
-            output to measure (default: ``logits``, else the first tensor; recorded as ``output_key``).
+            output to measure (default: the output a ``probe train`` run checkpoint was trained on, else
+            ``logits``, else the first tensor; recorded as ``output_key``).
 
     Returns:
         The :class:`~landscape_probe.slicing.result.SliceResult`, not yet saved.
@@ -130,7 +131,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     from landscape_probe.devices import resolve_device
     from landscape_probe.hdf5 import provenance
     from landscape_probe.losses import loss_for
-    from landscape_probe.models.outputs import selecting_output
+    from landscape_probe.models.outputs import key_or_recorded, selecting_output
     from landscape_probe.slicing.config import SliceConfig, log_scales
     from landscape_probe.slicing.engine import run_slice
 
@@ -160,7 +161,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     if not allow_nonfinite:
         _check_finite(module)
     dataset = dataset_for(data, loaded)
-    with selecting_output(module, output_key) as chosen:
+    with selecting_output(module, key_or_recorded(output_key, loaded)) as chosen:
         check_model_accepts(module, dataset)
         x, y = probe_set(dataset, probe_size, seed, split)
         config = dataclasses.replace(config, probe_size=len(x))  # the number used, when the split holds fewer

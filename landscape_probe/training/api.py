@@ -35,6 +35,7 @@ def train(
     data: Any = "digits",
     *,
     arch_kwargs: dict[str, Any] | None = None,
+    output_key: str | None = None,
     init_from: Path | str | None = None,
     trust_checkpoint: bool = False,
     optimizers: str | Sequence[str] = ("fromage",),
@@ -84,6 +85,9 @@ def train(
             or ``(x_train, y_train, x_test, y_test)`` tensors, a torch ``Dataset`` or
             ``DataLoader``. With ``resume``, None reloads the data the grid was started with.
         arch_kwargs: keyword arguments for a model given as an import path.
+        output_key: for a model returning a tuple, dict or ``ModelOutput``, the key or index of the
+            output to train on (default: ``logits``, else the first tensor); the loss, diagnostics and
+            evaluation all take it, and ``config["output_key"]`` records it for ``probe slice``.
         init_from: a checkpoint (any format ``probe info`` reads) whose weights every run starts
             from instead of fresh ones, so that every optimiser fine-tunes the same network.
         trust_checkpoint: let ``init_from`` be a pickle that needs code to load (a whole
@@ -128,7 +132,7 @@ def train(
     from landscape_probe.hdf5 import provenance
     from landscape_probe.training import grid
     from landscape_probe.checkpoints.architecture import is_import_path
-    from landscape_probe.training.loop import TrainConfig
+    from landscape_probe.training.loop import TrainConfig, chosen_output
     from landscape_probe.training.user_model import ImportedModel, factory_args
 
     if tensorboard is not None:
@@ -161,9 +165,10 @@ def train(
             diagnostics_every=diagnostics_every, save_every=save_every, diagnostic_batch_size=diagnostic_batch_size,
             sharpness_iterations=sharpness_iterations, device=device,
         )
-        if auto:
-            import dataclasses
+        import dataclasses
 
+        config = dataclasses.replace(config, output_key=chosen_output(config, dataset, factory, output_key))
+        if auto:
             from landscape_probe.training.auto_lr import auto_learning_rates
             from landscape_probe.training.user_model import read_initial_weights
 

@@ -47,7 +47,7 @@ def auto_learning_rates(config: Any, dataset: Any, optimizers: tuple[str, ...], 
         if initial_weights is not None:
             start_from(model, initial_weights, config.init_from or "?")
         advice = advise(model, (x, y), threshold=config.auto_lr_threshold, loss=config.loss, device=config.device,
-                        probe_size=len(x))
+                        probe_size=len(x), output_key=config.output_key or None)
         for name in optimizers:
             rates[name][str(depth)] = float(f"{advice.lr_for(name):.3g}")
     return rates

@@ -23,6 +23,10 @@ class TrainConfig:
     at ``auto_lr_threshold``, which takes precedence;
     ``lr_grid`` = n > 1 tries n rates spaced by decades around the base
     (see :func:`landscape_probe.training.grid.lr_grid_values`).
+    ``output_key`` is the output trained on, for a model returning a tuple, dict
+    or ``ModelOutput`` (the key or index :mod:`landscape_probe.models.outputs`
+    chose, ``""`` for a model returning one tensor, None in older files); a run
+    checkpoint's ``probe slice`` measures the same output.
     """
 
     optimizers: tuple[str, ...] = ("fromage",)
@@ -34,6 +38,7 @@ class TrainConfig:
     seeds: tuple[int, ...] = (0,)
     model: str = "mlp"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    output_key: str | None = None
     init_from: str | None = None
     width: int = 64
     activation: str = "relu"

@@ -42,6 +42,7 @@ from landscape_probe.devices import resolve_device
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import LossFn, loss_for, loss_function
 from landscape_probe.models.modes import evaluating
+from landscape_probe.models.outputs import attach_selection, selecting_output
 from landscape_probe.models.zoo import build_model, complete_model_args, parse_zoo_spec
 from landscape_probe.training.config import SCHEDULES, TrainConfig  # noqa: F401 - TrainConfig re-exported
 from landscape_probe.optim import build_optimizer, keywords_for
@@ -116,6 +117,21 @@ def init_model(model_args: dict[str, Any], seed: int, factory: ModelFactory | No
     return model
 
 
+def chosen_output(config: TrainConfig, dataset: Dataset, factory: ModelFactory | None, key: str | None) -> str:
+    """The output every run trains on: ``key``, else ``logits``, else the first tensor (``""``: one tensor).
+
+    Found on two training examples of the first depth's model, so that a bad key is refused before any run.
+
+    Raises:
+        ProbeError: for a key the model's outputs lack, or outputs holding no tensor.
+    """
+    model_args = model_args_for(config, dataset, config.depths[0]) if factory is None else factory_args(factory)
+    model = init_model(model_args, config.seeds[0], factory)
+    with selecting_output(model, key) as choice, evaluating(model), torch.no_grad():
+        model(dataset.x_train[:2])
+    return choice.text
+
+
 def batch_order(num_examples: int, seed: int, epoch: int) -> Tensor:
     """The permutation of the training set used in ``epoch``: a function of (seed, epoch) only."""
     generator = torch.Generator().manual_seed(1_000_003 * seed + epoch)
@@ -175,6 +191,7 @@ def train_run(
     model = init_model(model_args, seed, factory)
     if initial_weights is not None:
         start_from(model, initial_weights, config.init_from or "?")
+    attach_selection(model, config.output_key or None)  # the loss, diagnostics and evaluation see one tensor
     model = model.to(device)
     keywords = keywords_for(config.optimizer_kwargs, optimizer_name, config.optimizers)
     optimizer = build_optimizer(optimizer_name, model, lr, momentum=config.momentum, weight_decay=config.weight_decay,

@@ -29,6 +29,8 @@ class Wrapped(nn.Module):
             return None, logits, {"aux": x}
         if self.kind == "dict":
             return OrderedDict(features=x, logits=logits)
+        if self.kind == "pair":  # the auxiliary tensor first: only --output-key 1 measures the logits
+            return x, logits
         return logits
 
 
@@ -78,3 +80,21 @@ def test_slice_plane_and_interpolate_measure_the_chosen_output_and_record_it(kin
 def test_a_bad_output_key_is_one_sentence_naming_the_keys() -> None:
     with pytest.raises(ProbeError, match="keys are features, logits"):
         lp.slice(Wrapped("dict"), _data(), scales=[0.1], device="cpu", output_key="scores")
+
+
+@pytest.mark.parametrize(("kind", "key", "recorded"), [("dict", None, "logits"), ("pair", "1", "1")])
+def test_hessian_of_the_chosen_output_is_the_plain_models_hessian(kind: str, key: str | None, recorded: str) -> None:
+    kwargs = dict(top_k=3, density_runs=2, density_steps=10, per_layer=True, device="cpu", dtype="float64")
+    expected = lp.hessian(Wrapped("tensor"), _data(), **kwargs)
+    got = lp.hessian(Wrapped(kind), _data(), output_key=key, **kwargs)
+    for name in ("eigenvalues", "trace", "density", "layer_eigenvalues", "layer_traces"):
+        np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-10, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(np.abs(got.eigenvectors), np.abs(expected.eigenvectors), rtol=1e-10, atol=1e-12)
+    assert got.loss_at_point == pytest.approx(expected.loss_at_point, rel=1e-12)
+    assert got.provenance["output_key"] == recorded and expected.provenance["output_key"] == ""
+
+
+def test_a_bad_output_key_for_the_hessian_names_the_indices() -> None:
+    kwargs = dict(top_k=1, density_runs=1, density_steps=5, device="cpu", dtype="float64")
+    with pytest.raises(ProbeError, match="tensor indices are 0, 1"):
+        lp.hessian(Wrapped("pair"), _data(), output_key="2", **kwargs)
