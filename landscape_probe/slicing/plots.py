@@ -52,7 +52,8 @@ def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Pa
 
 def _title(data: SliceResult) -> str:
     architecture = data.provenance.get("architecture", "")
-    return f"{architecture}: {data.config.direction} direction, {data.config.resolved_scaling} scaling"
+    only = ", loss only (no gradient measured)" if data.config.measure == "loss" else ""
+    return f"{architecture}: {data.config.direction} direction, {data.config.resolved_scaling} scaling{only}"
 
 
 RELATIVE_CHANGE_PANELS = {
@@ -77,6 +78,8 @@ RELATIVE_CHANGE_PANELS = {
 }
 """Per panel of the ``relative_change`` figure: the measured dataset, its y label, and the predictions
 drawn beside it (dataset, label, colour, line style, and for a calibrated one the raw prediction it scales)."""
+LOSS_ONLY_PANELS = {"relative_function_change": RELATIVE_CHANGE_PANELS["relative_function_change"]}
+"""A loss-only line (``measure = loss``) has no gradient change: only the function panel is drawn."""
 
 
 def _relative_change(data: SliceResult) -> Figure:
@@ -84,8 +87,9 @@ def _relative_change(data: SliceResult) -> Figure:
 
     whole, positive = data.whole, data.scales > 0
     t = data.scales[positive]
-    figure, panels = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
-    for axes, (measured, (ylabel, predictions)) in zip(panels, RELATIVE_CHANGE_PANELS.items()):
+    shown = RELATIVE_CHANGE_PANELS if data.config.measure == "gradient" else LOSS_ONLY_PANELS
+    figure, panels = plt.subplots(1, len(shown), figsize=(5.5 * len(shown), 4.2), sharex=True, squeeze=False)
+    for axes, (measured, (ylabel, predictions)) in zip(panels[0], shown.items()):
         _loglog(axes, t, getattr(whole, measured)[positive], "measured", MEASURED, "-", marker="o")
         for name, label, color, style in _lines(whole, predictions):
             _loglog(axes, t, getattr(whole, name)[positive], label, color, style)
@@ -138,9 +142,10 @@ def _loss(data: SliceResult) -> Figure:
     figure, axes = plt.subplots(figsize=(6, 4.2))
     measured = with_zero(whole.loss)
     axes.plot(t, measured, color=MEASURED, marker="o", markersize=3, label="measured loss")
-    quadratic = with_zero(whole.quadratic_loss_model)
-    axes.plot(t, quadratic, color=EUCLIDEAN, linestyle="--", label="quadratic model (|λ_max|)")
-    axes.plot(t, with_zero(whole.taylor_loss_model), color=DRT, linestyle=":", label="Taylor model (uᵀHu)")
+    if data.config.measure == "gradient":  # a loss-only line has no λ_max or uᵀHu for the models
+        quadratic = with_zero(whole.quadratic_loss_model)
+        axes.plot(t, quadratic, color=EUCLIDEAN, linestyle="--", label="quadratic model (|λ_max|)")
+        axes.plot(t, with_zero(whole.taylor_loss_model), color=DRT, linestyle=":", label="Taylor model (uᵀHu)")
     smallest = np.min(np.abs(data.scales[data.scales != 0]))
     axes.set_xscale("symlog", linthresh=smallest)
     finite = measured[np.isfinite(measured)]
