@@ -28,11 +28,9 @@ import os
 
 import numpy as np
 import torch
-from landscape import SAMPLE, _figure, _timed
+from landscape import _figure, rotated_times, sample_problem
 
 import landscape_probe as lp
-from landscape_probe.checkpoints.load import load_checkpoint
-from landscape_probe.data.datasets import load_dataset_spec, probe_set
 
 
 def main() -> None:
@@ -41,10 +39,7 @@ def main() -> None:
     parser.add_argument("--probe-size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    loaded = load_checkpoint(SAMPLE)
-    model = loaded.model.eval()
-    x, y = probe_set(load_dataset_spec(loaded.data), args.probe_size, seed=0)
+    model, x, y = sample_problem(args.probe_size)
     scales = [k / args.points for k in range(1, args.points + 1)]
     try:
         import loss_landscapes
@@ -70,11 +65,7 @@ def main() -> None:
     if loss_landscapes is not None:
         runs["loss_landscapes.random_line"] = peer
     ours()  # warm-up: first-call imports and allocations are not what is compared
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    order = list(runs)
-    for repeat in range(args.repeats):
-        for name in order[repeat % len(order):] + order[: repeat % len(order)]:
-            times[name].append(_timed(runs[name]))
+    times = rotated_times(runs, args.repeats)
     print(f"16-layer sample, {args.probe_size} probe examples, {args.points} points, 1 thread, "
           f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     for name, values in times.items():
