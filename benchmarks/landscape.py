@@ -49,16 +49,31 @@ def _figure(values: list[float]) -> str:
     return f"{statistics.median(values):8.3f} ({min(values):.3f}–{max(values):.3f})"
 
 
+def sample_problem(probe_size: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The 16-layer sample in eval mode and its probe set, with torch on one thread."""
+    torch.set_num_threads(1)
+    loaded = load_checkpoint(SAMPLE)
+    x, y = probe_set(load_dataset_spec(loaded.data), probe_size, seed=0)
+    return loaded.model.eval(), x, y
+
+
+def rotated_times(runs: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of every run per repeat; each repeat starts with the next run, so that none always goes first."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    order = list(runs)
+    for repeat in range(repeats):
+        for name in order[repeat % len(order):] + order[: repeat % len(order)]:
+            times[name].append(_timed(runs[name]))
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=51)
     parser.add_argument("--probe-size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    loaded = load_checkpoint(SAMPLE)
-    model = loaded.model.eval()
-    x, y = probe_set(load_dataset_spec(loaded.data), args.probe_size, seed=0)
+    model, x, y = sample_problem(args.probe_size)
     span = f"-1:1:{args.steps}"
     try:
         import loss_landscapes
@@ -82,11 +97,7 @@ def main() -> None:
     runs = {"floor": floor, "lp.plane": ours}
     if loss_landscapes is not None:
         runs["loss_landscapes.random_plane"] = peer
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    order = list(runs)
-    for repeat in range(args.repeats):  # each repeat starts with the next one, so that no run always goes first
-        for name in order[repeat % len(order):] + order[: repeat % len(order)]:
-            times[name].append(_timed(runs[name]))
+    times = rotated_times(runs, args.repeats)
     print(f"16-layer sample, {args.probe_size} probe examples, {args.steps}×{args.steps} grid, 1 thread, "
           f"load average {', '.join(f'{v:.2f}' for v in __import__('os').getloadavg())}")
     for name, values in times.items():

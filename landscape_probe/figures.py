@@ -55,12 +55,29 @@ def save_figures(figures: dict[str, Figure], out_dir: Path, formats: tuple[str, 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, figure in figures.items():
+            bbox = _lay_out(figure)
             for fmt in formats:
                 path = out_dir / f"{prefix}{name}.{fmt}"
                 with atomic_path(path) as tmp:
-                    figure.savefig(tmp, format=fmt, dpi=130, bbox_inches="tight")
+                    figure.savefig(tmp, format=fmt, dpi=130, bbox_inches=bbox)
                 written.append(path)
     finally:
         for figure in figures.values():
             plt.close(figure)
     return written
+
+
+def _lay_out(figure: Figure) -> str | None:
+    """Run a figure's layout engine once and fix the result (None: save as it is); ``"tight"`` without one.
+
+    ``bbox_inches="tight"`` draws a figure twice (once to measure, once to
+    save), and so does saving with a layout engine set (matplotlib draws once
+    to run it); running the engine here and then removing it leaves one draw
+    per saved file, in every format.
+    """
+    engine = figure.get_layout_engine()
+    if engine is None:
+        return "tight"
+    engine.execute(figure)
+    figure.set_layout_engine(None)
+    return None

@@ -83,7 +83,7 @@ def test_probe_plane_under_torchrun_writes_once_and_resumes_a_single_process_fil
     assert written.complete and np.array_equal(written.loss, single.loss)
 
     # A plane that one process left half done is finished by two.
-    from landscape_probe.landscape.forward import ForwardEvaluator
+    from landscape_probe.forward import ForwardEvaluator
 
     run_forward, calls = ForwardEvaluator.run, []
 

@@ -57,6 +57,10 @@ def slice_command(
                           "state a probe train checkpoint saved for it, else its first); the summary says step / "
                           "breakdown.")
     ] = "gradient",
+    measure: Annotated[
+        str, typer.Option(help="gradient: every point's gradient, λ_max and every prediction; loss: forward passes "
+                          "only (loss, accuracy, function change, KL beside DRT), no gradient change or λ_max.")
+    ] = "gradient",
     seed: Annotated[int, typer.Option(help="Seed of the probe set, random direction and λ_max's Lanczos start.")] = 0,
     scaling: Annotated[
         str | None,
@@ -109,6 +113,8 @@ def slice_command(
 
     [bold]probe slice model.pt --data digits --direction random --scales 0.01,0.1,1 --two-sided[/]
 
+    [bold]probe slice model.pt --direction random --measure loss --scaling filter[/]
+
     [bold]probe slice a.pt --direction checkpoint:b.pt --scales 0.25,0.5,0.75,1[/]
 
     [bold]probe slice model.pt --direction hessian:model_hessian.h5:1 --two-sided[/]
@@ -125,7 +131,7 @@ def slice_command(
         output = output or default_output(checkpoint)
         plots_dir = check_outputs(output, overwrite, plots, no_plots)
         result = slice_model(
-            checkpoint, data, scales=explicit_scales, direction=direction, scaling=scaling, norm=norm,
+            checkpoint, data, scales=explicit_scales, direction=direction, measure=measure, scaling=scaling, norm=norm,
             layers=layers, select=select, include_1d=include_1d, probe_size=probe_size, split=split, loss=loss,
             device=device, dtype=dtype, seed=seed, power_iterations=power_iterations, max_scale=max_scale,
             min_scale=min_scale, points=points, two_sided=two_sided, arch=arch,

@@ -63,7 +63,7 @@ def interpolate(
     """
     import torch
 
-    from landscape_probe.landscape.forward import ForwardEvaluator, model_state, relative_change
+    from landscape_probe.forward import ForwardEvaluator, model_state, relative_change
     from landscape_probe.landscape.grid import parse_range
     from landscape_probe.landscape.setup import load_model, probe_problem
     from landscape_probe.params import select_layers

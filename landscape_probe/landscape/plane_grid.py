@@ -21,7 +21,7 @@ class PlaneGrid:
 
     def __init__(self, problem: Any, settings: dict[str, Any], power_iterations: int) -> None:
         from landscape_probe import params as P
-        from landscape_probe.landscape.forward import ForwardEvaluator
+        from landscape_probe.forward import ForwardEvaluator
         from landscape_probe.params import select_layers
         from landscape_probe.slicing.evaluator import ProbeEvaluator
 
@@ -168,7 +168,7 @@ class PlaneGrid:
         """Evaluate the cell (row, col), that is b = y[row], a = x[col], into ``result``."""
         import torch
 
-        from landscape_probe.landscape.forward import relative_change
+        from landscape_probe.forward import relative_change
 
         a, b = float(result.x_coordinates[col]), float(result.y_coordinates[row])
         if result.relative_gradient_change is not None:

@@ -44,6 +44,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     *,
     scales: Sequence[float] | None = None,
     direction: str = "gradient",
+    measure: str = "gradient",
     scaling: str | None = None,
     norm: str = "frobenius",
     layers: bool = False,
@@ -94,6 +95,9 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
             fresh state, or, for a ``probe train`` checkpoint of a run of that optimiser, the step
             it would take next from the saved state (and learning rate, unless ``lr`` is given).
             ``result.step_over_breakdown`` then says where that step sits against the breakdown scale.
+        measure: gradient (every point's gradient, λ_max at W, every prediction) or loss: forward passes
+            only (loss, accuracy, relative function change and KL beside deep relative trust; the gradient
+            change, λ_max, the loss models and the breakdown scale are NaN, and ``layers`` is refused).
         scaling: relative (κ_l = t), global (||ΔW|| = t), filter or none
             (ΔW = t·d); default relative, none for a checkpoint or optimizer direction (t = 1 is
             the other checkpoint, or the optimiser's actual step).
@@ -151,6 +155,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         device=device,
         dtype=dtype,
         power_iterations=power_iterations,
+        measure=measure,
     )
     config.check()
     used_device = resolve_device(device)
@@ -177,7 +182,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
             if config.direction_kind == "optimizer":
                 target, step = _optimizer_target(module, x, y, loss_for(dataset, loss), config, loaded)
             result = run_slice(module, x, y, loss_for(dataset, loss), config, report, target)
-    if step:
+    if step and config.measure == "gradient":  # a loss-only line has no breakdown scale to set the step against
         from landscape_probe.slicing.optimizer_direction import step_over_breakdown
 
         result = dataclasses.replace(
@@ -250,7 +255,8 @@ def _call_text(model: Any, data: Any, config: Any) -> str:
     """How the call reads, for the ``command_line`` provenance of a result made in Python."""
     model_text = repr(str(model)) if isinstance(model, (str, Path)) else type(model).__name__
     data_text = repr(str(data)) if isinstance(data, (str, Path)) else type(data).__name__
-    return f"lp.slice({model_text}, {data_text}, direction={config.direction!r}, scales={list(config.scales)})"
+    measure = "" if config.measure == "gradient" else f", measure={config.measure!r}"
+    return f"lp.slice({model_text}, {data_text}, direction={config.direction!r}{measure}, scales={list(config.scales)})"
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from landscape_probe.norms import NORMS
 
 DIRECTIONS = ("gradient", "random", "eigenvector", "hessian", "checkpoint", "optimizer")
 SCALINGS = (*directions.SCALINGS, "none")
+MEASURES = ("gradient", "loss")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class SliceConfig:
         power_tolerance: relative error of λ_max, as Lanczos's stopping rule estimates it, at which it stops.
         batch_size: most probe examples per forward pass.
         fit_points: smallest positive scales used to calibrate the predictions.
+        measure: ``gradient`` (every point's gradient, λ_max at W and every prediction) or ``loss``
+            (forward passes only: loss, accuracy, function change and KL; the gradient change, λ_max and
+            what needs them are NaN; :mod:`~landscape_probe.slicing.line`).
     """
 
     direction: str = "gradient"
@@ -67,6 +71,7 @@ class SliceConfig:
     power_tolerance: float = 1e-4
     batch_size: int = 1024
     fit_points: int = 3
+    measure: str = "gradient"
 
     @property
     def direction_kind(self) -> str:
@@ -108,6 +113,10 @@ class SliceConfig:
             parse_optimizer_direction(self.direction)
         if self.direction_kind == "checkpoint" and not self.direction.partition(":")[2]:
             raise ProbeError("A checkpoint direction needs a file: write --direction checkpoint:OTHER.pt.")
+        if self.measure not in MEASURES:
+            raise ProbeError(f"Unknown measure '{self.measure}'; use gradient or loss.")
+        if self.measure == "loss" and self.per_layer:
+            raise ProbeError("--layers needs --measure gradient: the per-layer sweeps compare gradient changes.")
         if self.resolved_scaling not in SCALINGS:
             raise ProbeError(f"Unknown scaling '{self.scaling}'; use one of {', '.join(SCALINGS)}.")
         if self.norm not in NORMS:

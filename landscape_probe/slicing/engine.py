@@ -54,7 +54,7 @@ from landscape_probe.slicing.evaluator import Evaluation, ProbeEvaluator
 from landscape_probe.slicing.predictions import predict
 from landscape_probe.slicing.result import Measurements, SliceResult, SliceSweep
 
-__all__ = ["Progress", "run_slice"]
+__all__ = ["Progress", "run_slice", "direction_at_w", "kl_divergence", "ratio_or_nan"]
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, label)``: called after every evaluated point."""
@@ -104,9 +104,14 @@ def run_slice(
     nonfinite_weights = any(
         t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in model.state_dict().values()
     )
+    if config.measure == "loss":
+        from landscape_probe.slicing.line import loss_sweep
+
+        whole = loss_sweep(model, x, y, loss_name, layer_names, config, counter, other, nonfinite_weights)
+        return _result(whole, {}, scales, model, layer_names, config, loss_name, y)
     evaluator = ProbeEvaluator(model, x, y, loss_name, layer_names, config.batch_size)
     at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base)
-    direction = _direction(config, evaluator, at_zero, hessian, other, device, dtype)
+    direction = direction_at_w(config, evaluator, at_zero, hessian, other, device, dtype)
     whole = _sweep(evaluator, at_zero, hessian, direction, scales, config, counter, "all layers", nonfinite_weights)
     layers = {}
     for group, members in groups.items():
@@ -116,23 +121,22 @@ def run_slice(
             alone, at_zero_alone, hessian_alone, {name: direction[name] for name in members}, scales, config,
             counter, group, nonfinite_weights,
         )
-    return SliceResult(
-        scales=scales,
-        layer_names=list(layer_names),
-        layer_sizes=np.array([evaluator.base[name].numel() for name in layer_names], dtype=np.int64),
-        whole=whole,
-        layers=layers,
-        config=config,
-        loss_name=loss_name,
-        classification=classifies(y),
-    )
+    return _result(whole, layers, scales, model, layer_names, config, loss_name, y)
 
 
-def _direction(
+def _result(whole: SliceSweep, layers: dict[str, SliceSweep], scales: np.ndarray, model: nn.Module,
+            layer_names: list[str], config: SliceConfig, loss_name: str, y: Tensor) -> SliceResult:
+    sizes = {name: tensor.numel() for name, tensor in model.named_parameters()}
+    return SliceResult(scales=scales, layer_names=list(layer_names),
+                       layer_sizes=np.array([sizes[name] for name in layer_names], dtype=np.int64),
+                       whole=whole, layers=layers, config=config, loss_name=loss_name, classification=classifies(y))
+
+
+def direction_at_w(
     config: SliceConfig,
     evaluator: ProbeEvaluator,
-    at_zero: Evaluation,
-    hessian: curvature.GradientGraph,
+    at_zero: Evaluation | None,
+    hessian: curvature.GradientGraph | None,
     other: nn.Module | None,
     device: torch.device,
     dtype: torch.dtype,
@@ -140,6 +144,7 @@ def _direction(
     """The direction d at W over the perturbed layers; the gradient one is −g(0) over the whole probe set.
 
     ``hessian:K`` runs its Lanczos on ``hessian``, the gradient graph kept at W (no second graph is built).
+    ``at_zero`` is needed only by the gradient direction and ``hessian`` only by ``hessian:K`` (None otherwise).
     """
     base = evaluator.base
     kind = config.direction_kind
@@ -214,17 +219,17 @@ def _sweep(
         counter.advance(label)
     table = {key: torch.stack(values).double().cpu().numpy() for key, values in columns.items() if values}
     loss = table["loss"]
-    function_change = _ratio(table["function_change"], float(torch.linalg.vector_norm(at_zero.outputs)))
+    function_change = ratio_or_nan(table["function_change"], float(torch.linalg.vector_norm(at_zero.outputs)))
     per_layer_change = table["gradient_change"].reshape(len(scales), len(names))
     gradient_norm = float(torch.linalg.vector_norm(g0_layer_norms))
-    gradient_change = _ratio(np.sqrt(np.sum(per_layer_change**2, axis=1)), gradient_norm)
+    gradient_change = ratio_or_nan(np.sqrt(np.sum(per_layer_change**2, axis=1)), gradient_norm)
     measured = Measurements(
         layer_names=list(names),
         loss=loss,
         accuracy=table["correct"] / len(evaluator.y) if classification else None,
         relative_function_change=function_change,
         relative_gradient_change=gradient_change,
-        relative_gradient_change_per_layer=_ratio(per_layer_change, g0_layer_norms.double().cpu().numpy()),
+        relative_gradient_change_per_layer=ratio_or_nan(per_layer_change, g0_layer_norms.double().cpu().numpy()),
         kl_divergence=table["kl_divergence"] if classification else None,
         step_norm=np.abs(scales) * unit_step_norm,
         kappa=np.outer(np.abs(scales), [float(unit_kappa[n]) for n in names]),
@@ -255,7 +260,7 @@ def _record_point(
     columns["gradient_change"].extend(torch._foreach_norm(differences))
     if log_p0 is not None:
         columns["correct"].append((at_t.outputs.argmax(dim=1) == targets.reshape(-1)).sum())
-        columns["kl_divergence"].append(_kl_divergence(log_p0, at_t.outputs))
+        columns["kl_divergence"].append(kl_divergence(log_p0, at_t.outputs))
 
 
 def _curvature_at_w(
@@ -279,14 +284,14 @@ def _curvature_at_w(
     return top.eigenvalue, float(P.dot(unit, hessian.hessian_vector_product(unit)))
 
 
-def _ratio(numerator: np.ndarray, denominator: float | np.ndarray) -> np.ndarray:
+def ratio_or_nan(numerator: np.ndarray, denominator: float | np.ndarray) -> np.ndarray:
     """numerator / denominator, NaN where the denominator is not positive."""
     denominator = np.asarray(denominator, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
 
 
-def _kl_divergence(log_p0: Tensor, logits: Tensor) -> Tensor:
+def kl_divergence(log_p0: Tensor, logits: Tensor) -> Tensor:
     """mean_n Σ_c p0 (log p0 − log pt), from log p0 and the logits at t."""
     log_pt = torch.log_softmax(logits.double(), dim=1)
     return torch.nn.functional.kl_div(log_pt, log_p0, reduction="batchmean", log_target=True)

@@ -47,12 +47,68 @@ def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Pa
     if data.layers:
         figures["layers_heatmap"] = _layers_heatmap(data)
         figures["layers_breakdown"] = _layers_breakdown(data)
+    for figure in figures.values():
+        for axes in figure.axes:
+            _plain_log_labels(axes)
     return save_figures(figures, out_dir, formats, prefix=f"{Path(results_path).stem}_")
+
+
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_of_ten_label(value: float, _position: int | None = None) -> str:
+    """``10⁻³`` for a power of ten (``−10²`` below zero, ``0`` at zero), else nothing.
+
+    Plain text with Unicode superscripts: matplotlib's own log labels are
+    mathtext, whose parser took a fifth of the time of drawing a slice's figures.
+    """
+    if value == 0:
+        return "0"
+    exponent = round(float(np.log10(abs(value))))
+    if not np.isclose(abs(value), 10.0**exponent, rtol=1e-9):
+        return ""
+    return f"{'−' if value < 0 else ''}10{str(exponent).translate(SUPERSCRIPTS)}"
+
+
+MINOR_TICK_DECADES = 3
+"""Log axes spanning more decades than this get no minor ticks (each tick is a few artists to lay out and draw)."""
+
+
+def _plain_log_labels(axes: Axes) -> None:
+    """Label the log (and symlog) axes of ``axes`` at powers of ten, in plain text, with no minor labels.
+
+    A log axis spanning more than :data:`MINOR_TICK_DECADES` decades keeps its
+    ticks at the powers of ten only: its minor ticks were a third of the time
+    of drawing a slice's figures, and tell little over so many decades.
+    """
+    from matplotlib.ticker import FuncFormatter, NullFormatter, NullLocator
+
+    for axis, limits in ((axes.xaxis, axes.get_xlim()), (axes.yaxis, axes.get_ylim())):
+        if axis.get_scale() not in ("log", "symlog"):
+            continue
+        axis.set_major_formatter(FuncFormatter(power_of_ten_label))
+        axis.set_minor_formatter(NullFormatter())
+        low, high = sorted(abs(float(v)) for v in limits)
+        if axis.get_scale() == "symlog" or (low > 0 and np.log10(high / low) > MINOR_TICK_DECADES):
+            axis.set_minor_locator(NullLocator())
 
 
 def _title(data: SliceResult) -> str:
     architecture = data.provenance.get("architecture", "")
-    return f"{architecture}: {data.config.direction} direction, {data.config.resolved_scaling} scaling"
+    only = ", loss only (no gradient measured)" if data.config.measure == "loss" else ""
+    return f"{architecture}: {data.config.direction} direction, {data.config.resolved_scaling} scaling{only}"
+
+
+def _fitted(text: str, figure: Figure, fontsize: float) -> str:
+    """``text`` with each line wrapped to fit the figure's width at ``fontsize`` (about 0.55 em a character).
+
+    The figures are laid out once (constrained layout) rather than grown to fit
+    what sticks out, so a long title must break instead.
+    """
+    import textwrap
+
+    width = max(20, int(0.9 * figure.get_figwidth() * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
 
 
 RELATIVE_CHANGE_PANELS = {
@@ -77,6 +133,8 @@ RELATIVE_CHANGE_PANELS = {
 }
 """Per panel of the ``relative_change`` figure: the measured dataset, its y label, and the predictions
 drawn beside it (dataset, label, colour, line style, and for a calibrated one the raw prediction it scales)."""
+LOSS_ONLY_PANELS = {"relative_function_change": RELATIVE_CHANGE_PANELS["relative_function_change"]}
+"""A loss-only line (``measure = loss``) has no gradient change: only the function panel is drawn."""
 
 
 def _relative_change(data: SliceResult) -> Figure:
@@ -84,8 +142,10 @@ def _relative_change(data: SliceResult) -> Figure:
 
     whole, positive = data.whole, data.scales > 0
     t = data.scales[positive]
-    figure, panels = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
-    for axes, (measured, (ylabel, predictions)) in zip(panels, RELATIVE_CHANGE_PANELS.items()):
+    shown = RELATIVE_CHANGE_PANELS if data.config.measure == "gradient" else LOSS_ONLY_PANELS
+    figure, panels = plt.subplots(1, len(shown), figsize=(5.5 * len(shown), 4.2), sharex=True, squeeze=False,
+                                  layout="constrained")
+    for axes, (measured, (ylabel, predictions)) in zip(panels[0], shown.items()):
         _loglog(axes, t, getattr(whole, measured)[positive], "measured", MEASURED, "-", marker="o")
         for name, label, color, style in _lines(whole, predictions):
             _loglog(axes, t, getattr(whole, name)[positive], label, color, style)
@@ -97,7 +157,7 @@ def _relative_change(data: SliceResult) -> Figure:
         finite = finite[np.isfinite(finite) & (finite > 0)]
         if finite.size:
             axes.set_ylim(bottom=min(finite.min(), 1.0) / 10, top=max(finite.max(), 1.0) * 100)
-    figure.suptitle(_title(data), fontsize=10)
+    figure.suptitle(_fitted(_title(data), figure, 10), fontsize=10)
     return figure
 
 
@@ -135,12 +195,13 @@ def _loss(data: SliceResult) -> Figure:
     def with_zero(values: np.ndarray) -> np.ndarray:
         return np.append(values, whole.loss_at_zero)[order]
 
-    figure, axes = plt.subplots(figsize=(6, 4.2))
+    figure, axes = plt.subplots(figsize=(6, 4.2), layout="constrained")
     measured = with_zero(whole.loss)
     axes.plot(t, measured, color=MEASURED, marker="o", markersize=3, label="measured loss")
-    quadratic = with_zero(whole.quadratic_loss_model)
-    axes.plot(t, quadratic, color=EUCLIDEAN, linestyle="--", label="quadratic model (|λ_max|)")
-    axes.plot(t, with_zero(whole.taylor_loss_model), color=DRT, linestyle=":", label="Taylor model (uᵀHu)")
+    if data.config.measure == "gradient":  # a loss-only line has no λ_max or uᵀHu for the models
+        quadratic = with_zero(whole.quadratic_loss_model)
+        axes.plot(t, quadratic, color=EUCLIDEAN, linestyle="--", label="quadratic model (|λ_max|)")
+        axes.plot(t, with_zero(whole.taylor_loss_model), color=DRT, linestyle=":", label="Taylor model (uᵀHu)")
     smallest = np.min(np.abs(data.scales[data.scales != 0]))
     axes.set_xscale("symlog", linthresh=smallest)
     finite = measured[np.isfinite(measured)]
@@ -153,7 +214,7 @@ def _loss(data: SliceResult) -> Figure:
     axes.set_xlabel("scale t (linear below the smallest |t|, log above)")
     axes.set_ylabel(f"probe loss ({data.loss_name})")
     axes.legend(fontsize=8)
-    axes.set_title(_title(data), fontsize=10)
+    axes.set_title(_fitted(_title(data), figure, 10), fontsize=10)
     return figure
 
 
@@ -166,14 +227,14 @@ def _layers_heatmap(data: SliceResult) -> Figure:
     names = list(data.layers)
     with np.errstate(divide="ignore", invalid="ignore"):
         grid = np.log10(np.array([data.layers[name].relative_gradient_change[positive] for name in names]))
-    figure, axes = plt.subplots(figsize=(7, 0.35 * len(names) + 1.8))
+    figure, axes = plt.subplots(figsize=(7, 0.35 * len(names) + 1.8), layout="constrained")
     mesh = axes.pcolormesh(_log_edges(t), np.arange(len(names) + 1) - 0.5, np.ma.masked_invalid(grid), cmap="magma")
     axes.set_xscale("log")
     axes.set_yticks(range(len(names)), names, fontsize=7)
     axes.invert_yaxis()
     axes.set_xlabel("scale t")
     figure.colorbar(mesh, label="log10 relative gradient change")
-    axes.set_title(f"{_title(data)}\neach layer perturbed alone", fontsize=9)
+    axes.set_title(_fitted(f"{_title(data)}\neach layer perturbed alone", figure, 9), fontsize=9)
     return figure
 
 
@@ -212,7 +273,7 @@ def _layers_breakdown(data: SliceResult) -> Figure:
     smallest = float(np.min(np.abs(data.scales)))
     reached = np.isfinite(breakdown)
     rows = np.arange(len(names))
-    figure, axes = plt.subplots(figsize=(6, 0.35 * len(names) + 1.8))
+    figure, axes = plt.subplots(figsize=(9.5, 0.35 * len(names) + 1.8), layout="constrained")
     axes.hlines(rows[reached], smallest, breakdown[reached], color=MEASURED, linewidth=1)
     axes.plot(breakdown[reached], rows[reached], "o", color=MEASURED, label="measured: reaches 1")
     if (~reached).any():
@@ -228,5 +289,5 @@ def _layers_breakdown(data: SliceResult) -> Figure:
     axes.set_xscale("log")
     axes.set_xlabel("breakdown scale t (relative gradient change reaches 1)")
     axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    axes.set_title(f"{_title(data)}\neach layer perturbed alone", fontsize=9)
+    axes.set_title(_fitted(f"{_title(data)}\neach layer perturbed alone", figure, 9), fontsize=9)
     return figure

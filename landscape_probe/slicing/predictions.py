@@ -91,6 +91,50 @@ def predict(
     )
 
 
+NOT_MEASURED = "not measured: only the loss was measured (measure = loss)"
+"""The gradient shape and verdict of a loss-only sweep, which has no gradient change to compare."""
+
+
+def predict_function_only(
+    measured: Measurements, scales: np.ndarray, fit_points: int = 3, nonfinite_at_w: bool = False
+) -> Predictions:
+    """The predictions of a loss-only sweep (no gradient change, λ_max or uᵀHu: those are NaN).
+
+    Deep relative trust is set beside the relative function change as in
+    :func:`predict`; the linear (Euclidean) shape is ``c·||ΔW(t)||``, the same
+    shape as ``c'·euclidean_gradient_prediction`` without λ_max, so
+    ``calibrated_euclidean_function_prediction`` and the function verdict mean
+    what they mean in a full slice. The gradient shape and verdict are
+    :data:`NOT_MEASURED`.
+    """
+    nan = np.full(len(scales), np.nan)
+    drt = _floats(trust.drt_prediction(measured.kappa))
+    linear = _floats(measured.step_norm)
+    function = trust.compare_shapes(scales, measured.relative_function_change, drt, linear, fit_points)
+    constants = {
+        "calibrated_drt_prediction": (nan, np.nan, np.nan),
+        "calibrated_euclidean_gradient_prediction": (nan, np.nan, np.nan),
+        "calibrated_drt_function_prediction": (drt, function.drt_constant, function.drt_divergence),
+        "calibrated_euclidean_function_prediction": (linear, function.euclidean_constant,
+                                                     function.euclidean_divergence),
+    }
+    undefined = nonfinite_at_w or not np.all(np.isfinite([measured.loss_at_zero, measured.unit_step_norm]))
+    sentences = _sentences(function, function, undefined)
+    if not undefined:
+        sentences.update(shape=NOT_MEASURED, verdict=NOT_MEASURED)
+    return Predictions(
+        drt_prediction=drt,
+        euclidean_gradient_prediction=nan.copy(),
+        quadratic_loss_model=nan.copy(),
+        taylor_loss_model=nan.copy(),
+        **{name: constant * raw for name, (raw, constant, _) in constants.items()},
+        breakdown_scale=float("nan"),
+        calibration_constants={name: float(constant) for name, (_, constant, _) in constants.items()},
+        first_divergence={name: float(divergence) for name, (_, _, divergence) in constants.items()},
+        **sentences,
+    )
+
+
 def finite_at_w(measured: Measurements) -> bool:
     """Whether every quantity the sweep measured at W itself (t = 0) is finite."""
     at_w = (

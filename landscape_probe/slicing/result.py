@@ -75,10 +75,11 @@ class Measurements:
         "||F(t) − F(0)||_F / ||F(0)||_F, F the probe outputs (logits)", units="1", shape=P_
     )
     relative_gradient_change: np.ndarray = quantity(
-        "||g(t) − g(0)|| / ||g(0)||, g the loss gradient over the perturbed layers", units="1", shape=P_
+        "||g(t) − g(0)|| / ||g(0)||, g the loss gradient over the perturbed layers (NaN: measure = loss)", units="1",
+        shape=P_,
     )
     relative_gradient_change_per_layer: np.ndarray = quantity(
-        "||g_l(t) − g_l(0)|| / ||g_l(0)||; shape [scales, layers]", units="1", shape=PL
+        "||g_l(t) − g_l(0)|| / ||g_l(0)||; shape [scales, layers] (NaN: measure = loss)", units="1", shape=PL
     )
     kl_divergence: np.ndarray | None = quantity(
         "mean over probe examples of KL(p_0 || p_t) of the predictive distributions",
@@ -90,16 +91,18 @@ class Measurements:
         units="1", shape=PL,
     )
     lambda_max: float = quantity(
-        "top Hessian eigenvalue over the perturbed layers (largest |λ|, sign kept), Lanczos",
+        "top Hessian eigenvalue over the perturbed layers (largest |λ|, sign kept), Lanczos (NaN: measure = loss)",
         units=LOSS, shape="()",
     )
     loss_at_zero: float = quantity("mean probe-set loss at W (t = 0)", units=LOSS, shape="()")
     gradient_norm: float = quantity(
-        "||g(0)||, the gradient norm over the perturbed layers at W", units=LOSS, shape="()"
+        "||g(0)||, the gradient norm over the perturbed layers at W (NaN: measure = loss, but for a gradient "
+        "direction)", units=LOSS, shape="()"
     )
     unit_step_norm: float = quantity("||u||, the step at t = 1", units="1", shape="()")
-    slope: float = quantity("g(0)·u = dloss/dt at t = 0", units=LOSS, shape="()")
-    curvature: float = quantity("uᵀHu = d²loss/dt² at t = 0", units=LOSS, shape="()")
+    slope: float = quantity("g(0)·u = dloss/dt at t = 0 (NaN: measure = loss, but for a gradient direction)",
+                            units=LOSS, shape="()")
+    curvature: float = quantity("uᵀHu = d²loss/dt² at t = 0 (NaN: measure = loss)", units=LOSS, shape="()")
     nonfinite_points: int = group_attribute("points where the loss or a relative change overflowed to inf/NaN")
 
 
@@ -115,26 +118,31 @@ class Predictions:
 
     drt_prediction: np.ndarray = quantity("deep relative trust Π_l (1 + κ_l(t)) − 1", units="1", shape=P_)
     euclidean_gradient_prediction: np.ndarray = quantity(
-        "Euclidean trust |λ_max|·||ΔW(t)|| / ||g(0)||", units="1", shape=P_
+        "Euclidean trust |λ_max|·||ΔW(t)|| / ||g(0)|| (NaN: measure = loss)", units="1", shape=P_
     )
-    quadratic_loss_model: np.ndarray = quantity("loss(0) + t·g·u + ½|λ_max|·t²·||u||²", units=LOSS, shape=P_)
-    taylor_loss_model: np.ndarray = quantity("loss(0) + t·g·u + ½·t²·uᵀHu", units=LOSS, shape=P_)
+    quadratic_loss_model: np.ndarray = quantity("loss(0) + t·g·u + ½|λ_max|·t²·||u||² (NaN: measure = loss)", units=LOSS,
+                                                  shape=P_)
+    taylor_loss_model: np.ndarray = quantity("loss(0) + t·g·u + ½·t²·uᵀHu (NaN: measure = loss)", units=LOSS, shape=P_)
     calibrated_drt_prediction: np.ndarray = quantity(
-        "drt_prediction × c, c fitted to relative_gradient_change at the smallest scales", units="1", shape=P_
+        "drt_prediction × c, c fitted to relative_gradient_change at the smallest scales (NaN: measure = loss)",
+        units="1", shape=P_,
     )
     calibrated_euclidean_gradient_prediction: np.ndarray = quantity(
-        "euclidean_gradient_prediction × c, c fitted to relative_gradient_change at the smallest scales",
+        "euclidean_gradient_prediction × c, c fitted to relative_gradient_change at the smallest scales "
+        "(NaN: measure = loss)",
         units="1", shape=P_,
     )
     calibrated_drt_function_prediction: np.ndarray = quantity(
         "drt_prediction × c, c fitted to relative_function_change at the smallest scales", units="1", shape=P_
     )
     calibrated_euclidean_function_prediction: np.ndarray = quantity(
-        "euclidean_gradient_prediction × c (the linear shape), c fitted to relative_function_change",
+        "euclidean_gradient_prediction × c (the linear shape), c fitted to relative_function_change; with "
+        "measure = loss, step_norm × c (the same shape)",
         units="1", shape=P_,
     )
     breakdown_scale: float = quantity(
-        "first positive t where relative_gradient_change reaches 1 (NaN: never)", units="1", shape="()"
+        "first positive t where relative_gradient_change reaches 1 (NaN: never, or measure = loss)", units="1",
+        shape="()",
     )
     calibration_constants: dict[str, float]
     first_divergence: dict[str, float]

@@ -54,6 +54,9 @@ def print_result(result: SliceResult, console: Console) -> None:
         f"{config.probe_size} probe examples, loss {result.loss_name}",
         highlight=False,
     )
+    if config.measure == "loss":
+        _print_loss_only(result, console)
+        return
     console.print(
         f"loss(0) = {whole.loss_at_zero:.4g}, ||g(0)|| = {whole.gradient_norm:.4g}, "
         f"λ_max = {whole.lambda_max:.4g}, slope g·u = {whole.slope:.4g}, uᵀHu = {whole.curvature:.4g}",
@@ -103,6 +106,39 @@ def print_result(result: SliceResult, console: Console) -> None:
     if result.layers:
         _print_layers(result, console)
         _print_advice(result, console)
+
+
+def _print_loss_only(result: SliceResult, console: Console) -> None:
+    """A loss-only line: loss, accuracy, function change and KL beside DRT; no gradient verdict, said so."""
+    from rich import box
+    from rich.table import Table
+
+    from landscape_probe.slicing.trust import UNDEFINED_AT_W
+
+    whole = result.whole
+    console.print(
+        f"loss(0) = {whole.loss_at_zero:.4g}. Only the loss was measured (--measure loss): forward passes, no "
+        "gradient change or λ_max, so nothing is said of the gradient's trust region or of Euclidean trust "
+        "in λ_max.",
+        highlight=False,
+    )
+    columns = {"t": result.scales, "loss": whole.loss, "accuracy": whole.accuracy, "Δf": whole.relative_function_change,
+               "DRT": whole.drt_prediction, "DRT~": whole.calibrated_drt_function_prediction,
+               "linear~": whole.calibrated_euclidean_function_prediction, "KL": whole.kl_divergence}
+    columns = {header: values for header, values in columns.items() if values is not None}
+    table = Table(title="Measured along the line", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                  caption="Δf: relative function change; ~: calibrated on the smallest scales; linear: c·||ΔW||")
+    for header in columns:
+        table.add_column(header, justify="right", min_width=7, no_wrap=True)
+    for i in _summary_rows(result.scales):
+        table.add_row(*(_number(values[i]) for values in columns.values()))
+    console.print(table)
+    if whole.function_verdict == UNDEFINED_AT_W:
+        console.print(f"Verdicts: {UNDEFINED_AT_W}.", highlight=False)
+    else:
+        console.print(whole.function_verdict, highlight=False)
+    if whole.nonfinite_points:
+        console.print(f"[yellow]{whole.nonfinite_points} scale(s) overflowed (inf/NaN recorded).[/]")
 
 
 def _print_layers(result: SliceResult, console: Console) -> None:

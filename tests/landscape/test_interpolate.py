@@ -15,7 +15,7 @@ import landscape_probe as lp
 from landscape_probe.checkpoints.load import save_checkpoint
 from landscape_probe.cli import app
 from landscape_probe.errors import ProbeError
-from landscape_probe.landscape.forward import ForwardEvaluator
+from landscape_probe.forward import ForwardEvaluator
 from landscape_probe.landscape.grid import parse_range
 from landscape_probe.models.zoo import build_model
 from tests.cli_outcomes import one_sentence_exit_2

@@ -18,7 +18,7 @@ from landscape_probe.curvature.hessian import gaussian_like
 from landscape_probe.errors import ProbeError
 from landscape_probe.landscape import plane as plane_module
 from landscape_probe.landscape import plane_grid as plane_grid_module
-from landscape_probe.landscape.forward import ForwardEvaluator
+from landscape_probe.forward import ForwardEvaluator
 from landscape_probe.models.zoo import build_model
 from landscape_probe.slicing.directions import filter_normalize
 from tests.cli_outcomes import one_sentence_exit_2
@@ -150,7 +150,7 @@ def test_cli_plane_writes_what_show_plot_and_pandas_read(tmp_path: Path) -> None
 
 
 def test_packed_layers_move_the_model_with_one_write_and_keep_their_values() -> None:
-    from landscape_probe.landscape.forward import ForwardEvaluator
+    from landscape_probe.forward import ForwardEvaluator
 
     net, (x, y) = _net_and_data()
     evaluator = ForwardEvaluator(copy.deepcopy(net), x.double(), y, "cross_entropy")

@@ -102,6 +102,14 @@ class ForwardEvaluator:
                 self.slots[name] = params[name].detach()
         return flat
 
+    def unpack(self, names: list[str]) -> None:
+        """Give the named parameters (packed by :meth:`pack`) storage of their own again, values kept."""
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name in names:
+                params[name].data = params[name].detach().clone()
+                self.slots[name] = params[name].detach()
+
     def restore(self) -> None:
         """Put the model back at ``base``."""
         self.evaluate(self.base)
