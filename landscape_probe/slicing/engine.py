@@ -48,7 +48,7 @@ from landscape_probe.losses import classifies
 from landscape_probe.models.groups import layer_groups
 from landscape_probe.models.modes import eval_mode
 from landscape_probe.params import Params
-from landscape_probe.slicing import directions
+from landscape_probe.slicing import cached_prefix, directions
 from landscape_probe.slicing.config import SliceConfig
 from landscape_probe.slicing.evaluator import Evaluation, ProbeEvaluator
 from landscape_probe.slicing.predictions import predict
@@ -114,14 +114,26 @@ def run_slice(
     direction = direction_at_w(config, evaluator, at_zero, hessian, other, device, dtype)
     whole = _sweep(evaluator, at_zero, hessian, direction, scales, config, counter, "all layers", nonfinite_weights)
     layers = {}
+    graph = cached_prefix.traced(model) if groups else None
     for group, members in groups.items():
-        alone = ProbeEvaluator(model, x, y, loss_name, members, config.batch_size)
+        alone = _evaluator_alone(model, x, y, loss_name, members, config.batch_size, graph)
         at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base)
         layers[group] = _sweep(
             alone, at_zero_alone, hessian_alone, {name: direction[name] for name in members}, scales, config,
             counter, group, nonfinite_weights,
         )
     return _result(whole, layers, scales, model, layer_names, config, loss_name, y)
+
+
+def _evaluator_alone(
+    model: nn.Module, x: Tensor, y: Tensor, loss_name: str, members: list[str], batch_size: int,
+    graph: torch.fx.Graph | None,
+) -> ProbeEvaluator:
+    """An evaluator of ``members`` perturbed alone, starting at their layer when the model can be cut there."""
+    cut = None if graph is None else cached_prefix.cut_before(model, members, x, batch_size, graph)
+    if cut is None:
+        return ProbeEvaluator(model, x, y, loss_name, members, batch_size)
+    return ProbeEvaluator(cut.suffix, cut.inputs, y, loss_name, members, batch_size)
 
 
 def _result(whole: SliceSweep, layers: dict[str, SliceSweep], scales: np.ndarray, model: nn.Module,
