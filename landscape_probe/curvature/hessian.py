@@ -273,6 +273,7 @@ def top_eigenpair(
     seed: int = 0,
     start: Params | Tensor | None = None,
     keep_basis: bool = True,
+    work: tuple[Tensor, Tensor] | None = None,
 ) -> TopEigenpair:
     """The Hessian eigenpair of largest ``|λ|`` at the graph's point, by Lanczos on its products.
 
@@ -287,13 +288,14 @@ def top_eigenpair(
             eigenspace of the Hessian (Gur-Ari, Roberts & Dyer 2018), so it is a good start too.
         keep_basis: False: the three-term recurrence in two vectors, with no eigenvector and no
             restart (:func:`~landscape_probe.curvature.lanczos.largest_magnitude_eigenvalue`), for
-            models whose basis would not fit in memory (:func:`~landscape_probe.curvature.lanczos.basis_fits`).
+            models whose basis would not fit in memory (:func:`~landscape_probe.curvature.lanczos.basis_fits`),
+            run in the two flat ``work`` buffers when given.
     """
     leaves = graph.leaves
     flat_start = start if isinstance(start, Tensor) else P.flatten(gaussian_like(leaves, seed) if start is None else start)
     if not keep_basis:
         result = largest_magnitude_eigenvalue(graph.add_hessian_vector_product, flat_start, iterations=iterations,
-                                              tolerance=tolerance)
+                                              tolerance=tolerance, work=work)
         return TopEigenpair(result.eigenvalue, None, result)
     restarts = iter(range(seed + 1, seed + 1 + max(iterations, 1)))
     result = largest_magnitude_eigenpair(

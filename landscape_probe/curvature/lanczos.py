@@ -144,6 +144,7 @@ def largest_magnitude_eigenvalue(
     *,
     iterations: int = 50,
     tolerance: float = 1e-4,
+    work: tuple[Tensor, Tensor] | None = None,
 ) -> LanczosResult:
     """The eigenvalue of largest magnitude of a symmetric A by Lanczos's three-term recurrence: two vectors in memory.
 
@@ -166,14 +167,16 @@ def largest_magnitude_eigenvalue(
         add_product: ``(q, out) ↦ out += A q``, in place, on flat vectors of ``start``'s shape.
         start: the first Krylov vector (any non-zero norm); not modified.
         iterations, tolerance: as in :func:`largest_magnitude_eigenpair`.
+        work: the two buffers (like ``start``, neither ``start`` itself) to run in; none: two new ones.
 
     Returns:
         The :class:`LanczosResult` with ``eigenvector=None``.
     """
     if start.ndim != 1 or not 0 < float(start.norm()) < float("inf"):
         raise ValueError("Lanczos needs a flat start vector with a positive, finite norm.")
-    current = start / start.norm()
-    other = torch.zeros_like(start)  # q_{j−1}, then w, then q_{j+1}: the second and last buffer
+    current, other = (torch.empty_like(start), torch.empty_like(start)) if work is None else work
+    torch.div(start, start.norm(), out=current)
+    other.zero_()  # q_{j−1}, then w, then q_{j+1}: the second and last buffer
     alphas: list[float] = []
     betas: list[float] = []
     estimate, converged, beta = float("nan"), False, 0.0

@@ -72,7 +72,11 @@ class ProbeEvaluator:
         y: probe targets.
         loss_name: a name known to :func:`landscape_probe.losses.loss_function`.
         layer_names: the parameters that get replaced (the perturbed layers).
-        batch_size: most examples per forward pass.
+        batch_size: most examples per forward pass (``--chunk-size``).
+        hold_weights_once: make the model's own perturbed parameters views into :attr:`flat_base`
+            (same values, one copy of W in memory instead of two; at 100M parameters that is 0.4 GB).
+            Only for a caller that does not write into the model's parameters while the evaluator
+            lives (``run_slice``); a model going through ``functional_call`` or TorchScript keeps its own.
 
     Raises:
         ProbeError: when a layer name is not a parameter of the model.
@@ -86,6 +90,7 @@ class ProbeEvaluator:
         loss_name: str,
         layer_names: Sequence[str],
         batch_size: int = 1024,
+        hold_weights_once: bool = False,
     ) -> None:
         named = dict(model.named_parameters())
         missing = [name for name in layer_names if name not in named]
@@ -104,6 +109,10 @@ class ProbeEvaluator:
         self.base: Params = unflatten(self.flat_base, at_w)  # views into flat_base: W is held once
         self.functional = not isinstance(model, torch.jit.ScriptModule)
         self._slots = _parameter_slots(model, self.layer_names) if self.functional else None
+        if hold_weights_once and self._slots is not None:
+            with torch.no_grad():
+                for name in self.layer_names:
+                    named[name].data = self.base[name]
 
     def forward(self, weights: Params, x: Tensor) -> Tensor:
         """Network outputs on ``x`` with the perturbed layers set to ``weights``, differentiable in them."""
@@ -124,27 +133,44 @@ class ProbeEvaluator:
             total = total + self._batch_loss(self.forward(weights, x), y)
         return total
 
-    def evaluate(self, weights: Params) -> Evaluation:
+    def evaluate(self, weights: Params, gradient_into: Tensor | None = None) -> Evaluation:
         """Outputs F, mean loss and its gradient over the perturbed layers at ``weights``.
 
         One forward and one backward pass per batch, each batch's graph freed
         before the next. Non-finite values (a huge step overflowing) are returned
-        as they are, never raised.
+        as they are, never raised. ``gradient_into``, a flat buffer of the
+        layers' total size (laid out as ``params.flatten``), receives the
+        gradient: it is zeroed and each batch's gradient is accumulated into it
+        in place (autograd adds into a leaf's ``.grad``), so a sweep reuses one
+        buffer instead of a fresh full-size gradient per point; the returned
+        gradient is then views into it, valid until its next use. The numbers
+        are the same either way (0 + g₁ + g₂ … in the same order).
         """
         leaves = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
+        into = None if gradient_into is None else unflatten(gradient_into.zero_(), leaves)
         outputs: list[Tensor] = []
         loss: Tensor | None = None
         gradient: list[Tensor | None] | None = None
-        for x, y in self._batches():
-            with torch.enable_grad():
-                out = self.forward(leaves, x)
-                batch_loss = self._batch_loss(out, y)
-                parts = torch.autograd.grad(batch_loss, list(leaves.values()), allow_unused=True)
-            gradient = list(parts) if gradient is None else [_sum(a, b) for a, b in zip(gradient, parts)]
-            outputs.append(out.detach().reshape(len(x), -1))
-            loss = batch_loss.detach() if loss is None else loss + batch_loss.detach()
-        assert loss is not None and gradient is not None  # the probe set is not empty (checked at __init__)
-        return Evaluation(outputs=_joined(outputs), loss=loss, gradient=_filled(gradient, leaves))
+        try:
+            for leaf, part in zip(leaves.values(), (into or {}).values()):
+                leaf.grad = part
+            for x, y in self._batches():
+                with torch.enable_grad():
+                    out = self.forward(leaves, x)
+                    batch_loss = self._batch_loss(out, y)
+                    if into is not None:
+                        torch.autograd.backward(batch_loss, inputs=list(leaves.values()))
+                    else:
+                        parts = torch.autograd.grad(batch_loss, list(leaves.values()), allow_unused=True)
+                        gradient = list(parts) if gradient is None else [_sum(a, b) for a, b in zip(gradient, parts)]
+                outputs.append(out.detach().reshape(len(x), -1))
+                loss = batch_loss.detach() if loss is None else loss + batch_loss.detach()
+        finally:
+            for leaf in leaves.values():
+                leaf.grad = None
+        assert loss is not None  # the probe set is not empty (checked at __init__)
+        return Evaluation(outputs=_joined(outputs), loss=loss,
+                          gradient=into if into is not None else _filled(gradient, leaves))
 
     def evaluate_with_hessian(self, weights: Params) -> tuple[Evaluation, GradientGraph]:
         """:meth:`evaluate`, with the gradient's graph kept for Hessian-vector products at ``weights``.
