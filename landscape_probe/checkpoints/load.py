@@ -55,7 +55,7 @@ from landscape_probe.checkpoints.formats import (
 from landscape_probe.checkpoints.summary import describe_parameters, summarize, summarize_weights  # noqa: F401 - also importable from here, as before
 from landscape_probe.errors import ProbeError
 from landscape_probe.models.modes import eval_mode
-from landscape_probe.models.zoo import build_model
+from landscape_probe.models.zoo import build_model, build_uninitialised
 
 FORMAT_NAME = "landscape_probe"
 FORMAT_VERSION = 1
@@ -238,7 +238,7 @@ def _self_describing(
         model, architecture = _custom_model(path, model_args, state_dict, arch, arch_kwargs)
     else:
         check_model_args(model_args, state_dict, f"Checkpoint '{path}'")
-        model, architecture = build_model(model_args), _describe_args(model_args)
+        model, architecture = build_uninitialised(model_args), _describe_args(model_args)
     load_weights(model, state_dict, path)
     return _checkpoint(
         path,

@@ -19,6 +19,7 @@ import math
 import numbers
 from typing import Any, Protocol
 
+import torch
 from torch import Tensor, nn
 
 from landscape_probe.models.cnn import CNN
@@ -41,6 +42,7 @@ __all__ = [
     "ZOO",
     "Transformer",
     "build_model",
+    "build_uninitialised",
     "complete_model_args",
     "parse_zoo_spec",
 ]
@@ -122,6 +124,23 @@ def build_model(model_args: dict[str, Any]) -> nn.Module:
     for key, value in args.items():
         _check_size(name, key, value, str(signature.parameters[key].annotation))
     return family(**args)
+
+
+def build_uninitialised(model_args: dict[str, Any]) -> nn.Module:
+    """:func:`build_model` with its tensors allocated on the CPU but not initialised, for weights about to be loaded.
+
+    Built on the ``meta`` device (where the zoo draws no random numbers), then
+    given empty storage (``to_empty``): a checkpoint's weights overwrite every
+    parameter and buffer anyway, and drawing 100M random numbers first took
+    seconds of ``probe info``. A model with a buffer that no state_dict holds
+    (non-persistent) is built the ordinary way, so that nothing is left unset.
+    """
+    with torch.device("meta"):
+        model = build_model(model_args)
+    stored = set(model.state_dict())
+    if any(name not in stored for name, _ in model.named_buffers()):
+        return build_model(model_args)
+    return model.to_empty(device="cpu")
 
 
 def _check_size(model: str, key: str, value: Any, annotation: str) -> None:
