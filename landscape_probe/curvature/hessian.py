@@ -35,7 +35,7 @@ from torch import Tensor
 
 from landscape_probe import params as P
 from landscape_probe.curvature.lanczos import LanczosResult, largest_magnitude_eigenpair, largest_magnitude_eigenvalue
-from landscape_probe.curvature.random_vectors import gaussian_like, rademacher_like  # re-exported: long imported from here
+from landscape_probe.curvature.random_vectors import gaussian_like, rademacher_like  # noqa: F401 - importable from here
 from landscape_probe.params import Params
 
 ParamsLossFn = Callable[[Params], Tensor]
@@ -292,15 +292,16 @@ def top_eigenpair(
             run in the two flat ``work`` buffers when given.
     """
     leaves = graph.leaves
-    flat_start = start if isinstance(start, Tensor) else P.flatten(gaussian_like(leaves, seed) if start is None else start)
+    if not isinstance(start, Tensor):
+        start = P.flatten(gaussian_like(leaves, seed) if start is None else start)
     if not keep_basis:
-        result = largest_magnitude_eigenvalue(graph.add_hessian_vector_product, flat_start, iterations=iterations,
+        result = largest_magnitude_eigenvalue(graph.add_hessian_vector_product, start, iterations=iterations,
                                               tolerance=tolerance, work=work)
         return TopEigenpair(result.eigenvalue, None, result)
     restarts = iter(range(seed + 1, seed + 1 + max(iterations, 1)))
     result = largest_magnitude_eigenpair(
         graph.flat_hessian_vector_product,
-        flat_start,
+        start,
         iterations=iterations,
         tolerance=tolerance,
         restart=lambda: P.flatten(gaussian_like(leaves, next(restarts))),

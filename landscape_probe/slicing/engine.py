@@ -111,20 +111,23 @@ def run_slice(
         whole = loss_sweep(model, x, y, loss_name, layer_names, config, counter, other, nonfinite_weights)
         return _result(whole, {}, scales, model, layer_names, config, loss_name, y)
     evaluator = ProbeEvaluator(model, x, y, loss_name, layer_names, config.chunk_size, hold_weights_once=True)
-    at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base)
-    direction = direction_at_w(config, evaluator, at_zero, hessian, other, device, dtype)
-    flat_unit = directions.flat_unit_step(direction, evaluator.base, config.resolved_scaling, config.norm)
-    if not groups:
-        direction = {}  # its memory back before λ_max and the points: only u is needed from here
-    whole = _sweep(evaluator, at_zero, hessian, flat_unit, scales, config, counter, "all layers", nonfinite_weights)
-    layers = {}
-    for group, members in groups.items():
-        alone = ProbeEvaluator(model, x, y, loss_name, members, config.chunk_size)
-        at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base)
-        unit_alone = directions.flat_unit_step({name: direction[name] for name in members}, alone.base,
-                                                config.resolved_scaling, config.norm)
-        layers[group] = _sweep(alone, at_zero_alone, hessian_alone, unit_alone, scales, config, counter, group,
-                               nonfinite_weights)
+    try:
+        at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base)
+        direction = direction_at_w(config, evaluator, at_zero, hessian, other, device, dtype)
+        flat_unit = directions.flat_unit_step(direction, evaluator.base, config.resolved_scaling, config.norm)
+        if not groups:
+            direction = {}  # its memory back before λ_max and the points: only u is needed from here
+        whole = _sweep(evaluator, at_zero, hessian, flat_unit, scales, config, counter, "all layers", nonfinite_weights)
+        layers = {}
+        for group, members in groups.items():
+            alone = ProbeEvaluator(model, x, y, loss_name, members, config.chunk_size)
+            at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base)
+            unit_alone = directions.flat_unit_step({name: direction[name] for name in members}, alone.base,
+                                                    config.resolved_scaling, config.norm)
+            layers[group] = _sweep(alone, at_zero_alone, hessian_alone, unit_alone, scales, config, counter, group,
+                                   nonfinite_weights)
+    finally:
+        evaluator.give_weights_back()
     return _result(whole, layers, scales, model, layer_names, config, loss_name, y)
 
 

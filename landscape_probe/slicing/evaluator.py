@@ -76,7 +76,8 @@ class ProbeEvaluator:
         hold_weights_once: make the model's own perturbed parameters views into :attr:`flat_base`
             (same values, one copy of W in memory instead of two; at 100M parameters that is 0.4 GB).
             Only for a caller that does not write into the model's parameters while the evaluator
-            lives (``run_slice``); a model going through ``functional_call`` or TorchScript keeps its own.
+            lives (``run_slice``, which calls :meth:`give_weights_back` at the end); a model going through
+            ``functional_call`` or TorchScript keeps its own.
 
     Raises:
         ProbeError: when a layer name is not a parameter of the model.
@@ -109,10 +110,21 @@ class ProbeEvaluator:
         self.base: Params = unflatten(self.flat_base, at_w)  # views into flat_base: W is held once
         self.functional = not isinstance(model, torch.jit.ScriptModule)
         self._slots = _parameter_slots(model, self.layer_names) if self.functional else None
+        self._held: list[nn.Parameter] = []
         if hold_weights_once and self._slots is not None:
-            with torch.no_grad():
-                for name in self.layer_names:
-                    named[name].data = self.base[name]
+            self._held = [named[name] for name in self.layer_names]
+            for parameter, view in zip(self._held, self.base.values()):
+                parameter.data = view
+
+    def give_weights_back(self) -> None:
+        """Undo ``hold_weights_once``: each parameter gets storage of its own again, a copy of the same values.
+
+        So that a caller's model keeps no views into this evaluator's buffer
+        (``torch.save`` of one such parameter would write the whole buffer).
+        """
+        for parameter in self._held:
+            parameter.data = parameter.data.clone()
+        self._held = []
 
     def forward(self, weights: Params, x: Tensor) -> Tensor:
         """Network outputs on ``x`` with the perturbed layers set to ``weights``, differentiable in them."""

@@ -90,3 +90,13 @@ def test_three_term_lanczos_gives_the_full_basis_numbers(monkeypatch) -> None:
     assert short.whole.curvature == full.whole.curvature  # α₁ ||u||², the same first product
     for key in ("loss", "relative_gradient_change", "relative_function_change", "kappa"):
         np.testing.assert_array_equal(getattr(short.whole, key), getattr(full.whole, key))
+
+
+def test_run_slice_gives_the_model_its_own_storage_back() -> None:
+    """The weights held once during the sweep; afterwards no parameter is a view into a buffer of all of them."""
+    model, (x, y) = small_mlp(), class_data()
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    engine.run_slice(model, x, y, "cross_entropy", f64_config(power_iterations=3))
+    for name, parameter in model.named_parameters():
+        assert parameter.untyped_storage().nbytes() == parameter.numel() * parameter.element_size(), name
+        assert torch.equal(parameter.detach(), before[name]), name
