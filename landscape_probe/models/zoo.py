@@ -42,7 +42,7 @@ __all__ = [
     "ZOO",
     "Transformer",
     "build_model",
-    "build_uninitialised",
+    "build_on_meta",
     "complete_model_args",
     "parse_zoo_spec",
 ]
@@ -126,21 +126,15 @@ def build_model(model_args: dict[str, Any]) -> nn.Module:
     return family(**args)
 
 
-def build_uninitialised(model_args: dict[str, Any]) -> nn.Module:
-    """:func:`build_model` with its tensors allocated on the CPU but not initialised, for weights about to be loaded.
+def build_on_meta(model_args: dict[str, Any]) -> nn.Module:
+    """:func:`build_model` on the ``meta`` device: shapes and dtypes only, no storage, no random numbers drawn.
 
-    Built on the ``meta`` device (where the zoo draws no random numbers), then
-    given empty storage (``to_empty``): a checkpoint's weights overwrite every
-    parameter and buffer anyway, and drawing 100M random numbers first took
-    seconds of ``probe info``. A model with a buffer that no state_dict holds
-    (non-persistent) is built the ordinary way, so that nothing is left unset.
+    For weights about to be loaded: ``checkpoints.architecture.load_weights``
+    gives such a model the file's tensors as its own. Drawing 100M random
+    numbers only to overwrite them took seconds of ``probe info``.
     """
     with torch.device("meta"):
-        model = build_model(model_args)
-    stored = set(model.state_dict())
-    if any(name not in stored for name, _ in model.named_buffers()):
         return build_model(model_args)
-    return model.to_empty(device="cpu")
 
 
 def _check_size(model: str, key: str, value: Any, annotation: str) -> None:

@@ -46,3 +46,16 @@ def test_finiteness_from_the_float64_norm_of_narrow_tensors_and_by_entries_of_fl
     assert not by_name["nan"]["finite"] and by_name["nan"]["spectral_norm"] is None
     assert not by_name["inf16"]["finite"]
     assert by_name["big64"]["finite"]  # entry by entry: its norm overflows, its entries do not
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_all_finite_agrees_with_isfinite_entry_by_entry(dtype: torch.dtype) -> None:
+    from landscape_probe.checkpoints.summary import all_finite
+
+    generator = torch.Generator().manual_seed(0)
+    for bad in (None, float("nan"), float("inf"), -float("inf")):
+        tensor = torch.randn(5, 7, generator=generator).to(dtype)
+        if bad is not None:
+            tensor[3, 2] = bad
+        assert all_finite(tensor) == bool(torch.isfinite(tensor).all())
+    assert all_finite(torch.full((2,), torch.finfo(dtype).max, dtype=dtype)) and all_finite(torch.empty(0, dtype=dtype))
