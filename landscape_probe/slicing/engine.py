@@ -113,10 +113,12 @@ def run_slice(
     evaluator = ProbeEvaluator(model, x, y, loss_name, layer_names, config.chunk_size, hold_weights_once=True)
     try:
         at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base)
-        direction = direction_at_w(config, evaluator, at_zero, hessian, other, device, dtype)
-        flat_unit = directions.flat_unit_step(direction, evaluator.base, config.resolved_scaling, config.norm)
-        if not groups:
-            direction = {}  # its memory back before λ_max and the points: only u is needed from here
+        negate = config.direction_kind == "gradient" and not groups  # u from g(0), no copy of −g(0) (same numbers)
+        direction = at_zero.gradient if negate else direction_at_w(config, evaluator, at_zero, hessian, other,
+                                                                   device, dtype)
+        flat_unit = directions.flat_unit_step(direction, evaluator.base, config.resolved_scaling, config.norm,
+                                              sign=-1.0 if negate else 1.0)
+        direction = direction if groups else {}  # its memory back before λ_max and the points
         whole = _sweep(evaluator, at_zero, hessian, flat_unit, scales, config, counter, "all layers", nonfinite_weights)
         layers = {}
         for group, members in groups.items():
@@ -193,12 +195,11 @@ def _sweep(
 
     λ_max and ``uᵀHu`` come first, from the gradient graph kept at W, which is
     then released: Lanczos starts from u, so ``uᵀHu`` is its first Rayleigh
-    quotient. Memory is a fixed set of flat buffers the size of the perturbed
-    layers, made once: W, g(0), u, and two work buffers, which Lanczos's
-    three-term recurrence uses when its basis would not fit
-    (:func:`~landscape_probe.curvature.lanczos.basis_fits`) and which then hold
-    W + t·u (one add writes every layer) and the gradient at t (accumulated in
-    place by :meth:`ProbeEvaluator.evaluate`) at every point. The points' numbers
+    quotient. Memory is flat buffers the size of the perturbed layers, made
+    once: W, g(0), u, and two that Lanczos's three-term recurrence uses when its
+    basis would not fit (:func:`~landscape_probe.curvature.lanczos.basis_fits`),
+    then W + t·u (one add writes every layer) and g(t) (accumulated in place by
+    :meth:`ProbeEvaluator.evaluate`) at every point. The points' numbers
     stay on the device until the sweep ends (one copy to the host per column,
     not one per number). ``nonfinite_weights`` (W holds NaN or ±inf), or a step
     u that is not finite, makes every verdict of the sweep undefined

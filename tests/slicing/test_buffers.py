@@ -100,3 +100,21 @@ def test_run_slice_gives_the_model_its_own_storage_back() -> None:
     for name, parameter in model.named_parameters():
         assert parameter.untyped_storage().nbytes() == parameter.numel() * parameter.element_size(), name
         assert torch.equal(parameter.detach(), before[name]), name
+
+
+@pytest.mark.parametrize(("scaling", "norm"), [("relative", "frobenius"), ("relative", "spectral"),
+                                               ("relative", "neuron"), ("global", "frobenius"),
+                                               ("filter", "frobenius"), ("none", "frobenius")])
+def test_the_step_of_minus_d_from_d_with_the_sign_in_the_factors_is_the_same_bits(scaling: str, norm: str) -> None:
+    from landscape_probe.slicing import directions
+
+    torch.manual_seed(0)
+    params = {"a": torch.randn(6, 5), "b": torch.randn(3, 6), "zero": torch.randn(2, 3)}
+    d = {"a": torch.randn(6, 5), "b": torch.randn(3, 6), "zero": torch.zeros(2, 3)}
+    minus = {k: -v for k, v in d.items()}
+    expected = minus if scaling == "none" else directions.unit_step(minus, params, scaling, norm)
+    folded = directions.flat_unit_step(d, params, scaling, norm, sign=-1.0)
+    flat = P.flatten(expected)
+    assert torch.equal(folded, flat)  # equal values, and the same bits except maybe a zero's sign:
+    assert torch.equal(folded[flat != 0].view(torch.int32), flat[flat != 0].view(torch.int32))
+    assert torch.equal(directions.flat_unit_step(minus, params, scaling, norm), P.flatten(expected))
