@@ -74,6 +74,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("info", "slice"), default=None)
     args = parser.parse_args()
     load_before = Path("/proc/loadavg").read_text().split()[:3]
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     with tempfile.TemporaryDirectory(prefix="probe_big_") as tmp:
         folder = Path(tmp)
         checkpoint, numel = build_checkpoint(folder, args.depth, args.width)
@@ -87,8 +88,7 @@ def main() -> None:
         }
         rows = {name: measure(command) for name, command in commands.items() if args.only in (None, name)}
     load_after = Path("/proc/loadavg").read_text().split()[:3]
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"landscape_probe on a large model (benchmarks/big.py), {stamp}")
+    print(f"landscape_probe on a large model (benchmarks/big.py), started {stamp}")
     print(f"MLP depth {args.depth}, width {args.width}: {numel:,} parameters = {parameter_bytes / 2**30:.2f} GiB "
           f"(float32); probe set {args.probe_size}, {args.points} points"
           + ("" if args.chunk_size is None else f", --chunk-size {args.chunk_size}"))

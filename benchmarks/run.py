@@ -22,7 +22,8 @@ waiting for a core on a shared machine (though cache sharing still inflates
 it).
 
 Run (not in CI): ``OMP_NUM_THREADS=1 python benchmarks/run.py [repeats] [wall|cpu]``;
-it prints the table and writes ``benchmarks/RESULTS.md``.
+it prints the table and writes ``benchmarks/RESULTS.md`` (keeping the sections
+below its first ``## `` heading, which other benchmarks' results fill).
 """
 
 from __future__ import annotations
@@ -233,9 +234,12 @@ def main(repeats: int = 9, clock: str = "wall") -> str:
     report = header + "\n" + "\n".join(lines) + "\n"
     print(report)
     command = f"OMP_NUM_THREADS=1 python benchmarks/run.py {repeats} {clock}"
-    (HERE / "RESULTS.md").write_text(
+    path = HERE / "RESULTS.md"
+    _, heading, rest = path.read_text().partition("\n## ") if path.exists() else ("", "", "")
+    path.write_text(  # what follows the first "## " heading (other benchmarks' sections) is kept
         "# Engine benchmark results\n\nWritten by `benchmarks/run.py` (issue 8, targets 1 and 2); "
         f"measured with `{command}`.\n\n```\n{header}```\n\n" + "\n".join(lines) + "\n\n" + NOTES
+        + (heading + rest if heading else "")
     )
     return report
 
