@@ -6,8 +6,8 @@ a temporary folder (deleted afterwards, never committed), and runs each command
 as a child process of its own, ``python -m landscape_probe ...``. Each child's
 resource usage comes from ``os.wait4``: peak resident set size (``ru_maxrss``),
 user and system CPU time, minor page faults. Peak RSS is given as a multiple of
-the parameter bytes (numel × 4, float32); it includes the interpreter, torch
-(about 0.3 GB) and the loaded checkpoint, so it is an upper bound on what the
+the parameter bytes (numel × 4, float32); it includes the interpreter and
+torch (0.2 GiB) and the loaded checkpoint, so it is an upper bound on what the
 engine itself holds.
 
 Commands timed:
