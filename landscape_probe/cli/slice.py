@@ -88,7 +88,8 @@ def slice_command(
     dtype: DtypeOption = "float32",
     power_iterations: Annotated[int, typer.Option(help="Most Hessian-vector products for λ_max.")] = 50,
     chunk_size: Annotated[int, typer.Option(help="Most probe examples per forward and backward pass: a larger probe "
-                                            "set is taken in chunks, its mean loss and gradient accumulated.")] = 1024,
+                                            "set is taken in chunks, its mean loss, gradient and Hessian-vector "
+                                            "products accumulated.")] = 1024,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Results file (default: CHECKPOINT-NAME_slice.h5 here).")
     ] = None,

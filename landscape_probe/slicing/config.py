@@ -49,7 +49,8 @@ class SliceConfig:
         power_tolerance: relative error of λ_max, as Lanczos's stopping rule estimates it, at which it stops.
         chunk_size: most probe examples per forward and backward pass (``--chunk-size``): a larger
             probe set is taken in chunks and its mean loss and gradient accumulated,
-            L = Σ_b (n_b / N) L_b; the gradient graph kept at W for λ_max holds every chunk's activations.
+            L = Σ_b (n_b / N) L_b, and λ_max's Hessian-vector products are taken chunk by chunk too
+            (``slicing.chunked_hessian``): memory holds one chunk's activations, never the whole set's.
         fit_points: smallest positive scales used to calibrate the predictions.
         measure: ``gradient`` (every point's gradient, λ_max at W and every prediction) or ``loss``
             (forward passes only: loss, accuracy, function change and KL; the gradient change, λ_max and

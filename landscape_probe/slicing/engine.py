@@ -112,7 +112,7 @@ def run_slice(
         return _result(whole, {}, scales, model, layer_names, config, loss_name, y)
     evaluator = ProbeEvaluator(model, x, y, loss_name, layer_names, config.chunk_size, hold_weights_once=True)
     try:
-        at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base)
+        at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base, keep_graph=len(x) <= config.chunk_size)
         negate = config.direction_kind == "gradient" and not groups  # u from g(0), no copy of −g(0) (same numbers)
         direction = at_zero.gradient if negate else direction_at_w(config, evaluator, at_zero, hessian, other,
                                                                    device, dtype)
@@ -123,7 +123,7 @@ def run_slice(
         layers = {}
         for group, members in groups.items():
             alone = ProbeEvaluator(model, x, y, loss_name, members, config.chunk_size)
-            at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base)
+            at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base, len(x) <= config.chunk_size)
             unit_alone = directions.flat_unit_step({name: direction[name] for name in members}, alone.base,
                                                     config.resolved_scaling, config.norm)
             layers[group] = _sweep(alone, at_zero_alone, hessian_alone, unit_alone, scales, config, counter, group,

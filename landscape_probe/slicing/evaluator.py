@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -46,6 +47,9 @@ from landscape_probe.curvature.hessian import GradientGraph, differentiable_twic
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import loss_function
 from landscape_probe.params import Params, detached_params, flatten, unflatten
+
+if TYPE_CHECKING:
+    from landscape_probe.slicing.chunked_hessian import ChunkedHessian
 
 
 @dataclass(frozen=True)
@@ -141,8 +145,8 @@ class ProbeEvaluator:
     def loss_fn(self, weights: Params) -> Tensor:
         """L(weights): the mean probe loss as a 0-d tensor that autograd can differentiate (twice)."""
         total = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
-        for x, y in self._batches():
-            total = total + self._batch_loss(self.forward(weights, x), y)
+        for x, y in self.batches():
+            total = total + self.batch_loss(self.forward(weights, x), y)
         return total
 
     def evaluate(self, weights: Params, gradient_into: Tensor | None = None) -> Evaluation:
@@ -166,10 +170,10 @@ class ProbeEvaluator:
         try:
             for leaf, part in zip(leaves.values(), (into or {}).values()):
                 leaf.grad = part
-            for x, y in self._batches():
+            for x, y in self.batches():
                 with torch.enable_grad():
                     out = self.forward(leaves, x)
-                    batch_loss = self._batch_loss(out, y)
+                    batch_loss = self.batch_loss(out, y)
                     if into is not None:
                         torch.autograd.backward(batch_loss, inputs=list(leaves.values()))
                     else:
@@ -184,31 +188,41 @@ class ProbeEvaluator:
         return Evaluation(outputs=_joined(outputs), loss=loss,
                           gradient=into if into is not None else _filled(gradient, leaves))
 
-    def evaluate_with_hessian(self, weights: Params) -> tuple[Evaluation, GradientGraph]:
+    def evaluate_with_hessian(
+        self, weights: Params, keep_graph: bool = True
+    ) -> tuple[Evaluation, GradientGraph | ChunkedHessian]:
         """:meth:`evaluate`, with the gradient's graph kept for Hessian-vector products at ``weights``.
 
         The gradient is built with ``create_graph=True`` over the whole probe set
         at once (the graph holds every batch's activations until
         :meth:`GradientGraph.release`), so λ_max and ``uᵀHu`` at W cost no extra
-        forward pass.
+        forward pass. ``keep_graph=False``: no graph is kept; each product is
+        taken batch by batch, one batch's graph at a time
+        (:class:`~landscape_probe.slicing.chunked_hessian.ChunkedHessian`).
         """
+        if not keep_graph:
+            from landscape_probe.slicing.chunked_hessian import ChunkedHessian
+
+            at_w = self.evaluate(weights)
+            return at_w, ChunkedHessian(self, weights, at_w)
         leaves = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
         outputs: list[Tensor] = []
         with torch.enable_grad(), differentiable_twice():
             loss = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
-            for x, y in self._batches():
+            for x, y in self.batches():
                 out = self.forward(leaves, x)
-                loss = loss + self._batch_loss(out, y)
+                loss = loss + self.batch_loss(out, y)
                 outputs.append(out.detach().reshape(len(x), -1))
             graph = GradientGraph(loss, leaves)
         return Evaluation(outputs=_joined(outputs), loss=graph.loss, gradient=graph.gradient), graph
 
-    def _batch_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+    def batch_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         """The batch's share n_b / N of the mean loss (the whole loss when one batch holds the probe set)."""
         loss = self.loss(outputs, targets)
         return loss if len(targets) == len(self.y) else loss * (len(targets) / len(self.y))
 
-    def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+    def batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """The probe set in batches of at most ``batch_size`` examples, in order."""
         for start in range(0, len(self.x), self.batch_size):
             yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
 
