@@ -109,6 +109,12 @@ def flatten(a: Params) -> Tensor:
     return torch.cat([v.reshape(-1) for v in a.values()])
 
 
+def empty_flat(like: Params) -> Tensor:
+    """An uninitialised flat vector with room for every entry of ``like``, in its dtype and on its device
+    (a buffer that :func:`unflatten` then splits into views)."""
+    return torch.empty(numel(like), dtype=_dtype(like), device=_device(like))
+
+
 def unflatten(vector: Tensor, like: Params) -> Params:
     """Inverse of :func:`flatten`: split a vector into tensors shaped like ``like``."""
     needed = numel(like)

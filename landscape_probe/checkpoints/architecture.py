@@ -186,6 +186,10 @@ def check_model_args(model_args: dict[str, Any], state_dict: dict[str, Tensor], 
 def load_weights(model: nn.Module, state_dict: dict[str, Tensor], path: Path) -> None:
     """Copy ``state_dict`` into ``model``, after stripping wrapper prefixes.
 
+    A model built on the ``meta`` device (``zoo.build_on_meta``) takes the
+    file's tensors as its own instead (:func:`_materialise`): no second copy of
+    the weights is made.
+
     Raises:
         ProbeError: naming the missing, unexpected and wrongly shaped entries when they do not fit.
     """
@@ -212,7 +216,27 @@ def load_weights(model: nn.Module, state_dict: dict[str, Tensor], path: Path) ->
     ]
     if problems:
         raise ProbeError(f"The weights in '{path}' do not fit the architecture: {'; '.join(problems)}.")
-    model.load_state_dict(state_dict)
+    if any(value.is_meta for value in expected.values()):
+        _materialise(model, state_dict, expected)
+    else:
+        model.load_state_dict(state_dict)
+
+
+def _materialise(model: nn.Module, state_dict: dict[str, Tensor], expected: dict[str, Tensor]) -> None:
+    """Give a meta-device model the file's tensors as its parameters and buffers (``load_state_dict(assign=True)``).
+
+    Only where they fit exactly: the same dtypes, no tied parameters (assigning
+    would untie them) and no buffer the file lacks (a non-persistent one would
+    stay on the meta device); otherwise the model gets empty CPU storage and
+    the weights are copied in (and cast), as for any model.
+    """
+    tied = len(list(model.named_parameters(remove_duplicate=False))) != len(dict(model.named_parameters()))
+    unsaved = any(name not in expected for name, _ in model.named_buffers())
+    if tied or unsaved or any(state_dict[key].dtype != value.dtype for key, value in expected.items()):
+        model.to_empty(device="cpu")
+        model.load_state_dict(state_dict)
+    else:
+        model.load_state_dict(state_dict, assign=True)
 
 
 def align_keys(state_dict: dict[str, Tensor], expected: Iterable[str], depth: int = 3) -> dict[str, Tensor]:

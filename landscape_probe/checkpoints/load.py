@@ -52,10 +52,11 @@ from landscape_probe.checkpoints.formats import (
     read_torch_file,
     read_torchscript,
 )
+from landscape_probe.checkpoints.summary import all_finite
 from landscape_probe.checkpoints.summary import describe_parameters, summarize, summarize_weights  # noqa: F401 - also importable from here, as before
 from landscape_probe.errors import ProbeError
 from landscape_probe.models.modes import eval_mode
-from landscape_probe.models.zoo import build_model
+from landscape_probe.models.zoo import build_on_meta
 
 FORMAT_NAME = "landscape_probe"
 FORMAT_VERSION = 1
@@ -238,7 +239,7 @@ def _self_describing(
         model, architecture = _custom_model(path, model_args, state_dict, arch, arch_kwargs)
     else:
         check_model_args(model_args, state_dict, f"Checkpoint '{path}'")
-        model, architecture = build_model(model_args), _describe_args(model_args)
+        model, architecture = build_on_meta(model_args), _describe_args(model_args)
     load_weights(model, state_dict, path)
     return _checkpoint(
         path,
@@ -301,7 +302,7 @@ def _check_real(model: nn.Module, path: Path) -> None:
 
 def _check_finite(model: nn.Module, path: Path) -> None:
     for name, tensor in model.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        if tensor.is_floating_point() and not all_finite(tensor):
             bad = int((~torch.isfinite(tensor)).sum())
             raise ProbeError(
                 f"Checkpoint '{path}' holds non-finite weights ({bad} of the {tensor.numel()} values of {name} "

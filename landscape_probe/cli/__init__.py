@@ -17,5 +17,8 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Entry point of the ``probe`` script."""
+    """Entry point of the ``probe`` script: freed memory kept for reuse (:mod:`landscape_probe.allocator`), then the command."""
+    from landscape_probe.allocator import keep_freed_memory
+
+    keep_freed_memory()
     app()

@@ -87,6 +87,9 @@ def slice_command(
     device: DeviceOption = "auto",
     dtype: DtypeOption = "float32",
     power_iterations: Annotated[int, typer.Option(help="Most Hessian-vector products for λ_max.")] = 50,
+    chunk_size: Annotated[int, typer.Option(help="Most probe examples per forward and backward pass: a larger probe "
+                                            "set is taken in chunks, its mean loss, gradient and Hessian-vector "
+                                            "products accumulated.")] = 1024,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Results file (default: CHECKPOINT-NAME_slice.h5 here).")
     ] = None,
@@ -133,7 +136,8 @@ def slice_command(
         result = slice_model(
             checkpoint, data, scales=explicit_scales, direction=direction, measure=measure, scaling=scaling, norm=norm,
             layers=layers, select=select, include_1d=include_1d, probe_size=probe_size, split=split, loss=loss,
-            device=device, dtype=dtype, seed=seed, power_iterations=power_iterations, max_scale=max_scale,
+            device=device, dtype=dtype, seed=seed, power_iterations=power_iterations, chunk_size=chunk_size,
+            max_scale=max_scale,
             min_scale=min_scale, points=points, two_sided=two_sided, arch=arch,
             arch_kwargs=parse_arch_kwargs(arch_kwargs), trust_checkpoint=trust_checkpoint,
             allow_nonfinite=allow_nonfinite, progress=True, output_key=output_key,

@@ -34,34 +34,12 @@ import torch
 from torch import Tensor
 
 from landscape_probe import params as P
-from landscape_probe.curvature.lanczos import LanczosResult, largest_magnitude_eigenpair
+from landscape_probe.curvature.lanczos import LanczosResult, largest_magnitude_eigenpair, largest_magnitude_eigenvalue
+from landscape_probe.curvature.random_vectors import gaussian_like, rademacher_like  # noqa: F401 - importable from here
 from landscape_probe.params import Params
 
 ParamsLossFn = Callable[[Params], Tensor]
 """A loss as a function of a parameter dict (model and data closed over); cf. ``losses.LossFn(outputs, targets)``."""
-
-
-def gaussian_like(params: Params, seed: int) -> Params:
-    """Standard normal tensors shaped like ``params``, reproducible by ``seed``.
-
-    The numbers are drawn on the CPU from one ``torch.Generator`` seeded once,
-    layer after layer in key order, then moved to each tensor's device and
-    dtype, so the same seed gives the same vector on CPU and CUDA.
-    """
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    return {
-        k: torch.randn(v.shape, generator=generator, dtype=_draw_dtype(v)).to(device=v.device, dtype=v.dtype)
-        for k, v in params.items()
-    }
-
-
-def rademacher_like(params: Params, seed: int) -> Params:
-    """Independent ±1 entries (each with probability ½) shaped like ``params``; see :func:`gaussian_like`."""
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    return {
-        k: (2 * torch.randint(0, 2, v.shape, generator=generator) - 1).to(device=v.device, dtype=v.dtype)
-        for k, v in params.items()
-    }
 
 
 @contextlib.contextmanager
@@ -203,26 +181,44 @@ class GradientGraph:
         """``H v`` as a parameter dict, for v with the keys and shapes of the leaves."""
         return P.unflatten(self.flat_hessian_vector_product(P.flatten(vector)), self.leaves)
 
-    def flat_hessian_vector_product(self, vector: Tensor) -> Tensor:
-        """``H v`` on flat vectors (the layers concatenated in key order, as ``params.flatten``)."""
+    def flat_hessian_vector_product(self, vector: Tensor, out: Tensor | None = None) -> Tensor:
+        """``H v`` on flat vectors (the layers concatenated in key order, as ``params.flatten``).
+
+        ``out``, a flat buffer of v's size, receives the product (overwritten) and is returned; none: a new tensor.
+        """
+        product = torch.zeros_like(vector) if out is None else out.zero_()
+        return self.add_hessian_vector_product(vector, product)
+
+    def add_hessian_vector_product(self, vector: Tensor, out: Tensor) -> Tensor:
+        """``out += H v`` on flat vectors, in place: the product is accumulated straight into ``out``.
+
+        Each layer's part of ``out`` is lent to its leaf as ``.grad`` for one
+        backward pass, which adds the layer's product into it in place (autograd's
+        accumulation outside ``create_graph``), so no full-size tensor is made per
+        product: at 100M parameters the fresh tensors per product, and the page
+        faults of mapping them, were most of the time. With ``out`` zero the
+        numbers are those of ``torch.autograd.grad`` (0 + x = x).
+        """
         if self.released:
             raise RuntimeError("This gradient graph was released; build a new one for more Hessian-vector products.")
-        product = torch.zeros_like(vector)
         if not self._differentiable:
-            return product
+            return out
         pieces = [piece.view(shape) for piece, shape in zip(vector.split(self._sizes), self._shapes)]
-        with torch.enable_grad():
-            second = torch.autograd.grad(
-                [part for _, part in self._differentiable],
-                list(self.leaves.values()),
-                [pieces[index] for index, _ in self._differentiable],
-                retain_graph=True,
-                allow_unused=True,
-            )
-        for piece, part in zip(product.split(self._sizes), second):
-            if part is not None:
-                piece.copy_(part.reshape(-1))
-        return product
+        leaves = list(self.leaves.values())
+        for leaf, piece, shape in zip(leaves, out.split(self._sizes), self._shapes):
+            leaf.grad = piece.view(shape)
+        try:
+            with torch.enable_grad():
+                torch.autograd.backward(
+                    [part for _, part in self._differentiable],
+                    [pieces[index] for index, _ in self._differentiable],
+                    retain_graph=True,
+                    inputs=leaves,
+                )
+        finally:
+            for leaf in leaves:
+                leaf.grad = None
+        return out
 
 
 def top_hessian_eigenvalue(
@@ -262,10 +258,10 @@ def top_hessian_eigenvalue(
 
 @dataclass(frozen=True)
 class TopEigenpair:
-    """What :func:`top_eigenpair` finds: λ (sign kept), its unit eigenvector, and the Lanczos record."""
+    """What :func:`top_eigenpair` finds: λ (sign kept), its unit eigenvector (None without the basis), the record."""
 
     eigenvalue: float
-    eigenvector: Params
+    eigenvector: Params | None
     lanczos: LanczosResult
 
 
@@ -275,7 +271,9 @@ def top_eigenpair(
     iterations: int = 50,
     tolerance: float = 1e-4,
     seed: int = 0,
-    start: Params | None = None,
+    start: Params | Tensor | None = None,
+    keep_basis: bool = True,
+    work: tuple[Tensor, Tensor] | None = None,
 ) -> TopEigenpair:
     """The Hessian eigenpair of largest ``|λ|`` at the graph's point, by Lanczos on its products.
 
@@ -283,17 +281,27 @@ def top_eigenpair(
         graph: the kept gradient graph at W.
         iterations, tolerance: as in :func:`top_hessian_eigenvalue`.
         seed: seed of the Gaussian start, and of a restart when the Krylov space closes early.
-        start: the first Krylov vector instead of the Gaussian one, e.g. the slice's step u, whose
+        start: the first Krylov vector instead of the Gaussian one (a parameter dict, or flat as
+            ``params.flatten`` lays it out), e.g. the slice's step u, whose
             curvature ``uᵀHu = α₁ ||u||²`` then comes free with the first product
             (``TopEigenpair.lanczos.start_rayleigh_quotient``). A gradient lies mostly in the top
             eigenspace of the Hessian (Gur-Ari, Roberts & Dyer 2018), so it is a good start too.
+        keep_basis: False: the three-term recurrence in two vectors, with no eigenvector and no
+            restart (:func:`~landscape_probe.curvature.lanczos.largest_magnitude_eigenvalue`), for
+            models whose basis would not fit in memory (:func:`~landscape_probe.curvature.lanczos.basis_fits`),
+            run in the two flat ``work`` buffers when given.
     """
     leaves = graph.leaves
-    flat_start = P.flatten(gaussian_like(leaves, seed) if start is None else start)
+    if not isinstance(start, Tensor):
+        start = P.flatten(gaussian_like(leaves, seed) if start is None else start)
+    if not keep_basis:
+        result = largest_magnitude_eigenvalue(graph.add_hessian_vector_product, start, iterations=iterations,
+                                              tolerance=tolerance, work=work)
+        return TopEigenpair(result.eigenvalue, None, result)
     restarts = iter(range(seed + 1, seed + 1 + max(iterations, 1)))
     result = largest_magnitude_eigenpair(
         graph.flat_hessian_vector_product,
-        flat_start,
+        start,
         iterations=iterations,
         tolerance=tolerance,
         restart=lambda: P.flatten(gaussian_like(leaves, next(restarts))),
@@ -318,7 +326,3 @@ def hessian_trace(loss_fn: ParamsLossFn, params: Params, *, samples: int = 100, 
         z = rademacher_like(params, seed + i)
         total += float(P.dot(z, graph.hessian_vector_product(z)))
     return total / samples
-
-
-def _draw_dtype(tensor: Tensor) -> torch.dtype:
-    return torch.float64 if tensor.dtype == torch.float64 else torch.float32

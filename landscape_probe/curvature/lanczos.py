@@ -51,6 +51,19 @@ from torch import Tensor
 MatVec = Callable[[Tensor], Tensor]
 """``q ↦ A q`` for a symmetric A, on flat vectors."""
 
+AddMatVec = Callable[[Tensor, Tensor], object]
+"""``(q, out) ↦ out += A q`` in place, for a symmetric A, on flat vectors."""
+
+
+BASIS_BUDGET_BYTES = 2**30
+"""Lanczos keeps its whole basis (and gives an eigenvector) while ``iterations`` vectors fit in this many bytes."""
+
+
+def basis_fits(vector: Tensor, iterations: int, budget: int = BASIS_BUDGET_BYTES) -> bool:
+    """Whether ``iterations`` vectors like ``vector`` fit in ``budget`` bytes (the full-basis Lanczos's memory)."""
+    return iterations * vector.numel() * vector.element_size() <= budget
+
+
 
 @dataclass(frozen=True)
 class LanczosResult:
@@ -58,14 +71,14 @@ class LanczosResult:
 
     Attributes:
         eigenvalue: the Ritz value of largest magnitude, sign kept.
-        eigenvector: its unit Ritz vector (flat, like the start).
+        eigenvector: its unit Ritz vector (flat, like the start); None from :func:`largest_magnitude_eigenvalue`.
         products: matrix-vector products spent.
         converged: whether the stopping rule held (else the iterations ran out).
         start_rayleigh_quotient: ``q₁ᵀ A q₁`` of the normalised start, α₁, free from the first product.
     """
 
     eigenvalue: float
-    eigenvector: Tensor
+    eigenvector: Tensor | None
     products: int
     converged: bool
     start_rayleigh_quotient: float
@@ -97,7 +110,7 @@ def largest_magnitude_eigenpair(
     basis = _Basis(start / start.norm())
     alphas: list[float] = []
     betas: list[float] = []
-    estimate, previous, ritz = float("nan"), float("nan"), torch.ones(1, dtype=torch.float64)
+    estimate, ritz = float("nan"), torch.ones(1, dtype=torch.float64)
     converged = restarted = False
     eps = torch.finfo(start.dtype).eps
     for step in range(max(iterations, 1)):
@@ -108,14 +121,7 @@ def largest_magnitude_eigenpair(
         alphas.append(alpha)
         if not (abs(alpha) < float("inf") and beta < float("inf")):
             return LanczosResult(float("nan"), basis.last(), step + 1, False, alphas[0])
-        values, vectors = torch.linalg.eigh(_tridiagonal(alphas, betas))
-        top = 0 if abs(float(values[0])) > abs(float(values[-1])) else len(values) - 1
-        previous, estimate, ritz = estimate, float(values[top]), vectors[:, top]
-        closed = beta <= 8 * eps * float(values.abs().max())
-        converged = abs(estimate - previous) <= tolerance * abs(estimate) or (
-            not (closed or restarted) and _kato_temple_estimate(values, top, beta * abs(float(ritz[-1])))
-            <= tolerance * abs(estimate)
-        )
+        estimate, ritz, closed, converged = _judge(alphas, betas, beta, estimate, restarted, eps, tolerance)
         if converged or step == iterations - 1:
             break
         if closed:
@@ -130,6 +136,87 @@ def largest_magnitude_eigenpair(
         basis.append(product / float(product.norm()))
     eigenvector = basis.combine(ritz.to(start.dtype))
     return LanczosResult(estimate, eigenvector / eigenvector.norm(), len(alphas), converged, alphas[0])
+
+
+def largest_magnitude_eigenvalue(
+    add_product: AddMatVec,
+    start: Tensor,
+    *,
+    iterations: int = 50,
+    tolerance: float = 1e-4,
+    work: tuple[Tensor, Tensor] | None = None,
+) -> LanczosResult:
+    """The eigenvalue of largest magnitude of a symmetric A by Lanczos's three-term recurrence: two vectors in memory.
+
+    The same iteration and stopping rules as :func:`largest_magnitude_eigenpair`,
+    for operators too large to keep the basis (k vectors of the size of the
+    model: 50 × 0.4 GB at 100M parameters). Only q_{j−1} and q_j are kept, in
+    two buffers (Paige's variant: ``w = A q_j − β_{j−1} q_{j−1}`` is accumulated
+    into the buffer that held q_{j−1}, then ``α_j = q_jᵀ w``,
+    ``w ← w − α_j q_j``, ``q_{j+1} = w / β_j``), each new vector
+    orthogonalised against q_j once more. Without reorthogonalisation against
+    the older vectors they lose orthogonality once a Ritz value converges,
+    which repeats that value ("ghosts") but leaves the extreme Ritz value as
+    accurate (Paige 1976; Parlett 1998, §13-4), so the eigenvalue agrees with
+    the full-basis one to within the tolerance. No eigenvector is formed (it
+    would need the basis, or a second pass of products); ``eigenvector`` is
+    None. A closed Krylov space (β ≈ 0) ends the iteration: with no basis to
+    orthogonalise a fresh start against, there is no restart.
+
+    Args:
+        add_product: ``(q, out) ↦ out += A q``, in place, on flat vectors of ``start``'s shape.
+        start: the first Krylov vector (any non-zero norm); not modified.
+        iterations, tolerance: as in :func:`largest_magnitude_eigenpair`.
+        work: the two buffers (like ``start``, neither ``start`` itself) to run in; none: two new ones.
+
+    Returns:
+        The :class:`LanczosResult` with ``eigenvector=None``.
+    """
+    if start.ndim != 1 or not 0 < float(start.norm()) < float("inf"):
+        raise ValueError("Lanczos needs a flat start vector with a positive, finite norm.")
+    current, other = (torch.empty_like(start), torch.empty_like(start)) if work is None else work
+    torch.div(start, start.norm(), out=current)
+    other.zero_()  # q_{j−1}, then w, then q_{j+1}: the second and last buffer
+    alphas: list[float] = []
+    betas: list[float] = []
+    estimate, converged, beta = float("nan"), False, 0.0
+    eps = torch.finfo(start.dtype).eps
+    for step in range(max(iterations, 1)):
+        other.mul_(-beta)
+        add_product(current, other)
+        quotient = float(current @ other)  # q_jᵀ A q_j − β q_jᵀ q_{j−1}; at j = 1 exactly q₁ᵀ A q₁
+        first_quotient = quotient if step == 0 else first_quotient  # α₁ as the full-basis code has it
+        other.add_(current, alpha=-quotient)
+        correction = float(current @ other)  # the local reorthogonalisation
+        other.add_(current, alpha=-correction)
+        alpha, beta = quotient + correction, float(other.norm())
+        alphas.append(alpha)
+        if not (abs(alpha) < float("inf") and beta < float("inf")):
+            return LanczosResult(float("nan"), None, step + 1, False, first_quotient)
+        estimate, _, closed, converged = _judge(alphas, betas, beta, estimate, False, eps, tolerance)
+        if converged or closed or step == iterations - 1:
+            converged = converged or closed
+            break
+        betas.append(beta)
+        other.div_(beta)
+        current, other = other, current
+    return LanczosResult(estimate, None, len(alphas), converged, first_quotient)
+
+
+def _judge(
+    alphas: list[float], betas: list[float], beta: float, previous: float, restarted: bool, eps: float,
+    tolerance: float,
+) -> tuple[float, Tensor, bool, bool]:
+    """The Ritz value of largest magnitude of T_k, its vector, whether the space closed, whether it has converged."""
+    values, vectors = torch.linalg.eigh(_tridiagonal(alphas, betas))
+    top = 0 if abs(float(values[0])) > abs(float(values[-1])) else len(values) - 1
+    estimate, ritz = float(values[top]), vectors[:, top]
+    closed = beta <= 8 * eps * float(values.abs().max())
+    converged = abs(estimate - previous) <= tolerance * abs(estimate) or (
+        not (closed or restarted) and _kato_temple_estimate(values, top, beta * abs(float(ritz[-1])))
+        <= tolerance * abs(estimate)
+    )
+    return estimate, ritz, closed, converged
 
 
 def _kato_temple_estimate(ritz_values: Tensor, top: int, residual: float) -> float:

@@ -57,6 +57,8 @@ def init_linear_weight(weight: Tensor, init: str, activation: str = "relu") -> N
         ProbeError: for an unknown ``init``.
     """
     check_choice(init, INITS, "init")
+    if weight.is_meta:  # no values to draw (a model built only for its shapes); torch's meta kernels for it are slow
+        return
     fan_in = weight[0].numel()
     if init == "lecun":
         nn.init.normal_(weight, std=1.0 / math.sqrt(fan_in))

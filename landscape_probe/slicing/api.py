@@ -57,6 +57,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     dtype: str = "float32",
     seed: int = 0,
     power_iterations: int = 50,
+    chunk_size: int = 1024,
     max_scale: float | None = None,
     min_scale: float | None = None,
     points: int = 21,
@@ -112,6 +113,8 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         dtype: float32 or float64.
         seed: of the probe set, a random direction and (where the step cannot start it) Lanczos for λ_max.
         power_iterations: most Hessian-vector products for λ_max.
+        chunk_size: most probe examples per forward and backward pass; a larger probe set is taken in
+            chunks and its mean loss and gradient accumulated (the numbers do not depend on it beyond rounding).
         two_sided: also evaluate −t for every t.
         arch, arch_kwargs, trust_checkpoint: loading options for a checkpoint path (see ``probe info``).
         allow_nonfinite: slice weights holding NaN or infinite values instead of refusing them; the
@@ -155,6 +158,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         device=device,
         dtype=dtype,
         power_iterations=power_iterations,
+        chunk_size=chunk_size,
         measure=measure,
     )
     config.check()

@@ -20,7 +20,7 @@ Example:
     >>> import torch
     >>> from landscape_probe.models.zoo import MLP
     >>> model, x = MLP(4, 3, depth=3, width=5), torch.randn(6, 4)
-    >>> cut = cut_before(model, ["output.weight"], x, batch_size=1024)
+    >>> cut = cut_before(model, ["output.weight"], x, chunk_size=1024)
     >>> cut.inputs.shape  # the last hidden activation
     torch.Size([6, 5])
 """
@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch.fx
     from torch import Tensor, nn
+
+    from landscape_probe.slicing.evaluator import ProbeEvaluator
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class Cut:
 
 
 def cut_before(
-    model: nn.Module, names: Sequence[str], x: Tensor, batch_size: int, graph: torch.fx.Graph | None = None
+    model: nn.Module, names: Sequence[str], x: Tensor, chunk_size: int, graph: torch.fx.Graph | None = None
 ) -> Cut | None:
     """Cut ``model`` before the parameters ``names`` and run the prefix on ``x``; None when no simple cut exists.
 
@@ -58,7 +60,7 @@ def cut_before(
         model: the network, in ``eval()`` mode.
         names: the parameters perturbed (the rest of the network stays at W).
         x: the probe inputs.
-        batch_size: most examples per prefix pass (as the evaluator batches).
+        chunk_size: most examples per prefix pass (as the evaluator chunks the probe set).
         graph: the model's :func:`traced` graph, when already at hand (one trace serves every layer).
     """
     import torch
@@ -75,14 +77,27 @@ def cut_before(
         return None
     prefix = _prefix_module(model, graph, boundary[0])
     suffix = _suffix_module(model, graph, boundary[0], dependent)
-    starts = range(0, len(x), batch_size)
+    starts = range(0, len(x), chunk_size)
     with torch.no_grad():
-        parts = [prefix(x[start : start + batch_size]) for start in starts]
+        parts = [prefix(x[start : start + chunk_size]) for start in starts]
     if not all(isinstance(part, torch.Tensor) and part.dim() > 0 for part in parts):
         return None
-    if any(len(part) != len(x[start : start + batch_size]) for part, start in zip(parts, starts)):
+    if any(len(part) != len(x[start : start + chunk_size]) for part, start in zip(parts, starts)):
         return None
     return Cut(suffix=suffix, inputs=parts[0] if len(parts) == 1 else torch.cat(parts))
+
+
+def evaluator_alone(
+    model: nn.Module, x: Tensor, y: Tensor, loss_name: str, members: Sequence[str], chunk_size: int,
+    graph: torch.fx.Graph | None,
+) -> ProbeEvaluator:
+    """An evaluator of ``members`` perturbed alone, starting at their layer when ``graph`` can be cut there."""
+    from landscape_probe.slicing.evaluator import ProbeEvaluator
+
+    cut = None if graph is None else cut_before(model, members, x, chunk_size, graph)
+    if cut is None:
+        return ProbeEvaluator(model, x, y, loss_name, members, chunk_size)
+    return ProbeEvaluator(cut.suffix, cut.inputs, y, loss_name, members, chunk_size)
 
 
 def traced(model: nn.Module) -> torch.fx.Graph | None:

@@ -47,7 +47,10 @@ class SliceConfig:
         dtype: float32 or float64: the model and probe set are cast to it.
         power_iterations: most Hessian-vector products for λ_max (Lanczos iterations; the name predates Lanczos).
         power_tolerance: relative error of λ_max, as Lanczos's stopping rule estimates it, at which it stops.
-        batch_size: most probe examples per forward pass.
+        chunk_size: most probe examples per forward and backward pass (``--chunk-size``): a larger
+            probe set is taken in chunks and its mean loss and gradient accumulated,
+            L = Σ_b (n_b / N) L_b, and λ_max's Hessian-vector products are taken chunk by chunk too
+            (``slicing.chunked_hessian``): memory holds one chunk's activations, never the whole set's.
         fit_points: smallest positive scales used to calibrate the predictions.
         measure: ``gradient`` (every point's gradient, λ_max at W and every prediction) or ``loss``
             (forward passes only: loss, accuracy, function change and KL; the gradient change, λ_max and
@@ -69,7 +72,7 @@ class SliceConfig:
     dtype: str = "float32"
     power_iterations: int = 50
     power_tolerance: float = 1e-4
-    batch_size: int = 1024
+    chunk_size: int = 1024
     fit_points: int = 3
     measure: str = "gradient"
 
@@ -128,6 +131,8 @@ class SliceConfig:
                              f"not {self.power_iterations}.")
         if not 0 < self.power_tolerance < 1:
             raise ProbeError(f"The λ_max tolerance must lie between 0 and 1, not {self.power_tolerance}.")
+        if self.chunk_size < 1:
+            raise ProbeError(f"--chunk-size must be at least 1 probe example, not {self.chunk_size}.")
         if self.probe_size is not None and self.probe_size < 1:
             raise ProbeError(f"--probe-size must be at least 1, not {self.probe_size}.")
         scales = np.asarray(self.scales, dtype=np.float64)

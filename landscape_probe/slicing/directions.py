@@ -122,19 +122,20 @@ def eigenvector_direction(loss_fn: ParamsLossFn, params: Params, seed: int, *, i
     return top_hessian_eigenvalue(loss_fn, params, iterations=iterations, tolerance=1e-8, seed=seed)[1]
 
 
-def filter_normalize(direction: Params, params: Params) -> Params:
+def filter_normalize(direction: Params, params: Params, out: Params | None = None, sign: float = 1.0) -> Params:
     """Filter normalisation (Li et al., NeurIPS 2018, "Visualizing the loss landscape of neural nets").
 
     Each output row / filter i (index 0) of ``d_l`` is rescaled to the norm of
     the same row of ``W_l``: ``d_{l,i} · ||W_{l,i}|| / ||d_{l,i}||``. A 1-D tensor
     is rescaled as a whole, ``d_l · ||W_l|| / ||d_l||``. Rows where d or W is
     zero become zero. This is the same step as ``relative`` scaling with the
-    ``neuron`` norm.
+    ``neuron`` norm. ``out``: tensors shaped like ``params`` to write the result into (and return).
     """
-    return {k: _rescale_rows(direction[k], w) for k, w in params.items()}
+    return {k: _rescale_rows(direction[k], w, None if out is None else out[k], sign) for k, w in params.items()}
 
 
-def unit_step(direction: Params, params: Params, scaling: str, norm: str = "frobenius") -> Params:
+def unit_step(direction: Params, params: Params, scaling: str, norm: str = "frobenius",
+              out: Params | None = None, sign: float = 1.0) -> Params:
     """The step per unit scale, u, so that the perturbed weights at scale t are ``W + t·u``.
 
     - ``relative``: ``u_l = ||W_l|| · d_l / ||d_l||`` in the chosen norm, so that
@@ -145,7 +146,10 @@ def unit_step(direction: Params, params: Params, scaling: str, norm: str = "frob
 
     A layer (or row) whose direction is zero gets a zero step, and so does one
     whose weight norm is zero under ``relative`` scaling (it has no scale to
-    be relative to). ``norm`` matters only for ``relative`` scaling.
+    be relative to). ``norm`` matters only for ``relative`` scaling. ``out``:
+    tensors shaped like ``params`` that receive the step (and are returned), so
+    that a caller can hold u in a buffer of its own with no second copy;
+    ``sign=-1``: the step of −d (:func:`flat_unit_step`).
 
     Raises:
         ProbeError: for an unknown scaling or norm, or a direction that is zero everywhere.
@@ -156,14 +160,34 @@ def unit_step(direction: Params, params: Params, scaling: str, norm: str = "frob
     if total == 0.0:
         raise ProbeError("The direction is zero in every perturbed layer, so there is nothing to step along.")
     if scaling == "global":
-        return P.scale(1.0 / total, direction)
+        return {k: _times(direction[k], sign / total, out, k) for k in params}
     if scaling == "filter" or norm == "neuron":
-        return filter_normalize(direction, params)
+        return filter_normalize(direction, params, out, sign)
     step = {}
     for k, w in params.items():
         d_norm, w_norm = float(layer_norm(direction[k], norm)), float(layer_norm(w, norm))
-        step[k] = direction[k] * (w_norm / d_norm) if d_norm > 0.0 else direction[k] * 0.0
+        step[k] = _times(direction[k], sign * w_norm / d_norm if d_norm > 0.0 else 0.0, out, k)
     return step
+
+
+def flat_unit_step(direction: Params, params: Params, scaling: str, norm: str = "frobenius",
+                   sign: float = 1.0) -> Tensor:
+    """:func:`unit_step` (or d itself for ``scaling="none"``) written straight into one flat tensor, laid out as
+    ``params.flatten(params)``: u is held once, with no per-layer copy made on the way.
+
+    ``sign=-1`` gives the step of −d, with the sign folded into each scale
+    factor, so that −g(0) need not be made to step along it: the numbers are
+    the same, ``(−d)·s = d·(−s)`` exactly in floating point, and every norm of
+    −d is that of d.
+    """
+    flat = P.empty_flat(params)
+    unit = P.unflatten(flat, params)
+    if scaling == "none":
+        for name, part in unit.items():
+            torch.mul(direction[name], sign, out=part) if sign != 1.0 else part.copy_(direction[name])
+    else:
+        unit_step(direction, params, scaling, norm, out=unit, sign=sign)
+    return flat
 
 
 def kappa(step: Params, params: Params, norm: str = "frobenius") -> dict[str, float]:
@@ -181,12 +205,17 @@ def kappa(step: Params, params: Params, norm: str = "frobenius") -> dict[str, fl
     }
 
 
-def _rescale_rows(d: Tensor, w: Tensor) -> Tensor:
+def _times(d: Tensor, factor: float | Tensor, out: Params | None, k: str) -> Tensor:
+    """``d · factor``, into ``out[k]`` when given (the same product either way)."""
+    return d * factor if out is None else torch.mul(d, factor, out=out[k])
+
+
+def _rescale_rows(d: Tensor, w: Tensor, out: Tensor | None = None, sign: float = 1.0) -> Tensor:
     d_rows, w_rows = row_norms(d), row_norms(w)
     factor = torch.where(d_rows > 0, w_rows / torch.where(d_rows > 0, d_rows, 1.0), 0.0).to(d.dtype)
-    if d.ndim < 2:
-        return d * factor[0]
-    return d * factor.reshape((-1,) + (1,) * (d.ndim - 1))
+    factor = factor if sign == 1.0 else factor * sign
+    factor = factor[0] if d.ndim < 2 else factor.reshape((-1,) + (1,) * (d.ndim - 1))
+    return d * factor if out is None else torch.mul(d, factor, out=out)
 
 
 def _max_ratio(numerator: Tensor, denominator: Tensor) -> float:

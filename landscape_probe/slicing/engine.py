@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from landscape_probe import params as P
 from landscape_probe.curvature import hessian as curvature
+from landscape_probe.curvature.lanczos import basis_fits
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import classifies
 from landscape_probe.models.groups import layer_groups
@@ -109,31 +110,28 @@ def run_slice(
 
         whole = loss_sweep(model, x, y, loss_name, layer_names, config, counter, other, nonfinite_weights)
         return _result(whole, {}, scales, model, layer_names, config, loss_name, y)
-    evaluator = ProbeEvaluator(model, x, y, loss_name, layer_names, config.batch_size)
-    at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base)
-    direction = direction_at_w(config, evaluator, at_zero, hessian, other, device, dtype)
-    whole = _sweep(evaluator, at_zero, hessian, direction, scales, config, counter, "all layers", nonfinite_weights)
-    layers = {}
-    graph = cached_prefix.traced(model) if groups else None
-    for group, members in groups.items():
-        alone = _evaluator_alone(model, x, y, loss_name, members, config.batch_size, graph)
-        at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base)
-        layers[group] = _sweep(
-            alone, at_zero_alone, hessian_alone, {name: direction[name] for name in members}, scales, config,
-            counter, group, nonfinite_weights,
-        )
+    evaluator = ProbeEvaluator(model, x, y, loss_name, layer_names, config.chunk_size, hold_weights_once=True)
+    try:
+        at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base, keep_graph=len(x) <= config.chunk_size)
+        negate = config.direction_kind == "gradient" and not groups  # u from g(0), no copy of −g(0) (same numbers)
+        direction = at_zero.gradient if negate else direction_at_w(config, evaluator, at_zero, hessian, other,
+                                                                   device, dtype)
+        flat_unit = directions.flat_unit_step(direction, evaluator.base, config.resolved_scaling, config.norm,
+                                              sign=-1.0 if negate else 1.0)
+        direction = direction if groups else {}  # its memory back before λ_max and the points
+        whole = _sweep(evaluator, at_zero, hessian, flat_unit, scales, config, counter, "all layers", nonfinite_weights)
+        layers = {}
+        graph = cached_prefix.traced(model) if groups else None
+        for group, members in groups.items():
+            alone = cached_prefix.evaluator_alone(model, x, y, loss_name, members, config.chunk_size, graph)
+            at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base, len(x) <= config.chunk_size)
+            unit_alone = directions.flat_unit_step({name: direction[name] for name in members}, alone.base,
+                                                    config.resolved_scaling, config.norm)
+            layers[group] = _sweep(alone, at_zero_alone, hessian_alone, unit_alone, scales, config, counter, group,
+                                   nonfinite_weights)
+    finally:
+        evaluator.give_weights_back()
     return _result(whole, layers, scales, model, layer_names, config, loss_name, y)
-
-
-def _evaluator_alone(
-    model: nn.Module, x: Tensor, y: Tensor, loss_name: str, members: list[str], batch_size: int,
-    graph: torch.fx.Graph | None,
-) -> ProbeEvaluator:
-    """An evaluator of ``members`` perturbed alone, starting at their layer when the model can be cut there."""
-    cut = None if graph is None else cached_prefix.cut_before(model, members, x, batch_size, graph)
-    if cut is None:
-        return ProbeEvaluator(model, x, y, loss_name, members, batch_size)
-    return ProbeEvaluator(cut.suffix, cut.inputs, y, loss_name, members, batch_size)
 
 
 def _result(whole: SliceSweep, layers: dict[str, SliceSweep], scales: np.ndarray, model: nn.Module,
@@ -187,7 +185,7 @@ def _sweep(
     evaluator: ProbeEvaluator,
     at_zero: Evaluation,
     hessian: curvature.GradientGraph,
-    direction: Params,
+    flat_unit: Tensor,
     scales: np.ndarray,
     config: SliceConfig,
     counter: _Counter,
@@ -198,36 +196,39 @@ def _sweep(
 
     λ_max and ``uᵀHu`` come first, from the gradient graph kept at W, which is
     then released: Lanczos starts from u, so ``uᵀHu`` is its first Rayleigh
-    quotient. The points reuse one flat buffer for W + t·u (one add writes
-    every layer), and their numbers stay on the device until the sweep ends
-    (one copy to the host per column, not one per number). ``nonfinite_weights``
-    (W holds NaN or ±inf), or a step u that is not finite, makes every verdict
-    of the sweep undefined (:func:`~landscape_probe.slicing.predictions.predict`).
+    quotient. Memory is flat buffers the size of the perturbed layers, made
+    once: W, g(0), u, and two that Lanczos's three-term recurrence uses when its
+    basis would not fit (:func:`~landscape_probe.curvature.lanczos.basis_fits`),
+    then W + t·u (one add writes every layer) and g(t) (accumulated in place by
+    :meth:`ProbeEvaluator.evaluate`) at every point. The points' numbers
+    stay on the device until the sweep ends (one copy to the host per column,
+    not one per number). ``nonfinite_weights`` (W holds NaN or ±inf), or a step
+    u that is not finite, makes every verdict of the sweep undefined
+    (:func:`~landscape_probe.slicing.predictions.predict`).
     """
     base, g0 = evaluator.base, at_zero.gradient
-    scaling = config.resolved_scaling
-    unit = direction if scaling == "none" else directions.unit_step(direction, base, scaling, config.norm)
-    flat_unit = P.flatten(unit)
     unit = P.unflatten(flat_unit, base)  # u held once, as views into flat_unit
     unit_kappa = directions.kappa(unit, base, config.norm)
     names = evaluator.layer_names
     classification = classifies(evaluator.y)
     unit_step_norm = float(P.norm(unit))
+    flat_point, flat_gradient = torch.empty_like(flat_unit), torch.empty_like(flat_unit)
 
     counter.note(f"{label}: λ_max")
-    lambda_max, curvature_along_unit = _curvature_at_w(hessian, unit, unit_step_norm, config)
+    lambda_max, curvature_along_unit = _curvature_at_w(hessian, flat_unit, unit_step_norm, config,
+                                                       (flat_point, flat_gradient))
     hessian.release()
 
     g0_parts = [g0[n] for n in names]
     g0_layer_norms = torch.stack(torch._foreach_norm(g0_parts))
     log_p0 = torch.log_softmax(at_zero.outputs.double(), dim=1) if classification else None
-    flat_point = torch.empty_like(evaluator.flat_base)
     point = P.unflatten(flat_point, base)  # views: one add per point writes every layer
     columns: dict[str, list[Tensor]] = {"loss": [], "function_change": [], "gradient_change": [], "correct": [],
                                         "kl_divergence": []}
     for t in scales:
         torch.add(evaluator.flat_base, flat_unit, alpha=float(t), out=flat_point)
-        _record_point(columns, evaluator.evaluate(point), at_zero.outputs, g0_parts, names, log_p0, evaluator.y)
+        at_t = evaluator.evaluate(point, gradient_into=flat_gradient)
+        _record_point(columns, at_t, at_zero.outputs, g0_parts, names, log_p0, evaluator.y)
         counter.advance(label)
     table = {key: torch.stack(values).double().cpu().numpy() for key, values in columns.items() if values}
     loss = table["loss"]
@@ -266,7 +267,7 @@ def _record_point(
     columns["loss"].append(at_t.loss)
     columns["function_change"].append(torch.dist(at_t.outputs, outputs_at_zero))
     # torch._foreach_*: one call over all layers (as torch.optim uses them) instead of one per layer;
-    # g(t) is this point's own fresh tensor, so the difference is taken in place
+    # g(t) is the sweep's gradient buffer, overwritten at the next point, so the difference is taken in place
     differences = [at_t.gradient[n] for n in names]
     torch._foreach_sub_(differences, g0_parts)
     columns["gradient_change"].extend(torch._foreach_norm(differences))
@@ -276,10 +277,14 @@ def _record_point(
 
 
 def _curvature_at_w(
-    hessian: curvature.GradientGraph, unit: Params, unit_step_norm: float, config: SliceConfig
+    hessian: curvature.GradientGraph, flat_unit: Tensor, unit_step_norm: float, config: SliceConfig,
+    work: tuple[Tensor, Tensor],
 ) -> tuple[float, float]:
     """λ_max by Lanczos started from u, and ``uᵀHu = α₁ ||u||²`` from its first product.
 
+    The full-basis Lanczos while its basis fits in memory, else the three-term
+    recurrence in the two ``work`` buffers (the same eigenvalue to within the
+    tolerance; :func:`~landscape_probe.curvature.lanczos.largest_magnitude_eigenvalue`).
     A step u that is zero or not finite cannot start the Krylov space: then the
     start is Gaussian (seeded) and ``uᵀHu`` takes a product of its own.
     """
@@ -289,11 +294,13 @@ def _curvature_at_w(
         iterations=config.power_iterations,
         tolerance=config.power_tolerance,
         seed=config.seed,
-        start=unit if usable else None,
+        start=flat_unit if usable else None,
+        keep_basis=basis_fits(flat_unit, config.power_iterations),
+        work=work,
     )
     if usable:
         return top.eigenvalue, top.lanczos.start_rayleigh_quotient * unit_step_norm**2
-    return top.eigenvalue, float(P.dot(unit, hessian.hessian_vector_product(unit)))
+    return top.eigenvalue, float(flat_unit @ hessian.flat_hessian_vector_product(flat_unit, out=work[0]))
 
 
 def ratio_or_nan(numerator: np.ndarray, denominator: float | np.ndarray) -> np.ndarray:

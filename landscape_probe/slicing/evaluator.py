@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -46,6 +47,9 @@ from landscape_probe.curvature.hessian import GradientGraph, differentiable_twic
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import loss_function
 from landscape_probe.params import Params, detached_params, flatten, unflatten
+
+if TYPE_CHECKING:
+    from landscape_probe.slicing.chunked_hessian import ChunkedHessian
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,12 @@ class ProbeEvaluator:
         y: probe targets.
         loss_name: a name known to :func:`landscape_probe.losses.loss_function`.
         layer_names: the parameters that get replaced (the perturbed layers).
-        batch_size: most examples per forward pass.
+        batch_size: most examples per forward pass (``--chunk-size``).
+        hold_weights_once: make the model's own perturbed parameters views into :attr:`flat_base`
+            (same values, one copy of W in memory instead of two; at 100M parameters that is 0.4 GB).
+            Only for a caller that does not write into the model's parameters while the evaluator
+            lives (``run_slice``, which calls :meth:`give_weights_back` at the end); a model going through
+            ``functional_call`` or TorchScript keeps its own.
 
     Raises:
         ProbeError: when a layer name is not a parameter of the model.
@@ -86,6 +95,7 @@ class ProbeEvaluator:
         loss_name: str,
         layer_names: Sequence[str],
         batch_size: int = 1024,
+        hold_weights_once: bool = False,
     ) -> None:
         named = dict(model.named_parameters())
         missing = [name for name in layer_names if name not in named]
@@ -104,6 +114,21 @@ class ProbeEvaluator:
         self.base: Params = unflatten(self.flat_base, at_w)  # views into flat_base: W is held once
         self.functional = not isinstance(model, torch.jit.ScriptModule)
         self._slots = _parameter_slots(model, self.layer_names) if self.functional else None
+        self._held: list[nn.Parameter] = []
+        if hold_weights_once and self._slots is not None:
+            self._held = [named[name] for name in self.layer_names]
+            for parameter, view in zip(self._held, self.base.values()):
+                parameter.data = view
+
+    def give_weights_back(self) -> None:
+        """Undo ``hold_weights_once``: each parameter gets storage of its own again, a copy of the same values.
+
+        So that a caller's model keeps no views into this evaluator's buffer
+        (``torch.save`` of one such parameter would write the whole buffer).
+        """
+        for parameter in self._held:
+            parameter.data = parameter.data.clone()
+        self._held = []
 
     def forward(self, weights: Params, x: Tensor) -> Tensor:
         """Network outputs on ``x`` with the perturbed layers set to ``weights``, differentiable in them."""
@@ -120,57 +145,84 @@ class ProbeEvaluator:
     def loss_fn(self, weights: Params) -> Tensor:
         """L(weights): the mean probe loss as a 0-d tensor that autograd can differentiate (twice)."""
         total = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
-        for x, y in self._batches():
-            total = total + self._batch_loss(self.forward(weights, x), y)
+        for x, y in self.batches():
+            total = total + self.batch_loss(self.forward(weights, x), y)
         return total
 
-    def evaluate(self, weights: Params) -> Evaluation:
+    def evaluate(self, weights: Params, gradient_into: Tensor | None = None) -> Evaluation:
         """Outputs F, mean loss and its gradient over the perturbed layers at ``weights``.
 
         One forward and one backward pass per batch, each batch's graph freed
         before the next. Non-finite values (a huge step overflowing) are returned
-        as they are, never raised.
+        as they are, never raised. ``gradient_into``, a flat buffer of the
+        layers' total size (laid out as ``params.flatten``), receives the
+        gradient: it is zeroed and each batch's gradient is accumulated into it
+        in place (autograd adds into a leaf's ``.grad``), so a sweep reuses one
+        buffer instead of a fresh full-size gradient per point; the returned
+        gradient is then views into it, valid until its next use. The numbers
+        are the same either way (0 + g₁ + g₂ … in the same order).
         """
         leaves = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
+        into = None if gradient_into is None else unflatten(gradient_into.zero_(), leaves)
         outputs: list[Tensor] = []
         loss: Tensor | None = None
         gradient: list[Tensor | None] | None = None
-        for x, y in self._batches():
-            with torch.enable_grad():
-                out = self.forward(leaves, x)
-                batch_loss = self._batch_loss(out, y)
-                parts = torch.autograd.grad(batch_loss, list(leaves.values()), allow_unused=True)
-            gradient = list(parts) if gradient is None else [_sum(a, b) for a, b in zip(gradient, parts)]
-            outputs.append(out.detach().reshape(len(x), -1))
-            loss = batch_loss.detach() if loss is None else loss + batch_loss.detach()
-        assert loss is not None and gradient is not None  # the probe set is not empty (checked at __init__)
-        return Evaluation(outputs=_joined(outputs), loss=loss, gradient=_filled(gradient, leaves))
+        try:
+            for leaf, part in zip(leaves.values(), (into or {}).values()):
+                leaf.grad = part
+            for x, y in self.batches():
+                with torch.enable_grad():
+                    out = self.forward(leaves, x)
+                    batch_loss = self.batch_loss(out, y)
+                    if into is not None:
+                        torch.autograd.backward(batch_loss, inputs=list(leaves.values()))
+                    else:
+                        parts = torch.autograd.grad(batch_loss, list(leaves.values()), allow_unused=True)
+                        gradient = list(parts) if gradient is None else [_sum(a, b) for a, b in zip(gradient, parts)]
+                outputs.append(out.detach().reshape(len(x), -1))
+                loss = batch_loss.detach() if loss is None else loss + batch_loss.detach()
+        finally:
+            for leaf in leaves.values():
+                leaf.grad = None
+        assert loss is not None  # the probe set is not empty (checked at __init__)
+        return Evaluation(outputs=_joined(outputs), loss=loss,
+                          gradient=into if into is not None else _filled(gradient, leaves))
 
-    def evaluate_with_hessian(self, weights: Params) -> tuple[Evaluation, GradientGraph]:
+    def evaluate_with_hessian(
+        self, weights: Params, keep_graph: bool = True
+    ) -> tuple[Evaluation, GradientGraph | ChunkedHessian]:
         """:meth:`evaluate`, with the gradient's graph kept for Hessian-vector products at ``weights``.
 
         The gradient is built with ``create_graph=True`` over the whole probe set
         at once (the graph holds every batch's activations until
         :meth:`GradientGraph.release`), so λ_max and ``uᵀHu`` at W cost no extra
-        forward pass.
+        forward pass. ``keep_graph=False``: no graph is kept; each product is
+        taken batch by batch, one batch's graph at a time
+        (:class:`~landscape_probe.slicing.chunked_hessian.ChunkedHessian`).
         """
+        if not keep_graph:
+            from landscape_probe.slicing.chunked_hessian import ChunkedHessian
+
+            at_w = self.evaluate(weights)
+            return at_w, ChunkedHessian(self, weights, at_w)
         leaves = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
         outputs: list[Tensor] = []
         with torch.enable_grad(), differentiable_twice():
             loss = torch.zeros((), dtype=self.x.dtype, device=self.x.device)
-            for x, y in self._batches():
+            for x, y in self.batches():
                 out = self.forward(leaves, x)
-                loss = loss + self._batch_loss(out, y)
+                loss = loss + self.batch_loss(out, y)
                 outputs.append(out.detach().reshape(len(x), -1))
             graph = GradientGraph(loss, leaves)
         return Evaluation(outputs=_joined(outputs), loss=graph.loss, gradient=graph.gradient), graph
 
-    def _batch_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
+    def batch_loss(self, outputs: Tensor, targets: Tensor) -> Tensor:
         """The batch's share n_b / N of the mean loss (the whole loss when one batch holds the probe set)."""
         loss = self.loss(outputs, targets)
         return loss if len(targets) == len(self.y) else loss * (len(targets) / len(self.y))
 
-    def _batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+    def batches(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """The probe set in batches of at most ``batch_size`` examples, in order."""
         for start in range(0, len(self.x), self.batch_size):
             yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
 

@@ -72,7 +72,7 @@ def loss_sweep(
         nonfinite_weights: W holds NaN or ±inf: every verdict is undefined.
     """
     device, dtype = x.device, next(model.parameters()).dtype
-    probe = ProbeEvaluator(model, x, y, loss_name, layer_names, config.batch_size)
+    probe = ProbeEvaluator(model, x, y, loss_name, layer_names, config.chunk_size)
     kind = config.direction_kind
     at_zero = probe.evaluate(probe.base) if kind == "gradient" else None  # the one gradient, at t = 0
     graph = None
@@ -88,7 +88,7 @@ def loss_sweep(
     unit = direction if scaling == "none" else directions.unit_step(direction, base, scaling, config.norm)
     unit_kappa = directions.kappa(unit, base, config.norm)
     scales = config.all_scales
-    columns = _walk(ForwardEvaluator(model, x, y, loss_name, config.batch_size), layer_names, unit, scales, counter)
+    columns = _walk(ForwardEvaluator(model, x, y, loss_name, config.chunk_size), layer_names, unit, scales, counter)
     unit_step_norm = float(P.norm(unit))
     loss = columns["loss"]
     function_change = ratio_or_nan(columns["function_change"], columns["reference_norm"])

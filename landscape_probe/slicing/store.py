@@ -38,7 +38,7 @@ from landscape_probe.slicing.result import CALIBRATED, SliceResult, SliceSweep, 
 if TYPE_CHECKING:
     import h5py
 
-NOT_SETTINGS = ("seed", "scales", "device", "batch_size", "loss")
+NOT_SETTINGS = ("seed", "scales", "device", "chunk_size", "loss")
 """Fields of SliceConfig that are not root settings: provenance (seed, device), a dataset, not stored, or
 ``loss``, which holds the loss used (the result's ``loss_name``)."""
 SWEEP_ATTRIBUTES = group_attributes(SliceSweep)
@@ -111,7 +111,7 @@ def _settings(result: SliceResult) -> dict[str, Any]:
 
 
 def _config(attrs: dict[str, Any], scales: np.ndarray) -> SliceConfig:
-    """The settings read back; ``device`` is the one used, ``batch_size`` the default (not stored)."""
+    """The settings read back; ``device`` is the one used, ``chunk_size`` the default (not stored)."""
     stored = {f.name: attrs[f.name] for f in fields(SliceConfig) if f.name not in NOT_SETTINGS and f.name in attrs}
     stored["select"] = stored.get("select") or None
     return SliceConfig(

@@ -345,7 +345,7 @@ def test_a_model_far_larger_than_the_stored_weights_is_not_built(tmp_path: Path,
     args = {**TINY_MLP, "depth": 7, "width": 2000}
     torch.save(_self_describing_payload(tiny_model, args, state_dict=state), tmp_path / "bomb.pt")
     built = []
-    monkeypatch.setattr("landscape_probe.checkpoints.load.build_model", built.append)
+    monkeypatch.setattr("landscape_probe.checkpoints.load.build_on_meta", built.append)
     # 5·2000 + 2000, then 5 × (2000² + 2000), then 2000·3 + 3
     with pytest.raises(ProbeError, match=r"describes a model of 20,028,003 parameters, but the file stores only 2,122 numbers"):
         load_checkpoint(tmp_path / "bomb.pt")

@@ -128,6 +128,19 @@ def test_probe_slice_and_the_python_api_give_identical_arrays(checkpoint, tmp_pa
         assert from_cli.provenance[key] == from_api.provenance[key], key
 
 
+def test_chunk_size_changes_no_number_beyond_rounding(checkpoint, tmp_path):
+    """32 probe examples in chunks of 5 (six of 5 and one of 2) against one pass, from the command line."""
+    from landscape_probe.slicing.result import SliceResult
+
+    for name, chunking in (("one.h5", []), ("chunked.h5", ["--chunk-size", "5"])):
+        words = ["slice", str(checkpoint), *FAST, "--dtype", "float64", "--output", str(tmp_path / name), "--no-plots"]
+        assert runner.invoke(app, words + chunking).exit_code == 0
+    one, chunked = SliceResult.load(tmp_path / "one.h5"), SliceResult.load(tmp_path / "chunked.h5")
+    for q in quantities(SliceSweep):
+        np.testing.assert_allclose(getattr(chunked.whole, q.name), getattr(one.whole, q.name), rtol=1e-9,
+                                   err_msg=q.name)
+
+
 def test_show_prints_the_summary_again(results):
     path, _ = results
     shown = runner.invoke(app, ["show", str(path)])
@@ -172,6 +185,7 @@ def test_default_output_name_and_no_plots(checkpoint, tmp_path, monkeypatch):
         (["--device", "tpu"], "device"),
         (["--data", "nonexistent_set"], "nonexistent_set"),
         (["--max-scale", "-1", "--points", "3"], "--max-scale"),
+        (["--chunk-size", "0"], "--chunk-size must be at least 1"),
     ],
 )
 def test_bad_options_exit_2_with_one_sentence(checkpoint, tmp_path, options, message):

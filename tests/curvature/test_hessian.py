@@ -67,6 +67,33 @@ def test_graph_reusing_hvp_equals_double_backward_and_finite_differences() -> No
     assert float(graph.loss) == pytest.approx(float(loss_fn(params)), rel=1e-14)
 
 
+def test_products_accumulate_into_the_given_buffer() -> None:
+    params, loss_fn = tiny_problem(seed=5)
+    hessian = dense_hessian(loss_fn, params)
+    graph = GradientGraph.at(loss_fn, params)
+    v = P.flatten(gaussian_like(params, seed=6))
+    already = torch.arange(v.numel(), dtype=torch.float64)
+    out = already.clone()
+    assert graph.add_hessian_vector_product(v, out) is out
+    torch.testing.assert_close(out, already + hessian @ v, rtol=1e-12, atol=1e-13)
+    assert graph.flat_hessian_vector_product(v, out=out) is out  # overwritten, not added to
+    torch.testing.assert_close(out, hessian @ v, rtol=1e-12, atol=1e-13)
+    assert torch.equal(out, graph.flat_hessian_vector_product(v))  # the same numbers as into a fresh tensor
+    assert all(leaf.grad is None for leaf in graph.leaves.values())  # the buffer was lent, not left behind
+
+
+def test_top_eigenvalue_without_the_basis_matches_the_full_basis_and_dense() -> None:
+    params, loss_fn = tiny_problem(seed=2)
+    eigenvalues = torch.linalg.eigvalsh(dense_hessian(loss_fn, params))
+    graph = GradientGraph.at(loss_fn, params)
+    u = P.flatten(gaussian_like(params, seed=9))
+    full = top_eigenpair(graph, iterations=100, tolerance=1e-12, start=u)
+    short = top_eigenpair(graph, iterations=100, tolerance=1e-12, start=u, keep_basis=False)
+    assert short.eigenvector is None and full.eigenvector is not None
+    assert short.eigenvalue == pytest.approx(float(eigenvalues[eigenvalues.abs().argmax()]), rel=1e-9)
+    assert short.lanczos.start_rayleigh_quotient == full.lanczos.start_rayleigh_quotient  # the same first product
+
+
 def test_top_eigenpair_from_a_given_start_gives_its_curvature() -> None:
     params, loss_fn = tiny_problem(seed=2)
     hessian = dense_hessian(loss_fn, params)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from landscape_probe.curvature.lanczos import largest_magnitude_eigenpair
+from landscape_probe.curvature.lanczos import basis_fits, largest_magnitude_eigenpair, largest_magnitude_eigenvalue
 
 
 def known_spectrum(n: int = 400, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,3 +72,64 @@ def test_zero_and_non_finite_operators() -> None:
     for start in (torch.zeros(3), torch.tensor([1.0, float("inf"), 0.0])):
         with pytest.raises(ValueError):
             largest_magnitude_eigenpair(lambda q: q, start)
+
+
+def adding(a: torch.Tensor, buffers: set[int] | None = None):
+    """``(q, out) ↦ out += A q``, noting every buffer it is handed."""
+
+    def add_product(q: torch.Tensor, out: torch.Tensor) -> None:
+        if buffers is not None:
+            buffers.update({q.data_ptr(), out.data_ptr()})
+        out.add_(a @ q)
+
+    return add_product
+
+
+def test_three_term_recurrence_reaches_the_same_bound_in_two_vectors() -> None:
+    a, rotation = known_spectrum()
+    start = torch.randn(400, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    k = kaniel_paige_saad_products(start, rotation[:, 0], error=1e-10)
+    buffers: set[int] = set()
+    result = largest_magnitude_eigenvalue(adding(a, buffers), start, iterations=k, tolerance=0.0)
+    assert result.products == k and result.eigenvector is None
+    assert 0 <= 1.0 - result.eigenvalue <= 1e-10
+    assert len(buffers) == 2, "only q_j and the buffer for q_{j-1}, w and q_{j+1}"
+    stopped = largest_magnitude_eigenvalue(adding(a), start, iterations=100, tolerance=1e-10)
+    assert stopped.converged and stopped.products <= k + 1
+
+
+def test_three_term_recurrence_over_a_long_run_finds_no_false_eigenvalue() -> None:
+    """λ₂ = 0.99 λ₁: about 90 products, long after the other end of the spectrum (−0.5) has converged, which
+    is when the basis loses orthogonality without reorthogonalisation; λ₁ still comes out as the full basis has it."""
+    g = torch.Generator().manual_seed(3)
+    eigenvalues = torch.cat([torch.ones(1, dtype=torch.float64), torch.linspace(0.99, -0.5, 299, dtype=torch.float64)])
+    rotation, _ = torch.linalg.qr(torch.randn(300, 300, generator=g, dtype=torch.float64))
+    a = rotation @ torch.diag(eigenvalues) @ rotation.T
+    start = torch.randn(300, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    short = largest_magnitude_eigenvalue(adding(a), start, iterations=300, tolerance=0.0)
+    full = largest_magnitude_eigenpair(lambda q: a @ q, start, iterations=300, tolerance=0.0)
+    assert short.products > 60 and short.products == full.products
+    assert short.eigenvalue == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_three_term_recurrence_agrees_with_the_full_basis(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    b = torch.randn(80, 80, generator=g, dtype=torch.float64)
+    a = b + b.T
+    start = torch.randn(80, generator=g, dtype=torch.float64)
+    full = largest_magnitude_eigenpair(lambda q: a @ q, start, iterations=80, tolerance=1e-8)
+    short = largest_magnitude_eigenvalue(adding(a), start, iterations=80, tolerance=1e-8)
+    exact = torch.linalg.eigvalsh(a)
+    assert short.eigenvalue == pytest.approx(float(exact[exact.abs().argmax()]), rel=1e-7)
+    assert short.eigenvalue == pytest.approx(full.eigenvalue, rel=1e-7)
+    assert short.start_rayleigh_quotient == full.start_rayleigh_quotient
+    negative = largest_magnitude_eigenvalue(adding(torch.diag(torch.tensor([3.0, 1.0, -7.0, 2.0], dtype=torch.float64))),
+                                            torch.ones(4, dtype=torch.float64), iterations=10)
+    assert negative.eigenvalue == pytest.approx(-7.0, rel=1e-12)
+
+
+def test_the_basis_is_kept_while_it_fits_the_budget() -> None:
+    vector = torch.zeros(1000, dtype=torch.float32)
+    assert basis_fits(vector, 50, budget=50 * 4000) and not basis_fits(vector, 51, budget=50 * 4000)
+    assert not basis_fits(torch.zeros(1000, dtype=torch.float64), 50, budget=50 * 4000)

@@ -21,7 +21,7 @@ ARRAYS = ("loss", "relative_function_change", "relative_gradient_change", "kl_di
 
 def config(**changes) -> SliceConfig:
     settings = dict(scales=(0.003, 0.03, 0.3, 3.0), device="cpu", dtype="float64", per_layer=True,
-                    power_iterations=60, power_tolerance=1e-10, batch_size=7)
+                    power_iterations=60, power_tolerance=1e-10, chunk_size=7)
     settings.update(changes)
     return SliceConfig(**settings)
 
@@ -64,9 +64,9 @@ def test_layers_before_the_cut_run_only_for_the_prefix(monkeypatch):
     calls = {"cut": 0, "whole": 0}
     key = ["cut"]
     model.hidden[0].register_forward_hook(lambda *args: calls.__setitem__(key[0], calls[key[0]] + 1))
-    run_slice(model, x, y, "cross_entropy", config(select="output.weight", batch_size=1024))
+    run_slice(model, x, y, "cross_entropy", config(select="output.weight", chunk_size=1024))
     key[0] = "whole"
-    without_cuts(model, x, y, config(select="output.weight", batch_size=1024), monkeypatch)
+    without_cuts(model, x, y, config(select="output.weight", chunk_size=1024), monkeypatch)
     # both: the whole sweep (W, λ_max's products do not run the forward again, 4 points); then the layer alone:
     # the cut runs the first layer once (the prefix), the whole model once more per evaluation
     assert calls["whole"] - calls["cut"] == 1 + 4 - 1
@@ -99,8 +99,8 @@ def test_no_cut_where_two_values_cross_or_tracing_fails():
 
 def test_boundary_batched_equals_the_prefix_run_whole():
     model, (x, _) = MLP(6, 3, depth=3, width=5).eval(), data()
-    batched = cut_before(model, ["output.weight"], x, batch_size=3)
-    whole = cut_before(model, ["output.weight"], x, batch_size=1024)
+    batched = cut_before(model, ["output.weight"], x, chunk_size=3)
+    whole = cut_before(model, ["output.weight"], x, chunk_size=1024)
     expected = torch.relu(model.hidden[1](torch.relu(model.hidden[0](x))))
     torch.testing.assert_close(batched.inputs, expected)
     torch.testing.assert_close(whole.inputs, expected)

@@ -185,7 +185,7 @@ def test_small_mlp_matches_plain_float64_loop(scaling):
 def test_probe_set_larger_than_one_batch_weights_each_batch_by_its_size():
     model, (x, y) = small_mlp(nn.ReLU), class_data(n=11)
     names = ["0.weight", "2.weight", "4.weight"]
-    result = run_slice(copy.deepcopy(model), x, y, "cross_entropy", f64_config(batch_size=4, power_iterations=500))
+    result = run_slice(copy.deepcopy(model), x, y, "cross_entropy", f64_config(chunk_size=4, power_iterations=500))
     assert_matches_plain(result.whole, plain_sweep(model, names, x, y, SCALES, descent_unit(model, names, x, y)))
     with torch.no_grad():
         per_example = [float(F.cross_entropy(model(x[i : i + 1]), y[i : i + 1])) for i in range(len(x))]
