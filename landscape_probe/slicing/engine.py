@@ -120,8 +120,7 @@ def run_slice(
                                               sign=-1.0 if negate else 1.0)
         direction = direction if groups else {}  # its memory back before λ_max and the points
         whole = _sweep(evaluator, at_zero, hessian, flat_unit, scales, config, counter, "all layers", nonfinite_weights)
-        layers = {}
-        graph = cached_prefix.traced(model) if groups else None
+        layers, graph = {}, cached_prefix.traced(model) if groups else None
         for group, members in groups.items():
             alone = cached_prefix.evaluator_alone(model, x, y, loss_name, members, config.chunk_size, graph)
             at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base, len(x) <= config.chunk_size)
