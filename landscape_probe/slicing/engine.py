@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from landscape_probe import distributed
 from landscape_probe import params as P
 from landscape_probe.curvature import hessian as curvature
 from landscape_probe.errors import ProbeError
@@ -98,8 +99,9 @@ def run_slice(
         raise ProbeError("No parameter matches the layer selection; check --select and --include-1d.")
     scales = config.all_scales
     groups = layer_groups(model, layer_names) if config.per_layer else {}
-    total = len(scales) * (1 + len(groups))
-    counter = _Counter(total, progress)
+    # under torchrun: the points of the whole sweep, and the layers of --layers, are divided among ranks
+    points, my_groups = distributed.share(list(range(len(scales)))), distributed.share(list(groups))
+    counter = _Counter(len(points) + len(scales) * len(my_groups), progress)  # this rank's share
 
     nonfinite_weights = any(
         t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in model.state_dict().values()
@@ -112,15 +114,18 @@ def run_slice(
     evaluator = ProbeEvaluator(model, x, y, loss_name, layer_names, config.batch_size)
     at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base)
     direction = direction_at_w(config, evaluator, at_zero, hessian, other, device, dtype)
-    whole = _sweep(evaluator, at_zero, hessian, direction, scales, config, counter, "all layers", nonfinite_weights)
+    whole = _sweep(evaluator, at_zero, hessian, direction, scales, config, counter, "all layers", nonfinite_weights,
+                   points)
     layers = {}
-    for group, members in groups.items():
+    for group in my_groups:
+        members = groups[group]
         alone = ProbeEvaluator(model, x, y, loss_name, members, config.batch_size)
         at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base)
         layers[group] = _sweep(
             alone, at_zero_alone, hessian_alone, {name: direction[name] for name in members}, scales, config,
             counter, group, nonfinite_weights,
         )
+    layers = distributed.gather_items(layers, list(groups)) if distributed.launched() else layers
     return _result(whole, layers, scales, model, layer_names, config, loss_name, y)
 
 
@@ -181,6 +186,7 @@ def _sweep(
     counter: _Counter,
     label: str,
     nonfinite_weights: bool = False,
+    points: list[int] | None = None,
 ) -> SliceSweep:
     """Evaluate W + t·u at every scale and set the predictions beside the measurements.
 
@@ -191,6 +197,8 @@ def _sweep(
     (one copy to the host per column, not one per number). ``nonfinite_weights``
     (W holds NaN or ±inf), or a step u that is not finite, makes every verdict
     of the sweep undefined (:func:`~landscape_probe.slicing.predictions.predict`).
+    Given ``points`` (indices of ``scales``), only those are evaluated here and
+    the other ranks' points are gathered (under ``torchrun``).
     """
     base, g0 = evaluator.base, at_zero.gradient
     scaling = config.resolved_scaling
@@ -213,11 +221,16 @@ def _sweep(
     point = P.unflatten(flat_point, base)  # views: one add per point writes every layer
     columns: dict[str, list[Tensor]] = {"loss": [], "function_change": [], "gradient_change": [], "correct": [],
                                         "kl_divergence": []}
-    for t in scales:
+    mine = list(range(len(scales))) if points is None else points
+    for t in scales[mine]:
         torch.add(evaluator.flat_base, flat_unit, alpha=float(t), out=flat_point)
         _record_point(columns, evaluator.evaluate(point), at_zero.outputs, g0_parts, names, log_p0, evaluator.y)
         counter.advance(label)
     table = {key: torch.stack(values).double().cpu().numpy() for key, values in columns.items() if values}
+    if points is not None and distributed.launched():  # the other ranks evaluated the other points
+        if mine:
+            table["gradient_change"] = table["gradient_change"].reshape(len(mine), len(names))
+        table = distributed.gather_rows(mine, table, len(scales))
     loss = table["loss"]
     function_change = ratio_or_nan(table["function_change"], float(torch.linalg.vector_norm(at_zero.outputs)))
     per_layer_change = table["gradient_change"].reshape(len(scales), len(names))
