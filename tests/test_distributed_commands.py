@@ -38,7 +38,7 @@ def calls(output: Path | None = None) -> dict:
         "slice_loss": lp.slice(net, data, direction="random", measure="loss", **SLICE),
         "hessian_data": lp.hessian(net, data, shard="data", **HESSIAN),
         "hessian_work": lp.hessian(net, data, per_layer=True, **HESSIAN),
-        # "train": lp.train("mlp:width=6", train_data, output=output, **TRAIN),
+        "train": lp.train("mlp:width=6", train_data, output=output, **TRAIN),
     }
 
 
@@ -71,7 +71,12 @@ def on_rank(rank: int, port: int, folder: str) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port), PROBE_DIST_TIMEOUT="60")
     torch.set_num_threads(1)
+    from landscape_probe.training import grid
+
+    train_run, trained = grid.train_run, []
+    grid.train_run = lambda *args: trained.append(args[2:6]) or train_run(*args)
     got = numbers(calls(Path(folder) / "sweep"))
+    got["trained_here"] = np.array([f"{optimizer}{lr}{depth}{seed}" for optimizer, lr, depth, seed in trained])
     with open(Path(folder) / f"rank{rank}.pkl", "wb") as handle:
         pickle.dump(got, handle)
 
@@ -94,7 +99,7 @@ def compare(two_ranks, one_process, prefix: str, rtol: float) -> None:
     keys = [key for key in one_process if key.startswith(prefix)]
     assert keys
     for got in two_ranks[1]:
-        assert set(got) == set(one_process)
+        assert set(got) - {"trained_here"} == set(one_process)
         for key in keys:
             if rtol == 0:
                 np.testing.assert_array_equal(got[key], one_process[key], err_msg=key)
@@ -140,3 +145,16 @@ def test_a_shard_the_command_does_not_offer_is_one_sentence(tmp_path, monkeypatc
                                       "-o", str(tmp_path / "out.h5")])
     assert sentence in one_sentence_exit_2(result)
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_a_training_sweep_divided_among_ranks_equals_one_process_and_rank_0_wrote_it(two_ranks,
+                                                                                      one_process) -> None:
+    folder, got = two_ranks
+    compare(two_ranks, one_process, "train/", rtol=0)
+    assert len(got[0]["trained_here"]) == len(got[1]["trained_here"]) == 2  # each rank trained half the runs
+    assert not set(got[0]["trained_here"]) & set(got[1]["trained_here"])
+    written = lp.load(folder / "sweep" / "results.h5")
+    assert not written.incomplete and len(written.runs) == 4
+    for run in written.runs:  # the file and the checkpoints hold the runs the ranks trained
+        np.testing.assert_array_equal(run.records["loss"], got[0][f"train/{run.name}/loss"])
+        assert (folder / "sweep" / run.name / "checkpoint.pt").is_file()

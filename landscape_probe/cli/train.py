@@ -147,10 +147,12 @@ def train_command(
             schedule=schedule, seeds=_integers(seeds, "--seeds"),
             diagnostics_every=diagnostics_every, save_every=save_every, device=device,
         )
+        from landscape_probe.distributed import is_main
         from landscape_probe.training.api import train
         from landscape_probe.training.grid import read_resumable
 
-        if resume:
+        main = is_main()  # under torchrun rank 0 alone reads and writes the output folder, and prints
+        if resume and main:
             read_resumable(output)
             console.print(f"Resuming {output} with its stored options; other options, but --trust-checkpoint "
                           "and --tensorboard, are ignored.")
@@ -158,6 +160,8 @@ def train_command(
                        arch_kwargs=parse_arch_kwargs(arch_kwargs), output_key=output_key, init_from=init_from,
                        trust_checkpoint=trust_checkpoint, tensorboard=tensorboard, output=output, overwrite=overwrite,
                        resume=resume, progress=True, command_line=command_line(ctx))
+        if not main:
+            raise typer.Exit(130 if result.incomplete else 0)
         print_summary(result.path, console)
         if figure_formats:
             with results_kept(result.path):
