@@ -86,6 +86,9 @@ def process_group(device: str) -> Iterator[None]:
         dist.init_process_group("nccl" if gpu else "gloo", timeout=timedelta(seconds=_timeout()))
     try:
         yield
+        if created:  # no rank leaves while another may still be exchanging its last results with it
+            with _collective("finishing"):
+                dist.barrier()
     finally:
         if created:
             dist.destroy_process_group()

@@ -29,12 +29,12 @@ TRAIN = {"optimizers": ("sgd", "fromage"), "depth": 2, "seeds": (0, 1), "epochs"
          "diagnostics_every": 0, "device": "cpu"}
 
 
-def calls(output: Path | None = None) -> dict:
+def calls(output: Path | None = None, progress=False) -> dict:
     """Every call compared: the same in one process and on each of two ranks."""
     net, data = net_and_data()
     train_data = (data[0].float(), data[1])
     return {
-        "slice_layers": lp.slice(net, data, layers=True, **SLICE),
+        "slice_layers": lp.slice(net, data, layers=True, progress=progress, **SLICE),
         "slice_loss": lp.slice(net, data, direction="random", measure="loss", **SLICE),
         "hessian_data": lp.hessian(net, data, shard="data", **HESSIAN),
         "hessian_work": lp.hessian(net, data, per_layer=True, **HESSIAN),
@@ -71,14 +71,19 @@ def on_rank(rank: int, port: int, folder: str) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port), PROBE_DIST_TIMEOUT="60")
     torch.set_num_threads(1)
+    # as a user's own torchrun script may: one process group for all the calls, which use it and leave it
+    torch.distributed.init_process_group("gloo")
     from landscape_probe.training import grid
 
     train_run, trained = grid.train_run, []
     grid.train_run = lambda *args: trained.append(args[2:6]) or train_run(*args)
-    got = numbers(calls(Path(folder) / "sweep"))
+    reports = []
+    got = numbers(calls(Path(folder) / "sweep", progress=lambda *report: reports.append(report)))
+    got["progress"] = np.array(reports, dtype=object)
     got["trained_here"] = np.array([f"{optimizer}{lr}{depth}{seed}" for optimizer, lr, depth, seed in trained])
     with open(Path(folder) / f"rank{rank}.pkl", "wb") as handle:
         pickle.dump(got, handle)
+    torch.distributed.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +104,7 @@ def compare(two_ranks, one_process, prefix: str, rtol: float) -> None:
     keys = [key for key in one_process if key.startswith(prefix)]
     assert keys
     for got in two_ranks[1]:
-        assert set(got) - {"trained_here"} == set(one_process)
+        assert set(got) - {"trained_here", "progress"} == set(one_process)
         for key in keys:
             if rtol == 0:
                 np.testing.assert_array_equal(got[key], one_process[key], err_msg=key)
@@ -158,3 +163,12 @@ def test_a_training_sweep_divided_among_ranks_equals_one_process_and_rank_0_wrot
     for run in written.runs:  # the file and the checkpoints hold the runs the ranks trained
         np.testing.assert_array_equal(run.records["loss"], got[0][f"train/{run.name}/loss"])
         assert (folder / "sweep" / run.name / "checkpoint.pt").is_file()
+
+
+def test_rank_0_alone_reports_progress_counting_its_share(two_ranks) -> None:
+    got = two_ranks[1]
+    assert len(got[1]["progress"]) == 0  # rank 1 reports nothing
+    done, total, label = got[0]["progress"][-1]
+    # 5 scales: rank 0 has points 0, 2, 4 of the whole sweep and the first of the two layers' sweeps
+    assert done == total == 3 + 5 and label.endswith("(rank 0's share of 2 ranks)")
+    assert {report[0] for report in got[0]["progress"]} == set(range(9))  # counted point by point

@@ -115,7 +115,7 @@ def hessian(
     with distributed.process_group(device):
         return _hessian(model, data, settings, shard, probe_size=probe_size, loss=loss, device=device,
                         arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint, output_key=output_key,
-                        progress=progress if distributed.is_main() else False, command_line=command_line)
+                        progress=progress, command_line=command_line)
 
 
 def _hessian(model: Any, data: Any, settings: dict[str, Any], shard: str, *, probe_size: int, loss: str | None,

@@ -158,7 +158,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     distributed.check_shard("slice", shard, ("work",))
     with distributed.process_group(device):
         return _slice(model, data, config, loaded_from=(arch, arch_kwargs, trust_checkpoint, allow_nonfinite),
-                      split=split, loss=loss, seed=seed, progress=progress if distributed.is_main() else False,
+                      split=split, loss=loss, seed=seed, progress=progress,
                       output_key=output_key)
 
 
