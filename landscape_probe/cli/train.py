@@ -129,6 +129,8 @@ def train_command(
     [bold]probe train --init-from pretrained.pt --optimizer sgd --optimizer fromage[/]   (every optimiser from the same weights)
 
     [bold]probe train --resume --output runs/train[/]   (after Ctrl-C)
+
+    [bold]torchrun --standalone --nproc_per_node 2 -m landscape_probe train --optimizer sgd --optimizer adam --seeds 0,1[/]   (runs divided among ranks)
     """
     with user_errors(debug):
         from landscape_probe.figures import parse_formats
