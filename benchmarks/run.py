@@ -47,6 +47,7 @@ from landscape_probe.curvature.hessian import GradientGraph, gaussian_like, hess
 from landscape_probe.data.datasets import load_dataset_spec, probe_set
 from landscape_probe.losses import loss_function
 from landscape_probe.params import select_layers
+from landscape_probe.slicing import cached_prefix
 from landscape_probe.slicing.config import SliceConfig, log_scales
 from landscape_probe.slicing.engine import run_slice
 from landscape_probe.slicing.evaluator import ProbeEvaluator
@@ -75,7 +76,14 @@ What the rows measure:
   direction, relative scaling, float32, no `--layers`): the N + 1 evaluations,
   λ_max by Lanczos started from the step u (4 products here) and uᵀHu free
   from its first product, the predictions.
+- *--layers*: the same 21-point slice with `per_layer=True` (16 sweeps, one
+  weight matrix each, each with its own gradient, λ_max and uᵀHu), less the
+  plain slice, over 16 × 21 forward+backward passes of the whole network. Each
+  layer's sweep starts at that layer (`slicing/cached_prefix.py`: the layers
+  before it run once, and its points, gradient and Hessian-vector products run
+  the layers from it on); the second row turns that off.
 """
+MARKER = "<!-- run.py writes everything above this line; sections below it are other scripts' and are kept -->"
 
 
 def restated_pyhessian(model: torch.nn.Module, criterion, x, y, tolerance: float, max_iterations: int = 100):
@@ -164,6 +172,21 @@ def main(repeats: int = 9, clock: str = "wall") -> str:
         top = top_eigenpair(GradientGraph.at(evaluator.loss_fn, evaluator.base), tolerance=tolerance, seed=seed)
         return top.eigenvalue, top.lanczos.products
 
+    layers_config = SliceConfig(scales=log_scales(0.1, 21), device="cpu", per_layer=True)
+
+    def uncut(fn: Callable[[], object]) -> object:
+        """``fn`` with every --layers sweep evaluating the whole model (the cached-prefix cut turned off)."""
+        original = cached_prefix.cut_before
+        cached_prefix.cut_before = lambda *args, **kwargs: None
+        try:
+            return fn()
+        finally:
+            cached_prefix.cut_before = original
+
+    def per_layer(name: str) -> list[float]:
+        """The per-layer sweeps' time (the --layers run less the plain one) / L × 21 forward+backward passes."""
+        return [(tl - ts) / (len(names) * tb) for tl, ts, tb in zip(times[name], times["slice 21"], times["bare 21"])]
+
     def repeat_n(fn: Callable[[], object], n: int) -> Callable[[], None]:
         return lambda: [fn() for _ in range(n)]
 
@@ -174,6 +197,8 @@ def main(repeats: int = 9, clock: str = "wall") -> str:
         "bare 50": lambda r: bare(50),
         "slice 21": lambda r: run_slice(model, x, y, "cross_entropy", SliceConfig(scales=log_scales(0.1, 21), device="cpu")),
         "slice 50": lambda r: run_slice(model, x, y, "cross_entropy", SliceConfig(scales=log_scales(0.1, 50), device="cpu")),
+        "slice 21 layers": lambda r: run_slice(model, x, y, "cross_entropy", layers_config),
+        "slice 21 layers, no cut": lambda r: uncut(lambda: run_slice(model, x, y, "cross_entropy", layers_config)),
         "ours 1e-3": lambda r: ours(PYHESSIAN_TOLERANCE, r),
         "ours 1e-4": lambda r: ours(1e-4, r),
         "peer 1e-3": lambda r: (torch.manual_seed(r), peer(peer_model, criterion, x, y, PYHESSIAN_TOLERANCE))[1],
@@ -214,6 +239,10 @@ def main(repeats: int = 9, clock: str = "wall") -> str:
          ratio("one-shot HVP x10", "kept-graph HVP x10"), ""),
         ("2", "run_slice, 21 points / 21 forward+backward passes", ratio("slice 21", "bare 21"), "≤ 1.6"),
         ("2", "run_slice, 50 points / 50 forward+backward passes", ratio("slice 50", "bare 50"), "≤ 1.3"),
+        ("3", "--layers, 21 points: per-layer sweeps / L × 21 forward+backward passes", per_layer("slice 21 layers"),
+         "≤ 1.0"),
+        ("3", "  the same with every layer's sweep run through the whole model (no cut)",
+         per_layer("slice 21 layers, no cut"), ""),
     ]
     header = (
         f"landscape_probe engine benchmark, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC\n"
@@ -233,9 +262,12 @@ def main(repeats: int = 9, clock: str = "wall") -> str:
     report = header + "\n" + "\n".join(lines) + "\n"
     print(report)
     command = f"OMP_NUM_THREADS=1 python benchmarks/run.py {repeats} {clock}"
-    (HERE / "RESULTS.md").write_text(
-        "# Engine benchmark results\n\nWritten by `benchmarks/run.py` (issue 8, targets 1 and 2); "
+    results = HERE / "RESULTS.md"
+    kept = results.read_text().partition(MARKER)[2] if results.exists() else ""
+    results.write_text(
+        "# Engine benchmark results\n\nWritten by `benchmarks/run.py` (issue 8, targets 1, 2 and 3); "
         f"measured with `{command}`.\n\n```\n{header}```\n\n" + "\n".join(lines) + "\n\n" + NOTES
+        + "\n" + MARKER + kept
     )
     return report
 

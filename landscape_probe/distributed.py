@@ -157,25 +157,28 @@ def gather_to_main(value: Any) -> list[Any] | None:
 
 
 def gather_rows(indices: list[int], rows: dict[str, Any], count: int) -> dict[str, Any]:
-    """Rows ``indices`` (this rank's :func:`share` of ``range(count)``) of each array, put together in order.
+    """Rows ``indices`` (this rank's :func:`share` of ``range(count)``) of flat arrays, put together in order.
 
-    Every rank gets the whole arrays, each row from the one rank that computed it.
+    Each array holds one row of equal width per index, flattened (width 1: one number per index); every
+    rank gets the whole flat arrays, each row from the one rank that computed it.
 
     Example:
         >>> import numpy as np
-        >>> gather_rows([0, 1], {"loss": np.array([3.0, 4.0])}, 2)["loss"].tolist()
-        [3.0, 4.0]
+        >>> gather_rows([0, 1], {"loss": np.array([3.0, 4.0]), "pairs": np.arange(4.0)}, 2)["pairs"].tolist()
+        [0.0, 1.0, 2.0, 3.0]
     """
     import numpy as np
 
     whole: dict[str, Any] = {}
     for where, part in gather((indices, rows)):
         for key, values in part.items():
-            values = np.asarray(values)
+            if not where:
+                continue
+            values = np.asarray(values).reshape(len(where), -1)
             if key not in whole:
-                whole[key] = np.empty((count, *values.shape[1:]), dtype=values.dtype)
+                whole[key] = np.empty((count, values.shape[1]), dtype=values.dtype)
             whole[key][where] = values
-    return whole
+    return {key: values.reshape(-1) for key, values in whole.items()}
 
 
 def gather_items(part: dict[str, Any], order: list[str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ Each kind of results file has its figures in its feature package (``slicing/plot
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from landscape_probe.errors import ProbeError
 
@@ -26,14 +26,24 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return formats
 
 
-def headless() -> None:
-    """Draw into files without a display, unless pyplot is already in use (a notebook keeps its own backend)."""
-    import sys
+def new_figure(figsize: tuple[float, float], layout: str | None = None) -> Figure:
+    """A figure of its own, drawn for files: not in pyplot's registry, and no backend chosen or switched.
 
-    import matplotlib
+    Library code that only writes files need not touch pyplot's global state: a
+    user's notebook keeps its backend and its open figures, and nothing is left
+    to close (the figure goes when its last reference does). Saving picks the
+    Agg canvas for raster formats by itself.
+    """
+    from matplotlib.figure import Figure
 
-    if "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg")
+    return Figure(figsize=figsize, layout=layout)
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], layout: str | None = None,
+             **options: Any) -> tuple[Figure, Any]:
+    """``pyplot.subplots`` on a :func:`new_figure`: the figure and its axes (``options`` as ``Figure.subplots``)."""
+    figure = new_figure(figsize, layout)
+    return figure, figure.subplots(nrows, ncols, **options)
 
 
 def save_figures(figures: dict[str, Figure], out_dir: Path, formats: tuple[str, ...], prefix: str = "") -> list[Path]:
@@ -47,7 +57,7 @@ def save_figures(figures: dict[str, Figure], out_dir: Path, formats: tuple[str, 
     Raises:
         ProbeError: when a file cannot be written (full disk, unwritable folder).
     """
-    import matplotlib.pyplot as plt
+    import sys
 
     from landscape_probe.atomic import atomic_path
 
@@ -62,8 +72,9 @@ def save_figures(figures: dict[str, Figure], out_dir: Path, formats: tuple[str, 
                     figure.savefig(tmp, format=fmt, dpi=130, bbox_inches=bbox)
                 written.append(path)
     finally:
-        for figure in figures.values():
-            plt.close(figure)
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        for figure in figures.values() if pyplot is not None else ():
+            pyplot.close(figure)  # a figure made with pyplot leaves its registry; for any other this does nothing
     return written
 
 

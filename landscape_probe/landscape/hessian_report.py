@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from landscape_probe.figures import headless, save_figures
+from landscape_probe.figures import new_figure, save_figures, subplots
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -83,15 +83,12 @@ def print_hessian(result: HessianResult, console: Console) -> None:
 
 def draw_hessian(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
     """Draw the figures of a Hessian results file into ``out_dir``; returns the files written."""
-    import matplotlib.pyplot as plt
-
     from landscape_probe.landscape.hessian_result import HessianResult
 
-    headless()
     result = HessianResult.load(results_path)
     title = f"{result.provenance.get('architecture', '')}: Hessian spectrum ({result.loss_name})"
     figures = {}
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure, axes = subplots(figsize=(7, 4.5))
     peak = float(np.max(result.density, initial=0.0)) or 1.0
     floor = peak * 1e-6  # six decades below the peak: the Gaussian tails beyond say nothing
     positive = np.where(result.density > floor, result.density, np.nan)
@@ -116,10 +113,8 @@ def draw_hessian(results_path: Path, out_dir: Path, formats: tuple[str, ...]) ->
 
 def _per_layer(result: HessianResult, title: str):
     """Each layer's top eigenvalue and trace (with ±3 standard errors), side by side."""
-    import matplotlib.pyplot as plt
-
     positions = np.arange(len(result.layer_names))
-    figure, (top, trace) = plt.subplots(1, 2, figsize=(11, 0.35 * len(positions) + 2.5))
+    figure, (top, trace) = subplots(1, 2, figsize=(11, 0.35 * len(positions) + 2.5))
     top.barh(positions, result.layer_eigenvalues[:, 0], color="tab:red")
     top.set_xlabel("largest eigenvalue of H_ll")
     trace.barh(positions, result.layer_traces, xerr=3 * result.layer_trace_standard_errors, color="tab:blue")

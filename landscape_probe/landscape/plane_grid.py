@@ -8,12 +8,15 @@ tensors cannot be re-homed, is written layer by layer).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from landscape_probe.errors import ProbeError
 from landscape_probe.landscape.plane_result import PlaneResult
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 class PlaneGrid:
@@ -53,7 +56,7 @@ class PlaneGrid:
 
             self.lambda_max = top_hessian_eigenvalue(self.with_gradient.loss_fn, self.base,
                                                      iterations=power_iterations, seed=settings["seed"])[0]
-        self.flat = self.forward.pack(self.layers)  # W + a·d₁ + b·d₂ in two operations per cell when not None
+        self.flat = self.forward.pack(self.layers)  # W + a·d₁ + b·d₂ in one operation per cell when not None
         if self.flat is not None:
             self.flat_base, self.flat_d1, self.flat_d2 = (P.flatten({k: d[k] for k in self.layers})
                                                           for d in (self.base, self.d1, self.d2))
@@ -141,8 +144,9 @@ class PlaneGrid:
         outputs = torch.empty((len(cols), *self.reference.shape), dtype=self.reference.dtype,
                               device=self.reference.device)
         losses = np.empty(len(cols))
+        row_base = None if self.flat is None else torch.add(self.flat_base, self.flat_d2, alpha=b)  # W + b·d₂
         for i, col in enumerate(cols):  # nothing is written into result until the whole row is done
-            self._write(float(result.x_coordinates[col]), b)
+            self._write(float(result.x_coordinates[col]), b, row_base)
             forward = self.forward.run(with_accuracy=False)
             outputs[i].copy_(forward.outputs)
             losses[i] = forward.loss
@@ -155,11 +159,16 @@ class PlaneGrid:
             result.accuracy[row, cols] = hits.cpu().numpy() / len(self.problem.y)
         result.done[row, cols] = True
 
-    def _write(self, a: float, b: float) -> None:
-        """W + a·d₁ + b·d₂ written into the model's own tensors: no new tensor per cell."""
+    def _write(self, a: float, b: float, row_base: Tensor | None = None) -> None:
+        """W + a·d₁ + b·d₂ written into the model's own tensors: no new tensor per cell.
+
+        ``row_base``, the packed W + b·d₂ of the cell's row, makes it one operation over the packed buffer.
+        """
         import torch
 
-        if self.flat is not None:
+        if self.flat is not None and row_base is not None:
+            torch.add(row_base, self.flat_d1, alpha=a, out=self.flat)
+        elif self.flat is not None:
             torch.add(self.flat_base, self.flat_d1, alpha=a, out=self.flat).add_(self.flat_d2, alpha=b)
         for k in self.layers if self.flat is None else ():
             torch.add(self.base[k], self.d1[k], alpha=a, out=self.forward.slots[k]).add_(self.d2[k], alpha=b)

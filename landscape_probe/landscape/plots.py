@@ -12,18 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from landscape_probe.figures import headless, save_figures
+from landscape_probe.figures import new_figure, save_figures, subplots
 
 
 def draw_interpolation(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
     """Draw the figure of an interpolation results file into ``out_dir``; returns the files written."""
-    import matplotlib.pyplot as plt
-
     from landscape_probe.landscape.interpolation import InterpolationResult
 
-    headless()
     result = InterpolationResult.load(results_path)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (left, right) = subplots(1, 2, figsize=(11, 4))
     figure.subplots_adjust(wspace=0.45)
     left.plot(result.alphas, result.loss, color="black", marker="o", markersize=3, label="loss")
     left.set_xlabel("α  (W = (1 − α)·W_A + α·W_B)")
@@ -58,19 +55,17 @@ def draw_plane(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> l
     (3-D), and with ``measure gradient`` ``trust_region``: where the measured relative gradient change, deep
     relative trust and Euclidean trust each reach the threshold.
     """
-    import matplotlib.pyplot as plt
     import numpy as np
 
     from landscape_probe.landscape.plane_result import PlaneResult
 
-    headless()
     result = PlaneResult.load(results_path)
     xs, ys = result.x_coordinates, result.y_coordinates
     loss = np.ma.masked_invalid(result.loss)
     title = (f"{result.provenance.get('architecture', '')}: d₁ {result.settings.get('direction_x')}, "
              f"d₂ {result.settings.get('direction_y')}" + ("" if result.complete else " (incomplete)"))
     figures = {}
-    figure, axes = plt.subplots(figsize=(6, 5))
+    figure, axes = subplots(figsize=(6, 5))
     levels = _levels(loss)
     filled = axes.contourf(xs, ys, loss, levels=levels, cmap="viridis", extend="max")
     axes.contour(xs, ys, loss, levels=levels, colors="white", linewidths=0.4)
@@ -78,13 +73,13 @@ def draw_plane(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> l
     _mark_origin(axes, title)
     _draw_path(axes, result)
     figures["loss_contour"] = figure
-    figure, axes = plt.subplots(figsize=(6, 5))
+    figure, axes = subplots(figsize=(6, 5))
     mesh = axes.pcolormesh(xs, ys, np.ma.log10(np.ma.masked_less_equal(loss, 0)), shading="nearest", cmap="magma")
     figure.colorbar(mesh, ax=axes, label="log₁₀ loss")
     _mark_origin(axes, title)
     _draw_path(axes, result)
     figures["loss_heatmap"] = figure
-    figure = plt.figure(figsize=(7, 5.5))
+    figure = new_figure(figsize=(7, 5.5))
     axes3d = figure.add_subplot(projection="3d")
     grid_x, grid_y = np.meshgrid(xs, ys)
     axes3d.plot_surface(grid_x, grid_y, np.clip(result.loss, None, levels[-1]), cmap="viridis", linewidth=0)
@@ -133,13 +128,12 @@ def _mark_origin(axes, title: str) -> None:
 
 def _trust_region(result, title: str):
     """Filled log10 relative gradient change, and the threshold contour of the measurement and each prediction."""
-    import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.lines import Line2D
 
     xs, ys, threshold = result.x_coordinates, result.y_coordinates, result.settings.get("threshold", 1.0)
     measured = np.ma.masked_invalid(result.relative_gradient_change)
-    figure, axes = plt.subplots(figsize=(6.5, 5))
+    figure, axes = subplots(figsize=(6.5, 5))
     positive = np.ma.masked_less_equal(measured, 0)
     mesh = axes.pcolormesh(xs, ys, np.ma.log10(positive), shading="nearest", cmap="Greys")
     figure.colorbar(mesh, ax=axes, label="log₁₀ relative gradient change (measured)")

@@ -49,7 +49,7 @@ from landscape_probe.losses import classifies
 from landscape_probe.models.groups import layer_groups
 from landscape_probe.models.modes import eval_mode
 from landscape_probe.params import Params
-from landscape_probe.slicing import directions
+from landscape_probe.slicing import cached_prefix, directions
 from landscape_probe.slicing.config import SliceConfig
 from landscape_probe.slicing.evaluator import Evaluation, ProbeEvaluator
 from landscape_probe.slicing.predictions import predict
@@ -99,9 +99,8 @@ def run_slice(
         raise ProbeError("No parameter matches the layer selection; check --select and --include-1d.")
     scales = config.all_scales
     groups = layer_groups(model, layer_names) if config.per_layer else {}
-    # under torchrun: the points of the whole sweep, and the layers of --layers, are divided among ranks
-    points, my_groups = distributed.share(list(range(len(scales)))), distributed.share(list(groups))
-    counter = _Counter(len(points) + len(scales) * len(my_groups), progress)  # this rank's share
+    points, my_groups = distributed.share(list(range(len(scales)))), distributed.share(list(groups.items()))
+    counter = _Counter(len(points) + len(scales) * len(my_groups), progress)  # this rank's share, under torchrun
 
     nonfinite_weights = any(
         t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in model.state_dict().values()
@@ -116,10 +115,9 @@ def run_slice(
     direction = direction_at_w(config, evaluator, at_zero, hessian, other, device, dtype)
     whole = _sweep(evaluator, at_zero, hessian, direction, scales, config, counter, "all layers", nonfinite_weights,
                    points)
-    layers = {}
-    for group in my_groups:
-        members = groups[group]
-        alone = ProbeEvaluator(model, x, y, loss_name, members, config.batch_size)
+    layers, graph = {}, cached_prefix.traced(model) if my_groups else None
+    for group, members in my_groups:
+        alone = _evaluator_alone(model, x, y, loss_name, members, config.batch_size, graph)
         at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base)
         layers[group] = _sweep(
             alone, at_zero_alone, hessian_alone, {name: direction[name] for name in members}, scales, config,
@@ -127,6 +125,17 @@ def run_slice(
         )
     layers = distributed.gather_items(layers, list(groups)) if distributed.launched() else layers
     return _result(whole, layers, scales, model, layer_names, config, loss_name, y)
+
+
+def _evaluator_alone(
+    model: nn.Module, x: Tensor, y: Tensor, loss_name: str, members: list[str], batch_size: int,
+    graph: torch.fx.Graph | None,
+) -> ProbeEvaluator:
+    """An evaluator of ``members`` perturbed alone, starting at their layer when the model can be cut there."""
+    cut = None if graph is None else cached_prefix.cut_before(model, members, x, batch_size, graph)
+    if cut is None:
+        return ProbeEvaluator(model, x, y, loss_name, members, batch_size)
+    return ProbeEvaluator(cut.suffix, cut.inputs, y, loss_name, members, batch_size)
 
 
 def _result(whole: SliceSweep, layers: dict[str, SliceSweep], scales: np.ndarray, model: nn.Module,
@@ -197,8 +206,7 @@ def _sweep(
     (one copy to the host per column, not one per number). ``nonfinite_weights``
     (W holds NaN or ±inf), or a step u that is not finite, makes every verdict
     of the sweep undefined (:func:`~landscape_probe.slicing.predictions.predict`).
-    Given ``points`` (indices of ``scales``), only those are evaluated here and
-    the other ranks' points are gathered (under ``torchrun``).
+    ``points``: the indices of ``scales`` evaluated here (the other ranks' are gathered, under ``torchrun``).
     """
     base, g0 = evaluator.base, at_zero.gradient
     scaling = config.resolved_scaling
@@ -221,16 +229,13 @@ def _sweep(
     point = P.unflatten(flat_point, base)  # views: one add per point writes every layer
     columns: dict[str, list[Tensor]] = {"loss": [], "function_change": [], "gradient_change": [], "correct": [],
                                         "kl_divergence": []}
-    mine = list(range(len(scales))) if points is None else points
-    for t in scales[mine]:
+    for t in scales if points is None else scales[points]:
         torch.add(evaluator.flat_base, flat_unit, alpha=float(t), out=flat_point)
         _record_point(columns, evaluator.evaluate(point), at_zero.outputs, g0_parts, names, log_p0, evaluator.y)
         counter.advance(label)
     table = {key: torch.stack(values).double().cpu().numpy() for key, values in columns.items() if values}
     if points is not None and distributed.launched():  # the other ranks evaluated the other points
-        if mine:
-            table["gradient_change"] = table["gradient_change"].reshape(len(mine), len(names))
-        table = distributed.gather_rows(mine, table, len(scales))
+        table = distributed.gather_rows(points, table, len(scales))
     loss = table["loss"]
     function_change = ratio_or_nan(table["function_change"], float(torch.linalg.vector_norm(at_zero.outputs)))
     per_layer_change = table["gradient_change"].reshape(len(scales), len(names))

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from landscape_probe.figures import headless, save_figures
+from landscape_probe.figures import new_figure, save_figures, subplots
 from landscape_probe.slicing.result import SliceResult, SliceSweep
 from landscape_probe.slicing.store import read_slice
 
@@ -41,7 +41,6 @@ SAME_LINE = 0.1
 
 def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
     """Draw every figure of a slice results file into ``out_dir``; returns the files written."""
-    headless()
     data = read_slice(results_path)
     figures = {"relative_change": _relative_change(data), "loss": _loss(data)}
     if data.layers:
@@ -138,12 +137,10 @@ LOSS_ONLY_PANELS = {"relative_function_change": RELATIVE_CHANGE_PANELS["relative
 
 
 def _relative_change(data: SliceResult) -> Figure:
-    import matplotlib.pyplot as plt
-
     whole, positive = data.whole, data.scales > 0
     t = data.scales[positive]
     shown = RELATIVE_CHANGE_PANELS if data.config.measure == "gradient" else LOSS_ONLY_PANELS
-    figure, panels = plt.subplots(1, len(shown), figsize=(5.5 * len(shown), 4.2), sharex=True, squeeze=False,
+    figure, panels = subplots(1, len(shown), figsize=(5.5 * len(shown), 4.2), sharex=True, squeeze=False,
                                   layout="constrained")
     for axes, (measured, (ylabel, predictions)) in zip(panels[0], shown.items()):
         _loglog(axes, t, getattr(whole, measured)[positive], "measured", MEASURED, "-", marker="o")
@@ -186,8 +183,6 @@ def _loglog(
 
 
 def _loss(data: SliceResult) -> Figure:
-    import matplotlib.pyplot as plt
-
     whole = data.whole
     order = np.argsort(np.append(data.scales, 0.0))
     t = np.append(data.scales, 0.0)[order]
@@ -195,7 +190,7 @@ def _loss(data: SliceResult) -> Figure:
     def with_zero(values: np.ndarray) -> np.ndarray:
         return np.append(values, whole.loss_at_zero)[order]
 
-    figure, axes = plt.subplots(figsize=(6, 4.2), layout="constrained")
+    figure, axes = subplots(figsize=(6, 4.2), layout="constrained")
     measured = with_zero(whole.loss)
     axes.plot(t, measured, color=MEASURED, marker="o", markersize=3, label="measured loss")
     if data.config.measure == "gradient":  # a loss-only line has no λ_max or uᵀHu for the models
@@ -220,14 +215,12 @@ def _loss(data: SliceResult) -> Figure:
 
 def _layers_heatmap(data: SliceResult) -> Figure:
     """Layer × t, t on a log axis (cells span the geometric midpoints between scales)."""
-    import matplotlib.pyplot as plt
-
     positive = data.scales > 0
     t = data.scales[positive]
     names = list(data.layers)
     with np.errstate(divide="ignore", invalid="ignore"):
         grid = np.log10(np.array([data.layers[name].relative_gradient_change[positive] for name in names]))
-    figure, axes = plt.subplots(figsize=(7, 0.35 * len(names) + 1.8), layout="constrained")
+    figure, axes = subplots(figsize=(7, 0.35 * len(names) + 1.8), layout="constrained")
     mesh = axes.pcolormesh(_log_edges(t), np.arange(len(names) + 1) - 0.5, np.ma.masked_invalid(grid), cmap="magma")
     axes.set_xscale("log")
     axes.set_yticks(range(len(names)), names, fontsize=7)
@@ -262,8 +255,6 @@ def predicted_breakdown(scales: np.ndarray, prediction: np.ndarray) -> float:
 
 
 def _layers_breakdown(data: SliceResult) -> Figure:
-    import matplotlib.pyplot as plt
-
     names = list(data.layers)
     sweeps = [data.layers[name] for name in names]
     breakdown = np.array([sweep.breakdown_scale for sweep in sweeps])
@@ -273,7 +264,7 @@ def _layers_breakdown(data: SliceResult) -> Figure:
     smallest = float(np.min(np.abs(data.scales)))
     reached = np.isfinite(breakdown)
     rows = np.arange(len(names))
-    figure, axes = plt.subplots(figsize=(9.5, 0.35 * len(names) + 1.8), layout="constrained")
+    figure, axes = subplots(figsize=(9.5, 0.35 * len(names) + 1.8), layout="constrained")
     axes.hlines(rows[reached], smallest, breakdown[reached], color=MEASURED, linewidth=1)
     axes.plot(breakdown[reached], rows[reached], "o", color=MEASURED, label="measured: reaches 1")
     if (~reached).any():

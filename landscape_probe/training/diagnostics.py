@@ -93,11 +93,11 @@ def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, inputs: Tensor, targ
     """
     if len(inputs) < 2:
         raise ValueError("the gradient noise scale needs at least two examples")
-    gradients = per_example_gradients(model, loss_fn, inputs, targets)
-    flat = torch.cat([g.reshape(len(inputs), -1) for g in gradients.values()], dim=1)
-    mean = flat.mean(dim=0)
-    trace_covariance = (flat - mean).pow(2).sum() / (len(inputs) - 1)
-    return float(trace_covariance / mean.pow(2).sum())
+    gradients = per_example_gradients(model, loss_fn, inputs, targets).values()
+    # per parameter, with no concatenated copy: the coordinates' unbiased variances sum to tr(Σ)
+    trace_covariance = sum(g.var(dim=0, correction=1).sum(dtype=torch.float64) for g in gradients)
+    squared_mean = sum(g.mean(dim=0).pow(2).sum(dtype=torch.float64) for g in gradients)
+    return float(trace_covariance / squared_mean)
 
 
 def spectral_shift(before: Tensor, after: Tensor) -> float:

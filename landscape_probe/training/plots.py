@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from landscape_probe.figures import headless, save_figures
+from landscape_probe.figures import new_figure, save_figures, subplots
 from landscape_probe.training.result import TrainResult
 from landscape_probe.training.store import RunResult, summary_rows
 
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 def draw(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:
     """Draw every figure of a train results file into ``out_dir``; returns the files written."""
-    headless()
     result = TrainResult.load(results_path)
     runs, units = result.runs, result.loss_units
     shown = _shown_runs(runs)
@@ -79,9 +78,7 @@ def _label(run: RunResult) -> str:
 
 
 def _per_depth(runs: list[RunResult], depths: list[int], panel) -> Figure:
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(depths), figsize=(4.2 * len(depths), 3.4), squeeze=False, sharey=True)
+    figure, axes = subplots(1, len(depths), figsize=(4.2 * len(depths), 3.4), squeeze=False, sharey=True)
     colours = _colours(runs)
     for ax, depth in zip(axes[0], depths):
         for run in (r for r in runs if r.depth == depth):
@@ -110,10 +107,9 @@ def _accuracy_panel(ax: Axes, run: RunResult, colour: str) -> None:
 
 
 def _per_optimizer(runs: list[RunResult], record: str, ylabel: str, depth: int) -> Figure:
-    import matplotlib.pyplot as plt
     from matplotlib import colormaps
 
-    figure, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.4), squeeze=False, sharey=True)
+    figure, axes = subplots(1, len(runs), figsize=(4.2 * len(runs), 3.4), squeeze=False, sharey=True)
     for ax, run in zip(axes[0], runs):
         values = np.asarray(run.records[record], dtype=float)
         layers = len(run.layer_names)
@@ -136,9 +132,7 @@ ICLR 2021, and its appendix on momentum); the factor of β per optimiser. Other 
 
 
 def _diagnostics(runs: list[RunResult], depth: int, units: str, momentum: float = 0.9) -> Figure:
-    import matplotlib.pyplot as plt
-
-    figure, (sharp, noise, update, trust) = plt.subplots(1, 4, figsize=(19, 3.6))
+    figure, (sharp, noise, update, trust) = subplots(1, 4, figsize=(19, 3.6))
     figure.subplots_adjust(wspace=0.35)
     colours = _colours(runs)
     for run in runs:
@@ -175,11 +169,9 @@ def _diagnostics(runs: list[RunResult], depth: int, units: str, momentum: float 
 
 
 def _depth_figure(runs: list[RunResult]) -> Figure:
-    import matplotlib.pyplot as plt
-
     rows = summary_rows(runs)
     colours = _colours(runs)
-    figure, ax = plt.subplots(figsize=(5, 3.6))
+    figure, ax = subplots(figsize=(5, 3.6))
     for optimizer in sorted({row.optimizer for row in rows}):
         mine = [row for row in rows if row.optimizer == optimizer]
         ax.plot([row.depth for row in mine], [row.train_accuracy for row in mine], color=colours[optimizer],

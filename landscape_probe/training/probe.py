@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from landscape_probe.errors import ProbeError
 from landscape_probe.layout import loss_units
 from landscape_probe.losses import LOSSES, LossFn, loss_function
+from landscape_probe.models.outputs import selecting_output
 from landscape_probe.training.records import EPOCH_RECORDS
 from landscape_probe.training.recorder import Recorder
 from landscape_probe.training.result import TrainResult
@@ -70,12 +71,15 @@ class TrainingProbe:
             (mean over the batch), used by the diagnostics and for the units of the records.
         sharpness_iterations: power iterations for the sharpness.
         seed: seeds the power iteration; recorded as the run's seed.
+        output_key: for a model returning a tuple, dict or ``ModelOutput``, the output the diagnostics
+            take the loss of (a key or an index; default: ``logits``, else the first tensor). Your loop
+            sees the model's outputs as they are: the selection holds only while the probe measures.
     """
 
     def __init__(
         self, model: nn.Module, optimizer: torch.optim.Optimizer, *, every: int = 10,
         data: tuple[Tensor, Tensor] | None = None, loss: str | LossFn = "cross_entropy",
-        sharpness_iterations: int = 20, seed: int = 0,
+        sharpness_iterations: int = 20, seed: int = 0, output_key: str | int | None = None,
     ) -> None:
         if every < 0:
             raise ProbeError(f"every must be at least 0, not {every}.")
@@ -92,6 +96,7 @@ class TrainingProbe:
             device = next(model.parameters()).device
             batch = (torch.as_tensor(data[0]).to(device), torch.as_tensor(data[1]).to(device))
         self.model, self.optimizer, self.every, self.seed = model, optimizer, every if batch is not None else 0, seed
+        self.output_key = None if output_key is None else str(output_key)
         self.recorder = Recorder(model, loss_fn, diagnostic_batch=batch, sharpness_iterations=sharpness_iterations,
                                  seed=seed)
         group = optimizer.param_groups[0]
@@ -108,7 +113,7 @@ class TrainingProbe:
                                   learning_rate, before)
         diagnose = self.every > 0 and self.steps % self.every == 0
         if diagnose:
-            with self._weights(self._previous):
+            with self._weights(self._previous), selecting_output(self.model, self.output_key):
                 self.recorder.record_diagnostics(self.steps, learning_rate, float(group.get("weight_decay", 0.0)),
                                                  self.optimizer)
         self.recorder.record_update(before, diagnosed=diagnose)
@@ -132,7 +137,7 @@ class TrainingProbe:
         run = RunResult(name, self.base_lr, len(layers), self.seed, model_args, layers, self.recorder.normalised,
                         self.recorder.records, steps=self.steps, best_of_grid=True)
         config = {"optimizers": [name], "model": model_args["class"], "loss": self.loss_name,
-                  "diagnostics_every": self.every, "recorded_by": "TrainingProbe"}
+                  "diagnostics_every": self.every, "recorded_by": "TrainingProbe", "output_key": self.output_key}
         device = str(next(self.model.parameters()).device)
         attrs = provenance(command_line="landscape_probe.TrainingProbe (Python API)", device=device, seed=self.seed)
         return TrainResult([run], config, self.loss_units, attrs=attrs)

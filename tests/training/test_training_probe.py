@@ -132,3 +132,42 @@ def test_a_loss_function_of_ones_own_and_bad_arguments() -> None:
         TrainingProbe(model, optimizer, loss=3)
     with pytest.raises(ProbeError, match="pair"):
         TrainingProbe(model, optimizer, data=torch.zeros(3))
+
+
+class _WithAux(nn.Module):
+    """The plain model's logits, returned beside an auxiliary tensor (first) or in a dict."""
+
+    def __init__(self, inner: nn.Module, as_dict: bool) -> None:
+        super().__init__()
+        self.inner, self.as_dict = inner, as_dict
+
+    def forward(self, x: torch.Tensor):
+        logits = self.inner(x)
+        return {"features": x.sum(1), "logits": logits} if self.as_dict else (x.sum(1), logits)
+
+
+@pytest.mark.parametrize(("as_dict", "key"), [(True, None), (False, "1")])
+def test_output_key_gives_the_plain_models_diagnostics_and_leaves_the_loop_its_outputs(as_dict, key):
+    x, y = _data()
+    runs = []
+    for wrapped in (False, True):
+        model = _model()
+        net = _WithAux(model, as_dict) if wrapped else model
+        optimizer = torch.optim.SGD(net.parameters(), lr=LR)
+        probe = TrainingProbe(net, optimizer, every=1, data=(x[:16], y[:16]), sharpness_iterations=6,
+                              output_key=key if wrapped else None)
+        for _ in range(3):
+            optimizer.zero_grad()
+            outputs = net(x)
+            logits = (outputs["logits"] if as_dict else outputs[1]) if wrapped else outputs
+            if wrapped:
+                assert isinstance(outputs, dict if as_dict else tuple)  # the probe's selection is not left on
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            optimizer.step()
+            probe.step(loss)
+        runs.append(probe.result())
+    plain, wrapped = (result.runs[0].records for result in runs)
+    for name in ("sharpness", "gradient_noise_scale", "spectral_shift", "step_over_breakdown", "loss"):
+        np.testing.assert_allclose(wrapped[name], plain[name], rtol=1e-10, err_msg=name)
+    assert runs[1].config["output_key"] == key
