@@ -12,9 +12,11 @@ machine makes both slower and the speed-up smaller).
 - plane: ``probe plane`` of the 16-layer sample on a ``--grid``×``--grid`` grid with
   ``--measure gradient`` (every cell a forward and a backward pass; rows divided among ranks);
 - sweep: ``probe train`` of sgd and fromage × seeds 0,1 (4 runs of a 4-layer MLP on digits,
-  ``--epochs`` epochs each; runs divided among ranks).
+  ``--epochs`` epochs each; runs divided among ranks);
+- fixed cost: the same plane on a 2×2 grid, nearly all start, load, rendezvous and writing: what
+  a job must outweigh before a second process pays.
 
-Run: ``python benchmarks/scaling.py [--grid 31] [--epochs 10] [--repeats 3]``.
+Run: ``python benchmarks/scaling.py [--grid 51] [--epochs 30] [--repeats 3]``.
 """
 
 from __future__ import annotations
@@ -51,11 +53,16 @@ def launcher(processes: int) -> list[str]:
 
 def workloads(grid: int, epochs: int) -> dict[str, list[str]]:
     sample = str(ROOT / "sample_checkpoints" / "mlp16_digits.pt")
-    span = f"-1:1:{grid}"
+
+    def plane(points: int) -> list[str]:
+        span = f"-1:1:{points}"
+        return ["plane", sample, "--x", span, "--y", span, "--measure", "gradient", "--probe-size", "512",
+                "--device", "cpu", "--no-plots", "-o", "plane.h5", "--overwrite"]
+
     return {
-        "plane": ["plane", sample, "--x", span, "--y", span, "--measure", "gradient", "--probe-size", "512",
-                  "--device", "cpu", "--no-plots", "-o", "plane.h5", "--overwrite"],
-        "sweep": ["train", "--optimizer", "sgd", "--optimizer", "fromage", "--seeds", "0,1", "--depth", "4",
+        "fixed cost (2×2 plane)": plane(2),
+        f"plane {grid}×{grid}": plane(grid),
+        f"sweep, 4 runs × {epochs} epochs": ["train", "--optimizer", "sgd", "--optimizer", "fromage", "--seeds", "0,1", "--depth", "4",
                   "--width", "64", "--epochs", str(epochs), "--diagnostics-every", "0", "--device", "cpu",
                   "--output", "sweep", "--overwrite", "--no-plots"],
     }
@@ -63,8 +70,8 @@ def workloads(grid: int, epochs: int) -> dict[str, list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grid", type=int, default=31)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--grid", type=int, default=51)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} cores")
