@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -122,10 +123,12 @@ def _collective(what: str) -> Iterator[None]:
     try:
         yield
     except RuntimeError as err:  # Gloo and NCCL report a lost peer or a timeout as RuntimeError (DistError)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        # Gloo's message: "[file.cc:553] Connection closed by peer [host]:port. This is typically ... GLHF!"
+        first = re.sub(r"^\[[^\]]*\]\s*", "", " ".join(str(err).split())).split(". ")[0].rstrip(".")
         raise ProbeError(f"Rank {rank()} of {world_size()} lost the other ranks while {what} (one failed, was "
-                         f"killed, or took longer than PROBE_DIST_TIMEOUT={_timeout():g} s: {first}); "
-                         "nothing was written by this rank.") from None
+                         f"killed, or took longer than PROBE_DIST_TIMEOUT={_timeout():g} s: "
+                         f"{first or type(err).__name__}); "
+                         "nothing more is written.") from None
 
 
 def _timeout() -> float:
