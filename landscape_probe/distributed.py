@@ -8,9 +8,12 @@ them with Gloo on CPUs and NCCL on GPUs (each rank on GPU ``LOCAL_RANK``,
 already done so, with a timeout on every collective (``PROBE_DIST_TIMEOUT``
 seconds, default 600): a rank that dies makes the others fail with a message
 instead of hanging. Work is split by :func:`share` (item i goes to rank
-i mod N), and :func:`gather` brings every rank's part to all of them; only rank
-0 opens the results file (:func:`is_main`). Without ``torchrun`` every
-function here is the single-process identity: one rank, all the work.
+i mod N), and :func:`gather` (:func:`gather_rows` for rows of arrays,
+:func:`gather_items` for a dict's items) brings every rank's part to all of
+them; a probe set split across ranks (``--shard data``,
+:mod:`landscape_probe.data_shard`) has its sums added by :func:`all_reduce_sum`.
+Only rank 0 opens the results file (:func:`is_main`). Without ``torchrun``
+every function here is the single-process identity: one rank, all the work.
 
 Commands that split their work so far: :data:`SPLIT_COMMANDS`. The others are
 refused under ``torchrun`` in one sentence rather than run N times over. A
@@ -144,18 +147,6 @@ def gather(value: Any) -> list[Any]:
     values: list[Any] = [None] * world_size()
     with _collective("gathering results"):
         dist.all_gather_object(values, value)
-    return values
-
-
-def gather_to_main(value: Any) -> list[Any] | None:
-    """Every rank's ``value``, in rank order, on rank 0 alone (None elsewhere): for what only rank 0 saves."""
-    if not launched():
-        return [value]
-    import torch.distributed as dist
-
-    values: list[Any] | None = [None] * world_size() if is_main() else None
-    with _collective("sending results to rank 0"):
-        dist.gather_object(value, values, dst=0)
     return values
 
 
