@@ -14,7 +14,8 @@ machine makes both slower and the speed-up smaller).
 - sweep: ``probe train`` of sgd and fromage × seeds 0,1 (4 runs of a 4-layer MLP on digits,
   ``--epochs`` epochs each; runs divided among ranks);
 - fixed cost: the same plane on a 2×2 grid, nearly all start, load, rendezvous and writing: what
-  a job must outweigh before a second process pays.
+  a job must outweigh before a second process pays. The other rows also print their speed-up with
+  the fixed cost (median) taken off both times: an estimate of the work's own speed-up.
 
 Run: ``python benchmarks/scaling.py [--grid 51] [--epochs 30] [--repeats 3]``.
 """
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} cores")
+    fixed: tuple[float, float] | None = None
     with tempfile.TemporaryDirectory() as folder:
         for name, command in workloads(args.grid, args.epochs).items():
             times: dict[int, list[float]] = {1: [], 2: []}
@@ -82,8 +84,12 @@ def main() -> None:
                 for processes in ((1, 2) if repeat % 2 == 0 else (2, 1)):
                     times[processes].append(timed([*launcher(processes), *command], Path(folder)))
             one, two = statistics.median(times[1]), statistics.median(times[2])
+            fixed = fixed or (one, two)  # the first workload is the fixed cost
+            work = ("" if (one, two) == fixed or two <= fixed[1] else
+                    f"; without the fixed cost {(one - fixed[0]) / (two - fixed[1]):.2f}×")
             print(f"{name}: 1 process {one:.1f} s ({min(times[1]):.1f}–{max(times[1]):.1f}), "
-                  f"2 processes {two:.1f} s ({min(times[2]):.1f}–{max(times[2]):.1f}), speed-up {one / two:.2f}×")
+                  f"2 processes {two:.1f} s ({min(times[2]):.1f}–{max(times[2]):.1f}), speed-up {one / two:.2f}×"
+                  + work)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
