@@ -13,6 +13,8 @@ machine makes both slower and the speed-up smaller).
   ``--measure gradient`` (every cell a forward and a backward pass; rows divided among ranks);
 - sweep: ``probe train`` of sgd and fromage × seeds 0,1 (4 runs of a 4-layer MLP on digits,
   ``--epochs`` epochs each; runs divided among ranks);
+- ceiling: a pure-Python loop run alone, then two copies at once: the speed-up two independent
+  processes get on this machine at that moment (another job, or vCPUs that share a core, lower it);
 - fixed cost: the same plane on a 2×2 grid, nearly all start, load, rendezvous and writing: what
   a job must outweigh before a second process pays. The other rows also print their speed-up with
   the fixed cost (median) taken off both times: an estimate of the work's own speed-up.
@@ -69,6 +71,19 @@ def workloads(grid: int, epochs: int) -> dict[str, list[str]]:
     }
 
 
+SPIN = "import time; t = time.perf_counter(); sum(range(30_000_000)); print(time.perf_counter() - t)"
+
+
+def ceiling() -> float:
+    """Twice one loop's time over the time two copies of it take at once."""
+    alone = timed([sys.executable, "-c", SPIN], ROOT)
+    started = time.perf_counter()
+    both = [subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.DEVNULL) for _ in range(2)]
+    for process in both:
+        process.wait()
+    return 2 * alone / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", type=int, default=51)
@@ -76,6 +91,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; {os.cpu_count()} cores")
+    print(f"ceiling: two independent processes at once run {ceiling():.2f}× as fast as one after the other")
     fixed: tuple[float, float] | None = None
     with tempfile.TemporaryDirectory() as folder:
         for name, command in workloads(args.grid, args.epochs).items():
@@ -90,7 +106,7 @@ def main() -> None:
             print(f"{name}: 1 process {one:.1f} s ({min(times[1]):.1f}–{max(times[1]):.1f}), "
                   f"2 processes {two:.1f} s ({min(times[2]):.1f}–{max(times[2]):.1f}), speed-up {one / two:.2f}×"
                   + work)
-    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"ceiling: {ceiling():.2f}×; load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":
