@@ -8,12 +8,17 @@ them with Gloo on CPUs and NCCL on GPUs (each rank on GPU ``LOCAL_RANK``,
 already done so, with a timeout on every collective (``PROBE_DIST_TIMEOUT``
 seconds, default 600): a rank that dies makes the others fail with a message
 instead of hanging. Work is split by :func:`share` (item i goes to rank
-i mod N), and :func:`gather` brings every rank's part to all of them; only rank
-0 opens the results file (:func:`is_main`). Without ``torchrun`` every
-function here is the single-process identity: one rank, all the work.
+i mod N), and :func:`gather` (:func:`gather_rows` for rows of arrays,
+:func:`gather_items` for a dict's items) brings every rank's part to all of
+them; a probe set split across ranks (``--shard data``,
+:mod:`landscape_probe.data_shard`) has its sums added by :func:`all_reduce_sum`.
+Only rank 0 opens the results file (:func:`is_main`). Without ``torchrun``
+every function here is the single-process identity: one rank, all the work.
 
 Commands that split their work so far: :data:`SPLIT_COMMANDS`. The others are
-refused under ``torchrun`` in one sentence rather than run N times over.
+refused under ``torchrun`` in one sentence rather than run N times over. A
+collective that fails (another rank died, or the timeout passed) raises one
+:class:`~landscape_probe.errors.ProbeError` sentence on the ranks still alive.
 
 Example:
     >>> world_size(), rank(), share(list(range(5)))
@@ -24,13 +29,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 from landscape_probe.errors import ProbeError
 
-SPLIT_COMMANDS = ("plane",)
+SPLIT_COMMANDS = ("plane", "slice", "hessian", "train")
 """The ``probe`` commands that divide their work among ``torchrun`` ranks."""
 
 
@@ -62,7 +68,7 @@ def check_command(command: str | None) -> None:
     """
     if launched() and command is not None and command not in SPLIT_COMMANDS:
         raise ProbeError(f"probe {command} does not split its work among torchrun's ranks yet (only "
-                         f"{', '.join(SPLIT_COMMANDS)} does); run it as one process, without torchrun.")
+                         f"{', '.join(SPLIT_COMMANDS)} do); run it as one process, without torchrun.")
 
 
 @contextlib.contextmanager
@@ -81,10 +87,12 @@ def process_group(device: str) -> Iterator[None]:
     created = not dist.is_initialized()
     if created:
         gpu = device != "cpu" and torch.cuda.is_available()
-        seconds = float(os.environ.get("PROBE_DIST_TIMEOUT", "600"))
-        dist.init_process_group("nccl" if gpu else "gloo", timeout=timedelta(seconds=seconds))
+        dist.init_process_group("nccl" if gpu else "gloo", timeout=timedelta(seconds=_timeout()))
     try:
         yield
+        if created:  # no rank leaves while another may still be exchanging its last results with it
+            with _collective("finishing"):
+                dist.barrier()
     finally:
         if created:
             dist.destroy_process_group()
@@ -95,6 +103,41 @@ def share(items: list[Any]) -> list[Any]:
     return items[rank()::world_size()]
 
 
+def check_shard(command: str, shard: str, supported: tuple[str, ...]) -> None:
+    """Refuse a ``--shard`` the command does not offer (``work``: its points, layers or runs; ``data``: its probe set).
+
+    Raises:
+        ProbeError: for a value that is not ``work`` or ``data``, or one ``command`` does not support.
+    """
+    if shard not in SHARDS:
+        raise ProbeError(f"Unknown --shard '{shard}'; use one of {', '.join(SHARDS)}.")
+    if shard not in supported:
+        raise ProbeError(f"probe {command} does not support --shard {shard}; use --shard "
+                         f"{' or '.join(supported)}.")
+
+
+SHARDS = ("work", "data")
+"""``--shard work`` divides points, layers, cells or runs among ranks; ``--shard data`` divides the probe set."""
+
+
+@contextlib.contextmanager
+def _collective(what: str) -> Iterator[None]:
+    """A failed collective as one sentence: another rank died or stopped answering within the timeout."""
+    try:
+        yield
+    except RuntimeError as err:  # Gloo and NCCL report a lost peer or a timeout as RuntimeError (DistError)
+        # Gloo's message: "[file.cc:553] Connection closed by peer [host]:port. This is typically ... GLHF!"
+        first = re.sub(r"^\[[^\]]*\]\s*", "", " ".join(str(err).split())).split(". ")[0].rstrip(".")
+        raise ProbeError(f"Rank {rank()} of {world_size()} lost the other ranks while {what} (one failed, was "
+                         f"killed, or took longer than PROBE_DIST_TIMEOUT={_timeout():g} s: "
+                         f"{first or type(err).__name__}); "
+                         "nothing more is written.") from None
+
+
+def _timeout() -> float:
+    return float(os.environ.get("PROBE_DIST_TIMEOUT", "600"))
+
+
 def gather(value: Any) -> list[Any]:
     """Every rank's ``value``, in rank order, on every rank (``[value]`` without ``torchrun``)."""
     if not launched():
@@ -102,8 +145,53 @@ def gather(value: Any) -> list[Any]:
     import torch.distributed as dist
 
     values: list[Any] = [None] * world_size()
-    dist.all_gather_object(values, value)
+    with _collective("gathering results"):
+        dist.all_gather_object(values, value)
     return values
+
+
+def gather_rows(indices: list[int], rows: dict[str, Any], count: int) -> dict[str, Any]:
+    """Rows ``indices`` (this rank's :func:`share` of ``range(count)``) of flat arrays, put together in order.
+
+    Each array holds one row of equal width per index, flattened (width 1: one number per index); every
+    rank gets the whole flat arrays, each row from the one rank that computed it.
+
+    Example:
+        >>> import numpy as np
+        >>> gather_rows([0, 1], {"loss": np.array([3.0, 4.0]), "pairs": np.arange(4.0)}, 2)["pairs"].tolist()
+        [0.0, 1.0, 2.0, 3.0]
+    """
+    import numpy as np
+
+    whole: dict[str, Any] = {}
+    for where, part in gather((indices, rows)):
+        for key, values in part.items():
+            if not where:
+                continue
+            values = np.asarray(values).reshape(len(where), -1)
+            if key not in whole:
+                whole[key] = np.empty((count, values.shape[1]), dtype=values.dtype)
+            whole[key][where] = values
+    return {key: values.reshape(-1) for key, values in whole.items()}
+
+
+def gather_items(part: dict[str, Any], order: list[str]) -> dict[str, Any]:
+    """Every rank's ``part`` of a dict (its :func:`share` of the keys ``order``), whole and in that order."""
+    whole: dict[str, Any] = {}
+    for each in gather(part):
+        whole.update(each)
+    return {key: whole[key] for key in order}
+
+
+def all_reduce_sum(tensor: Any) -> Any:
+    """``tensor`` summed over the ranks, in place, on every rank (itself without ``torchrun``)."""
+    if not launched():
+        return tensor
+    import torch.distributed as dist
+
+    with _collective("summing over the probe set's shards"):
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
 
 
 def from_main(value: Any) -> Any:
@@ -113,5 +201,6 @@ def from_main(value: Any) -> Any:
     import torch.distributed as dist
 
     box = [value if is_main() else None]
-    dist.broadcast_object_list(box, src=0)
+    with _collective("waiting for rank 0"):
+        dist.broadcast_object_list(box, src=0)
     return box[0]

@@ -29,6 +29,11 @@ PlotsOption = Annotated[Path | None, typer.Option(help="Folder for figures (defa
 NoPlotsOption = Annotated[bool, typer.Option("--no-plots", help="Do not draw figures.")]
 FormatOption = Annotated[str, typer.Option("--format", help="Figure formats: png, svg, pdf (comma-separated).")]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace an existing results file.")]
+ShardOption = Annotated[
+    str,
+    typer.Option(help="Under torchrun: work divides the points, layers or runs among the ranks; data divides the "
+                 "probe set, summing gradients and Hessian-vector products over the ranks (probe hessian)."),
+]
 OutputKeyOption = Annotated[
     str | None,
     typer.Option(help="For a model returning a tuple, dict or ModelOutput: the key or index of the output to "
@@ -38,11 +43,14 @@ OutputKeyOption = Annotated[
 
 def check_outputs(output: Path, overwrite: bool, plots: Path | None, no_plots: bool) -> Path:
     """Refuse an output or figure folder that cannot be written, before any work; returns the figure folder."""
+    from landscape_probe.distributed import is_main
     from landscape_probe.folders import check_folder
     from landscape_probe.hdf5 import check_writable
 
-    check_writable(output, overwrite)
     plots_dir = plots or output.with_name(output.stem + "_plots")
+    if not is_main():  # under torchrun rank 0 alone writes: the other ranks never look at the outputs
+        return plots_dir
+    check_writable(output, overwrite)
     if not no_plots:
         check_folder(plots_dir, "--plots")
     return plots_dir
@@ -50,9 +58,15 @@ def check_outputs(output: Path, overwrite: bool, plots: Path | None, no_plots: b
 
 def save_print_draw(result: Any, output: Path, *, overwrite: bool, printer: Callable[[Any, Any], None],
                     plots_dir: Path, no_plots: bool, formats: str) -> None:
-    """Save the result, print its summary, then draw its figures (a failure there keeps the saved file)."""
+    """Save the result, print its summary, then draw its figures (a failure there keeps the saved file).
+
+    Under ``torchrun`` rank 0 alone does this; the other ranks never open the file.
+    """
+    from landscape_probe.distributed import is_main
     from landscape_probe.figures import parse_formats
 
+    if not is_main():
+        return
     chosen = parse_formats(formats)
     result.save(output, overwrite=overwrite)
     printer(result, console)
@@ -67,7 +81,9 @@ def note_random_tokens(provenance: dict[str, Any]) -> None:
     """Say so when the probe set is the seeded random token ids a Hugging Face folder gets with no --data."""
     import json
 
-    if json.loads(provenance.get("data") or "{}").get("name") == "tokens":
+    from landscape_probe.distributed import is_main
+
+    if json.loads(provenance.get("data") or "{}").get("name") == "tokens" and is_main():
         console.print("note: no --data given, so the probe set is seeded random token ids from the vocabulary; "
                       "--data text:FILE or jsonl:FILE measures on real text.")
 

@@ -33,6 +33,7 @@ from landscape_probe.cli.common import (
     OverwriteOption,
     PlotsOption,
     ProbeSizeOption,
+    ShardOption,
     SplitOption,
     check_outputs,
     note_random_tokens,
@@ -80,6 +81,7 @@ def hessian_command(
     arch_kwargs: ArchKwargsOption = None,
     trust_checkpoint: TrustOption = False,
     output_key: OutputKeyOption = None,
+    shard: ShardOption = "work",
     debug: DebugOption = False,
 ) -> None:
     """Estimate the loss Hessian's top eigenvalues, trace and eigenvalue density on the probe set.
@@ -94,6 +96,8 @@ def hessian_command(
     [bold]probe hessian sample_checkpoints/mlp2_digits.pt --top-k 3[/]
 
     [bold]probe hessian model.pt --per-layer --include-1d --dtype float64[/]
+
+    [bold]torchrun --standalone --nproc_per_node 2 -m landscape_probe hessian model.pt --shard data[/]
     """
     with user_errors(debug):
         from landscape_probe.figures import parse_formats
@@ -108,7 +112,7 @@ def hessian_command(
             trace_tolerance=trace_tolerance, density_runs=density_runs, density_steps=density_steps,
             per_layer=per_layer, select=select, include_1d=include_1d, probe_size=probe_size, split=split, loss=loss,
             device=device, dtype=dtype, seed=seed, arch=arch, arch_kwargs=parse_arch_kwargs(arch_kwargs),
-            trust_checkpoint=trust_checkpoint, output_key=output_key, progress=True,
+            trust_checkpoint=trust_checkpoint, output_key=output_key, progress=True, shard=shard,
         )
         result = dataclasses.replace(result, provenance={**result.provenance, "command_line": command_line(ctx)})
         note_random_tokens(result.provenance)

@@ -34,6 +34,7 @@ from landscape_probe.cli.common import (
     OverwriteOption,
     PlotsOption,
     ProbeSizeOption,
+    ShardOption,
     SplitOption,
     check_outputs,
     note_random_tokens,
@@ -101,6 +102,7 @@ def slice_command(
     arch_kwargs: ArchKwargsOption = None,
     trust_checkpoint: TrustOption = False,
     output_key: OutputKeyOption = None,
+    shard: ShardOption = "work",
     allow_nonfinite: Annotated[
         bool,
         typer.Option("--allow-nonfinite", help="Slice weights holding NaN or infinite values; every verdict is "
@@ -123,8 +125,11 @@ def slice_command(
     [bold]probe slice model.pt --direction hessian:model_hessian.h5:1 --two-sided[/]
 
     [bold]probe slice runs/train/adam_lr0.001_depth4_seed0/checkpoint.pt --direction optimizer:adam[/]
+
+    [bold]torchrun --standalone --nproc_per_node 2 -m landscape_probe slice model.pt --layers[/] (points and layers divided among ranks)
     """
     with user_errors(debug):
+        from landscape_probe.distributed import is_main
         from landscape_probe.figures import parse_formats
         from landscape_probe.slicing.api import slice as slice_model
         from landscape_probe.slicing.summary import print_result
@@ -140,10 +145,10 @@ def slice_command(
             max_scale=max_scale,
             min_scale=min_scale, points=points, two_sided=two_sided, arch=arch,
             arch_kwargs=parse_arch_kwargs(arch_kwargs), trust_checkpoint=trust_checkpoint,
-            allow_nonfinite=allow_nonfinite, progress=True, output_key=output_key,
+            allow_nonfinite=allow_nonfinite, progress=True, output_key=output_key, shard=shard,
         )
         result = dataclasses.replace(result, provenance={**result.provenance, "command_line": command_line(ctx)})
-        if result.config.probe_size < probe_size:
+        if result.config.probe_size < probe_size and is_main():
             console.print(f"note: the {split} split holds {result.config.probe_size} examples, fewer than "
                           f"--probe-size {probe_size}; all of them are the probe set.")
         note_random_tokens(result.provenance)

@@ -129,6 +129,8 @@ def train_command(
     [bold]probe train --init-from pretrained.pt --optimizer sgd --optimizer fromage[/]   (every optimiser from the same weights)
 
     [bold]probe train --resume --output runs/train[/]   (after Ctrl-C)
+
+    [bold]torchrun --standalone --nproc_per_node 2 -m landscape_probe train --optimizer sgd --optimizer adam --seeds 0,1[/]   (runs divided among ranks)
     """
     with user_errors(debug):
         from landscape_probe.figures import parse_formats
@@ -147,10 +149,12 @@ def train_command(
             schedule=schedule, seeds=_integers(seeds, "--seeds"),
             diagnostics_every=diagnostics_every, save_every=save_every, device=device,
         )
+        from landscape_probe.distributed import is_main
         from landscape_probe.training.api import train
         from landscape_probe.training.grid import read_resumable
 
-        if resume:
+        main = is_main()  # under torchrun rank 0 alone reads and writes the output folder, and prints
+        if resume and main:
             read_resumable(output)
             console.print(f"Resuming {output} with its stored options; other options, but --trust-checkpoint "
                           "and --tensorboard, are ignored.")
@@ -158,6 +162,8 @@ def train_command(
                        arch_kwargs=parse_arch_kwargs(arch_kwargs), output_key=output_key, init_from=init_from,
                        trust_checkpoint=trust_checkpoint, tensorboard=tensorboard, output=output, overwrite=overwrite,
                        resume=resume, progress=True, command_line=command_line(ctx))
+        if not main:
+            raise typer.Exit(130 if result.incomplete else 0)
         print_summary(result.path, console)
         if figure_formats:
             with results_kept(result.path):

@@ -76,6 +76,7 @@ def hessian(
     output_key: str | None = None,
     progress: bool | Progress = False,
     command_line: str | None = None,
+    shard: str = "work",
 ) -> HessianResult:
     """Estimate the spectrum of the loss Hessian at the model's weights on the probe set.
 
@@ -94,54 +95,97 @@ def hessian(
             differentiated (as ``lp.slice``; recorded as ``output_key``).
         progress: True for a progress bar; or a callable ``progress(done, total, label)``.
         command_line: the command to record as provenance (the CLI's); default: this call.
+        shard: under ``torchrun``: ``work`` gives the whole Hessian and each ``per_layer`` block to one rank
+            each (only with ``per_layer``); ``data`` gives each rank a part of the probe set and sums the
+            gradients and Hessian-vector products over the ranks (:mod:`landscape_probe.data_shard`). Every rank
+            returns the whole result.
 
     Raises:
-        ProbeError: for bad settings, a model that does not fit the data, or no selected parameter.
+        ProbeError: for bad settings, a model that does not fit the data, no selected parameter, or
+            ``shard="work"`` under ``torchrun`` without ``per_layer``.
     """
-    from landscape_probe.landscape.setup import probe_problem
-    from landscape_probe.losses import classifies
-    from landscape_probe.params import select_layers
-    from landscape_probe.slicing.evaluator import ProbeEvaluator
+    from landscape_probe import distributed
 
     settings = _settings(top_k, iterations, tolerance, trace_samples, trace_tolerance, density_runs, density_steps,
                          per_layer, select, include_1d, split, dtype, seed)
+    distributed.check_shard("hessian", shard, ("work", "data"))
+    if distributed.launched() and shard == "work" and not per_layer:
+        raise ProbeError("probe hessian --shard work divides the layer blocks of --per-layer among the ranks, so "
+                         "without --per-layer use --shard data (the probe set divided) or one process.")
+    with distributed.process_group(device):
+        return _hessian(model, data, settings, shard, probe_size=probe_size, loss=loss, device=device,
+                        arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint, output_key=output_key,
+                        progress=progress, command_line=command_line)
+
+
+def _hessian(model: Any, data: Any, settings: dict[str, Any], shard: str, *, probe_size: int, loss: str | None,
+             device: str, arch: str | None, arch_kwargs: dict[str, Any] | None, trust_checkpoint: bool,
+             output_key: str | None, progress: bool | Progress, command_line: str | None) -> HessianResult:
+    """:func:`hessian` once its settings are checked: the whole Hessian and the blocks, each by its rank(s)."""
+    from landscape_probe import distributed
+    from landscape_probe.landscape.setup import probe_problem
+    from landscape_probe.losses import classifies
+    from landscape_probe.params import select_layers
+
+    split, dtype, seed, select, top_k = (settings[k] for k in ("split", "dtype", "seed", "select", "top_k"))
+    per_layer = settings["per_layer"]
     problem = probe_problem(model, data, probe_size=probe_size, split=split, loss=loss, device=device, dtype=dtype,
                             seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint,
                             output_key=output_key)
-    layers = select_layers(problem.model, select, include_1d)
+    layers = select_layers(problem.model, select or None, settings["include_1d"])
     if not layers:
         raise ProbeError("No parameter matches --select (and --include-1d), so there is no Hessian to take.")
-    evaluator = ProbeEvaluator(problem.model, problem.x, problem.y, problem.loss_name, layers)
-    stages = 1 + len(layers) * per_layer
+    stages = ["", *(layers if per_layer else [])]  # "": the whole Hessian, else one layer's block
+    mine = distributed.share(stages) if shard == "work" else stages
+    done: dict[str, dict[str, Any]] = {}
     with progress_callback(progress) as report:
-        at_point, graph = evaluator.evaluate_with_hessian(evaluator.base)
-        whole = _estimates(graph, settings, with_density=True)
-        graph.release()
-        blocks = []
-        if report:
-            report(1, stages, "hessian")
-        for index, name in enumerate(layers if per_layer else []):
-            block = ProbeEvaluator(problem.model, problem.x, problem.y, problem.loss_name, [name])
-            _, block_graph = block.evaluate_with_hessian(block.base)
-            blocks.append(_estimates(block_graph, settings, with_density=False))
-            block_graph.release()
+        for index, stage in enumerate(mine):
+            done[stage] = _stage(problem, [stage] if stage else layers, settings, shard, with_density=not stage)
             if report:
-                report(index + 2, stages, f"hessian: {name}")
-    from landscape_probe import params as P
-
+                report(index + 1, len(mine), f"hessian: {stage}" if stage else "hessian")
+    if shard == "work" and distributed.launched():
+        done = distributed.gather_items(done, stages)
+    whole, blocks = done[""], [done[name] for name in layers if per_layer]
     classification = classifies(problem.y)
-    sizes = np.array([evaluator.base[name].numel() for name in layers], dtype=np.int64)
+    parameters = dict(problem.model.named_parameters())
+    sizes = np.array([parameters[name].numel() for name in layers], dtype=np.int64)
     return HessianResult(
         layer_names=list(layers), layer_sizes=sizes, **whole["fields"],
         layer_eigenvalues=_padded([b["fields"]["eigenvalues"] for b in blocks], top_k) if per_layer else None,
         layer_traces=np.array([b["fields"]["trace"] for b in blocks]) if per_layer else None,
         layer_trace_standard_errors=np.array([b["fields"]["trace_standard_error"] for b in blocks])
         if per_layer else None,
-        loss_at_point=float(at_point.loss), gradient_norm=float(P.norm(at_point.gradient)),
+        loss_at_point=whole["loss"], gradient_norm=whole["gradient_norm"],
         hessian_vector_products=whole["products"] + sum(b["products"] for b in blocks),
         settings={**settings, "probe_size": len(problem.x)}, loss_name=problem.loss_name,
         classification=classification, provenance=problem.provenance(command_line or _call_text(model), seed),
     )
+
+
+def _stage(problem: Any, layers: list[str], settings: dict[str, Any], shard: str, *,
+           with_density: bool) -> dict[str, Any]:
+    """The estimates of the Hessian over ``layers`` (all of them: the whole one, with its density; or one block).
+
+    With ``shard="data"`` on this rank's part of the probe set, the graph summed over the ranks.
+    """
+    from landscape_probe import params as P
+    from landscape_probe.slicing.evaluator import ProbeEvaluator
+
+    x, y, weight = problem.x, problem.y, 1.0
+    if shard == "data":
+        from landscape_probe.data_shard import shard_of
+
+        x, y, weight = shard_of(x, y)
+    evaluator = ProbeEvaluator(problem.model, x, y, problem.loss_name, layers)
+    if shard == "data":
+        from landscape_probe.data_shard import SummedGraph
+
+        graph: Any = SummedGraph.at(evaluator.loss_fn, evaluator.base, weight)
+    else:
+        graph = evaluator.evaluate_with_hessian(evaluator.base)[1]
+    estimates = _estimates(graph, settings, with_density=with_density)
+    graph.release()
+    return {**estimates, "loss": float(graph.loss), "gradient_norm": float(P.norm(graph.gradient))}
 
 
 def _estimates(graph: Any, settings: dict[str, Any], *, with_density: bool) -> dict[str, Any]:

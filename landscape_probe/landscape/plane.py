@@ -137,10 +137,12 @@ def plane(
         result = grid.empty_result(xs, ys, settings, command_line or _call_text(model), seed)
         if previous is not None:
             result = _continue_from(previous, result)
-        started, total = time.monotonic(), result.done.size
+        rows = distributed.share(list(np.unique(np.nonzero(~result.done)[0])))
+        # the cells done before (resumed) and this rank's share of the rest: the whole grid for one process
+        started, total = time.monotonic(), int(result.done.sum() + sum((~result.done[row]).sum() for row in rows))
         try:
-            with progress_callback(progress if main else False) as report, torch.no_grad():
-                for row in distributed.share(list(np.unique(np.nonzero(~result.done)[0]))):
+            with progress_callback(progress) as report, torch.no_grad():
+                for row in rows:
                     grid.fill_row(result, int(row), np.nonzero(~result.done[row])[0])
                     if report:
                         report(int(result.done.sum()), total, "plane")

@@ -68,6 +68,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     allow_nonfinite: bool = False,
     progress: bool | Progress = False,
     output_key: str | None = None,
+    shard: str = "work",
 ) -> SliceResult:
     """Perturb the weights along a direction and measure how the function and gradient change.
 
@@ -124,6 +125,9 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         output_key: for a model returning a tuple, dict or ``ModelOutput``, the key or index of the
             output to measure (default: the output a ``probe train`` run checkpoint was trained on, else
             ``logits``, else the first tensor; recorded as ``output_key``).
+        shard: under ``torchrun``, ``work`` (the only choice): the points, and the layers of ``layers``, are
+            divided among the ranks and every rank returns the whole result, equal to one process's
+            (docs/distributed.md).
 
     Returns:
         The :class:`~landscape_probe.slicing.result.SliceResult`, not yet saved.
@@ -132,15 +136,8 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         ProbeError: for bad settings, an unreadable checkpoint or data, a model that does not fit the data,
             or (without ``allow_nonfinite``) weights that are not finite.
     """
-    from landscape_probe.data.compatibility import check_model_accepts
-    from landscape_probe.data.datasets import probe_set
-    from landscape_probe.data.inputs import dataset_for
-    from landscape_probe.devices import resolve_device
-    from landscape_probe.hdf5 import provenance
-    from landscape_probe.losses import loss_for
-    from landscape_probe.models.outputs import key_or_recorded, selecting_output
+    from landscape_probe import distributed
     from landscape_probe.slicing.config import SliceConfig, log_scales
-    from landscape_probe.slicing.engine import run_slice
 
     config = SliceConfig(
         direction=direction,
@@ -162,7 +159,27 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         measure=measure,
     )
     config.check()
-    used_device = resolve_device(device)
+    distributed.check_shard("slice", shard, ("work",))
+    with distributed.process_group(device):
+        return _slice(model, data, config, loaded_from=(arch, arch_kwargs, trust_checkpoint, allow_nonfinite),
+                      split=split, loss=loss, seed=seed, progress=progress,
+                      output_key=output_key)
+
+
+def _slice(model: nn.Module | str | Path, data: Any, config: Any, *, loaded_from: tuple, split: str,
+           loss: str | None, seed: int, progress: bool | Progress, output_key: str | None) -> SliceResult:
+    """:func:`slice` once its settings are checked (and, under ``torchrun``, the ranks joined)."""
+    from landscape_probe.data.compatibility import check_model_accepts
+    from landscape_probe.data.datasets import probe_set
+    from landscape_probe.data.inputs import dataset_for
+    from landscape_probe.devices import resolve_device
+    from landscape_probe.hdf5 import provenance
+    from landscape_probe.losses import loss_for
+    from landscape_probe.models.outputs import key_or_recorded, selecting_output
+    from landscape_probe.slicing.engine import run_slice
+
+    arch, arch_kwargs, trust_checkpoint, allow_nonfinite = loaded_from
+    used_device = resolve_device(config.device)
     loaded = (
         _load(model, arch, arch_kwargs, trust_checkpoint, allow_nonfinite) if isinstance(model, (str, Path)) else None
     )
@@ -172,7 +189,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     dataset = dataset_for(data, loaded)
     with selecting_output(module, key_or_recorded(output_key, loaded)) as chosen:
         check_model_accepts(module, dataset)
-        x, y = probe_set(dataset, probe_size, seed, split)
+        x, y = probe_set(dataset, config.probe_size, seed, split)
         config = dataclasses.replace(config, probe_size=len(x))  # the number used, when the split holds fewer
         other, step = None, ""
         if config.direction_kind == "checkpoint":

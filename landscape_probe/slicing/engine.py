@@ -35,12 +35,11 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from landscape_probe import distributed
 from landscape_probe import params as P
 from landscape_probe.curvature import hessian as curvature
 from landscape_probe.curvature.lanczos import basis_fits
@@ -49,6 +48,7 @@ from landscape_probe.losses import classifies
 from landscape_probe.models.groups import layer_groups
 from landscape_probe.models.modes import eval_mode
 from landscape_probe.params import Params
+from landscape_probe.progress import PointCounter, Progress  # Progress: ``progress(done, total, label)`` per point
 from landscape_probe.slicing import cached_prefix, directions
 from landscape_probe.slicing.config import SliceConfig
 from landscape_probe.slicing.evaluator import Evaluation, ProbeEvaluator
@@ -56,9 +56,6 @@ from landscape_probe.slicing.predictions import predict
 from landscape_probe.slicing.result import Measurements, SliceResult, SliceSweep
 
 __all__ = ["Progress", "run_slice", "direction_at_w", "kl_divergence", "ratio_or_nan"]
-
-Progress = Callable[[int, int, str], None]
-"""``progress(done, total, label)``: called after every evaluated point."""
 
 
 def run_slice(
@@ -99,8 +96,8 @@ def run_slice(
         raise ProbeError("No parameter matches the layer selection; check --select and --include-1d.")
     scales = config.all_scales
     groups = layer_groups(model, layer_names) if config.per_layer else {}
-    total = len(scales) * (1 + len(groups))
-    counter = _Counter(total, progress)
+    points, my_groups = distributed.share(list(range(len(scales)))), distributed.share(list(groups.items()))
+    counter = PointCounter(len(points) + len(scales) * len(my_groups), progress)  # this rank's share, under torchrun
 
     nonfinite_weights = any(
         t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in model.state_dict().values()
@@ -119,9 +116,10 @@ def run_slice(
         flat_unit = directions.flat_unit_step(direction, evaluator.base, config.resolved_scaling, config.norm,
                                               sign=-1.0 if negate else 1.0)
         direction = direction if groups else {}  # its memory back before λ_max and the points
-        whole = _sweep(evaluator, at_zero, hessian, flat_unit, scales, config, counter, "all layers", nonfinite_weights)
-        layers, graph = {}, cached_prefix.traced(model) if groups else None
-        for group, members in groups.items():
+        whole = _sweep(evaluator, at_zero, hessian, flat_unit, scales, config, counter, "all layers", nonfinite_weights,
+                       points)
+        layers, graph = {}, cached_prefix.traced(model) if my_groups else None
+        for group, members in my_groups:
             alone = cached_prefix.evaluator_alone(model, x, y, loss_name, members, config.chunk_size, graph)
             at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base, len(x) <= config.chunk_size)
             unit_alone = directions.flat_unit_step({name: direction[name] for name in members}, alone.base,
@@ -130,6 +128,7 @@ def run_slice(
                                    nonfinite_weights)
     finally:
         evaluator.give_weights_back()
+    layers = distributed.gather_items(layers, list(groups)) if distributed.launched() else layers
     return _result(whole, layers, scales, model, layer_names, config, loss_name, y)
 
 
@@ -187,9 +186,10 @@ def _sweep(
     flat_unit: Tensor,
     scales: np.ndarray,
     config: SliceConfig,
-    counter: _Counter,
+    counter: PointCounter,
     label: str,
     nonfinite_weights: bool = False,
+    points: list[int] | None = None,
 ) -> SliceSweep:
     """Evaluate W + t·u at every scale and set the predictions beside the measurements.
 
@@ -204,6 +204,7 @@ def _sweep(
     not one per number). ``nonfinite_weights`` (W holds NaN or ±inf), or a step
     u that is not finite, makes every verdict of the sweep undefined
     (:func:`~landscape_probe.slicing.predictions.predict`).
+    ``points``: the indices of ``scales`` evaluated here (the other ranks' are gathered, under ``torchrun``).
     """
     base, g0 = evaluator.base, at_zero.gradient
     unit = P.unflatten(flat_unit, base)  # u held once, as views into flat_unit
@@ -224,12 +225,14 @@ def _sweep(
     point = P.unflatten(flat_point, base)  # views: one add per point writes every layer
     columns: dict[str, list[Tensor]] = {"loss": [], "function_change": [], "gradient_change": [], "correct": [],
                                         "kl_divergence": []}
-    for t in scales:
+    for t in scales if points is None else scales[points]:
         torch.add(evaluator.flat_base, flat_unit, alpha=float(t), out=flat_point)
         at_t = evaluator.evaluate(point, gradient_into=flat_gradient)
         _record_point(columns, at_t, at_zero.outputs, g0_parts, names, log_p0, evaluator.y)
         counter.advance(label)
     table = {key: torch.stack(values).double().cpu().numpy() for key, values in columns.items() if values}
+    if points is not None and distributed.launched():  # the other ranks evaluated the other points
+        table = distributed.gather_rows(points, table, len(scales))
     loss = table["loss"]
     function_change = ratio_or_nan(table["function_change"], float(torch.linalg.vector_norm(at_zero.outputs)))
     per_layer_change = table["gradient_change"].reshape(len(scales), len(names))
@@ -313,18 +316,3 @@ def kl_divergence(log_p0: Tensor, logits: Tensor) -> Tensor:
     """mean_n Σ_c p0 (log p0 − log pt), from log p0 and the logits at t."""
     log_pt = torch.log_softmax(logits.double(), dim=1)
     return torch.nn.functional.kl_div(log_pt, log_p0, reduction="batchmean", log_target=True)
-
-
-class _Counter:
-    """Counts evaluated points for the progress callback."""
-
-    def __init__(self, total: int, progress: Progress | None) -> None:
-        self.done, self.total, self.progress = 0, total, progress
-
-    def advance(self, label: str) -> None:
-        self.done += 1
-        self.note(label)
-
-    def note(self, label: str) -> None:
-        if self.progress is not None:
-            self.progress(self.done, self.total, label)

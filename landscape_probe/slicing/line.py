@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from landscape_probe import distributed
 from landscape_probe import params as P
 from landscape_probe.forward import ForwardEvaluator
 from landscape_probe.losses import classifies
@@ -88,7 +89,12 @@ def loss_sweep(
     unit = direction if scaling == "none" else directions.unit_step(direction, base, scaling, config.norm)
     unit_kappa = directions.kappa(unit, base, config.norm)
     scales = config.all_scales
-    columns = _walk(ForwardEvaluator(model, x, y, loss_name, config.chunk_size), layer_names, unit, scales, counter)
+    points = distributed.share(list(range(len(scales))))  # under torchrun each rank walks its share of the points
+    columns = _walk(ForwardEvaluator(model, x, y, loss_name, config.chunk_size), layer_names, unit, scales[points],
+                    counter)
+    if distributed.launched():
+        per_point = ("loss", "function_change", *(("correct", "kl_divergence") if classifies(y) else ()))
+        columns.update(distributed.gather_rows(points, {k: columns[k] for k in per_point}, len(scales)))
     unit_step_norm = float(P.norm(unit))
     loss = columns["loss"]
     function_change = ratio_or_nan(columns["function_change"], columns["reference_norm"])

@@ -119,6 +119,9 @@ def train(
         progress: show a progress bar per run.
         command_line: recorded as the file's provenance (``probe train`` passes its own).
 
+    Under ``torchrun`` the runs are divided among the ranks (one per rank at a time), rank 0 alone writes
+    ``output``, and every rank returns every run (docs/distributed.md); ``save_every`` is then refused.
+
     Returns:
         The runs and their records (numpy arrays). After a first Ctrl-C the current
         run stops between two steps and the result is ``incomplete`` (resumable with ``output``).
@@ -127,6 +130,7 @@ def train(
         ProbeError: for any setting or data the grid cannot use, or existing results
             without ``overwrite``.
     """
+    from landscape_probe import distributed
     from landscape_probe.data.inputs import as_dataset
     from landscape_probe.devices import resolve_device
     from landscape_probe.hdf5 import provenance
@@ -135,52 +139,57 @@ def train(
     from landscape_probe.training.loop import TrainConfig, chosen_output
     from landscape_probe.training.user_model import ImportedModel, factory_args
 
-    if tensorboard is not None:
-        from landscape_probe.training.tensorboard import require_tensorboard
+    with distributed.process_group(device):
+        if tensorboard is not None:
+            from landscape_probe.training.tensorboard import require_tensorboard
 
-        require_tensorboard()
-    factory = _factory(model, arch_kwargs)
-    if resume:
-        if output is None:
-            raise ProbeError("resume needs the output folder of the interrupted grid.")
-        config = TrainConfig.from_dict(grid.read_resumable(output).config)
-        if not callable(model) and is_import_path(config.model):
-            factory = ImportedModel(config.model, dict(config.arch_kwargs))
-        dataset = grid.load_training_data(config) if data is None else as_dataset(data)
-    else:
-        dataset = as_dataset(data)
-        names = _optimizer_names(_optimizer_list(optimizers))
-        depths = _depths(model, factory, depth, depths)
-        fixed, auto = _learning_rates(lr, names)
-        config = TrainConfig(
-            optimizers=names, learning_rates=fixed, auto_lr_threshold=lr_auto_threshold, lr_grid=lr_grid,
-            depths=depths,
-            seeds=(seeds,) if isinstance(seeds, int) else tuple(seeds),
-            model=model if factory is None else factory_args(factory)["factory"],
-            arch_kwargs=factory_args(factory)["arch_kwargs"] if factory is not None else {},
-            init_from=str(init_from) if init_from is not None else None, width=width, activation=activation,
-            init=init, norm=norm, dataset=str(data) if isinstance(data, (str, Path)) else dataset.name, loss=loss,
-            epochs=epochs, batch_size=batch_size, weight_decay=weight_decay, momentum=momentum,
-            optimizer_kwargs=_optimizer_kwargs(optimizer_kwargs, names), schedule=schedule,
-            diagnostics_every=diagnostics_every, save_every=save_every, diagnostic_batch_size=diagnostic_batch_size,
-            sharpness_iterations=sharpness_iterations, device=device,
-        )
-        import dataclasses
+            require_tensorboard()
+        factory = _factory(model, arch_kwargs)
+        if resume:
+            if output is None:
+                raise ProbeError("resume needs the output folder of the interrupted grid.")
+            config = TrainConfig.from_dict(distributed.from_main(grid.read_resumable(output).config
+                                                                 if distributed.is_main() else None))
+            if not callable(model) and is_import_path(config.model):
+                factory = ImportedModel(config.model, dict(config.arch_kwargs))
+            dataset = grid.load_training_data(config) if data is None else as_dataset(data)
+        else:
+            dataset = as_dataset(data)
+            names = _optimizer_names(_optimizer_list(optimizers))
+            depths = _depths(model, factory, depth, depths)
+            fixed, auto = _learning_rates(lr, names)
+            config = TrainConfig(
+                optimizers=names, learning_rates=fixed, auto_lr_threshold=lr_auto_threshold, lr_grid=lr_grid,
+                depths=depths,
+                seeds=(seeds,) if isinstance(seeds, int) else tuple(seeds),
+                model=model if factory is None else factory_args(factory)["factory"],
+                arch_kwargs=factory_args(factory)["arch_kwargs"] if factory is not None else {},
+                init_from=str(init_from) if init_from is not None else None, width=width, activation=activation,
+                init=init, norm=norm, dataset=str(data) if isinstance(data, (str, Path)) else dataset.name, loss=loss,
+                epochs=epochs, batch_size=batch_size, weight_decay=weight_decay, momentum=momentum,
+                optimizer_kwargs=_optimizer_kwargs(optimizer_kwargs, names), schedule=schedule,
+                diagnostics_every=diagnostics_every, save_every=save_every, diagnostic_batch_size=diagnostic_batch_size,
+                sharpness_iterations=sharpness_iterations, device=device,
+            )
+            import dataclasses
 
-        config = dataclasses.replace(config, output_key=chosen_output(config, dataset, factory, output_key))
-        if auto:
-            from landscape_probe.training.auto_lr import auto_learning_rates
-            from landscape_probe.training.user_model import read_initial_weights
+            config = dataclasses.replace(config, output_key=chosen_output(config, dataset, factory, output_key))
+            if auto:
+                from landscape_probe.training.auto_lr import auto_learning_rates
+                from landscape_probe.training.user_model import read_initial_weights
 
-            weights = read_initial_weights(config.init_from, trust_checkpoint) if config.init_from else None
-            config = dataclasses.replace(
-                config, auto_learning_rates=auto_learning_rates(config, dataset, auto, factory, weights))
-    attrs = provenance(command_line=command_line or "landscape_probe.train (Python API)",
-                       device=str(resolve_device(config.device)), seed=config.seeds[0])
-    with _progress(progress) as bar, grid.stop_on_interrupt() as should_stop:
-        return grid.train_grid(config, dataset, output, attrs=attrs, overwrite=overwrite, resume=resume,
-                               on_progress=_progress_callback(bar), should_stop=should_stop, factory=factory,
-                               trust_checkpoint=trust_checkpoint, tensorboard=tensorboard)
+                weights = read_initial_weights(config.init_from, trust_checkpoint) if config.init_from else None
+                config = dataclasses.replace(
+                    config, auto_learning_rates=auto_learning_rates(config, dataset, auto, factory, weights))
+        if distributed.launched() and config.save_every:
+            raise ProbeError("save_every writes each run's weights while it trains, which under torchrun would "
+                             "be every rank writing to the output folder; run it as one process.")
+        attrs = provenance(command_line=command_line or "landscape_probe.train (Python API)",
+                           device=str(resolve_device(config.device)), seed=config.seeds[0])
+        with _progress(progress and distributed.is_main()) as bar, grid.stop_on_interrupt() as should_stop:
+            return grid.train_grid(config, dataset, output, attrs=attrs, overwrite=overwrite, resume=resume,
+                                   on_progress=_progress_callback(bar), should_stop=should_stop, factory=factory,
+                                   trust_checkpoint=trust_checkpoint, tensorboard=tensorboard)
 
 
 def _optimizer_list(optimizers: str | Sequence[str]) -> list[str]:

@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from landscape_probe import distributed
 from landscape_probe.atomic import atomic_path, is_disk_full
 from landscape_probe.checkpoints.load import save_checkpoint
 from landscape_probe.data.datasets import Dataset, load_dataset, parse_data_spec
@@ -156,49 +157,62 @@ def train_grid(
     plan = planned_runs(config)
     folder = Path(output_dir) if output_dir is not None else None
     results_path = folder / RESULTS_NAME if folder is not None else None
+    main = distributed.is_main()  # under torchrun rank 0 alone reads and writes the output folder
     done: dict[str, RunResult] = {}
     if resume:
         if folder is None:
             raise ProbeError("Resuming needs the output folder of the interrupted grid.")
-        done = {run.name: run for run in read_resumable(folder).runs}
-    elif folder is not None:
+        done = distributed.from_main({run.name: run for run in read_resumable(folder).runs} if main else None)
+    elif folder is not None and main:
         check_folder(folder, "The output folder")
         if folder.is_dir():
             check_writable(results_path, overwrite)
     result = TrainResult([], config.to_dict(), loss_units(loss_for(dataset, config.loss)),
                          attrs=dict(attrs or {}))
-    runs: list[RunResult] = []
     saved_runs = 0
     initial_weights = read_initial_weights(config.init_from, trust_checkpoint) if config.init_from else None
     steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
-    for optimizer, lr, depth, seed in plan:
-        previous = done.get(run_name(optimizer, lr, depth, seed))
-        if previous is not None and previous.completed:
-            runs.append(previous)
-            continue
-        name = run_name(optimizer, lr, depth, seed)
-        interrupted = _load_resume(folder / name / "resume.pt") if previous is not None else None
-        log = None if tensorboard is None else RunLog(Path(tensorboard) / name, steps_per_epoch)
-        progress = _run_progress(on_progress, name, log)
-        snapshot = (snapshot_writer(folder / name / TRAJECTORY, config.save_every)
-                    if folder is not None and config.save_every else None)
-        run = train_run(config, dataset, optimizer, lr, depth, seed, progress, should_stop, interrupted, factory,
-                        initial_weights, snapshot)
-        if log is not None:
-            log.close(run)
-        runs.append(run)
-        # until the last planned run is done, the file says so: a grid killed between runs reads as incomplete
-        result.incomplete = not run.completed or len(runs) < len(plan)
-        if folder is not None and results_path is not None:
-            mark_best_of_grid(runs)
-            _save_with_results(run, folder / name, config, dataset, _replace(result, runs), results_path)
-            saved_runs = len(runs)
-        if not run.completed:
+    order = {run_name(*cell): index for index, cell in enumerate(plan)}
+    runs = sorted((run for name, run in done.items() if name in order and run.completed),
+                  key=lambda each: order[each.name])
+    todo = [cell for cell in plan if run_name(*cell) not in {run.name for run in runs}]
+    ranks = distributed.world_size()
+    for start in range(0, len(todo), ranks):  # under torchrun each rank trains one run of every round
+        batch = todo[start:start + ranks]
+        resumed = distributed.from_main({run_name(*cell): _load_resume(folder / run_name(*cell) / "resume.pt")
+                                         for cell in batch if run_name(*cell) in done} if main else None)
+        trained = []
+        for optimizer, lr, depth, seed in distributed.share(batch):
+            name = run_name(optimizer, lr, depth, seed)
+            log = None if tensorboard is None else RunLog(Path(tensorboard) / name, steps_per_epoch)
+            progress = _run_progress(on_progress, name, log)
+            snapshot = (snapshot_writer(folder / name / TRAJECTORY, config.save_every)
+                        if folder is not None and config.save_every else None)
+            trained.append(train_run(config, dataset, optimizer, lr, depth, seed, progress, should_stop,
+                                     resumed.get(name), factory, initial_weights, snapshot))
+            if log is not None:
+                log.close(trained[-1])
+        if distributed.launched():  # every rank gets every run, its network rebuilt from the state dict sent
+            from landscape_probe.training.run_transfer import packed, unpacked
+
+            sent, mine = distributed.gather([packed(run) for run in trained]), distributed.rank()
+            trained = [run for rank, part in enumerate(sent) for run in (
+                trained if rank == mine else [unpacked(each, config.output_key, config.device, factory)
+                                              for each in part])]
+        for run in trained:
+            runs = sorted([*runs, run], key=lambda each: order[each.name])
+            # until the last planned run is done, the file says so: a grid killed between runs reads as incomplete
+            result.incomplete = not run.completed or len(runs) < len(plan)
+            if folder is not None and results_path is not None and main:
+                mark_best_of_grid(runs)
+                _save_with_results(run, folder / run.name, config, dataset, _replace(result, runs), results_path)
+                saved_runs = len(runs)
+        if not all(run.completed for run in runs):
             break
     mark_best_of_grid(runs)
     result = _replace(result, runs)
     result.incomplete = len(runs) < len(plan) or not all(run.completed for run in runs)
-    if results_path is not None:
+    if results_path is not None and main:
         if saved_runs == len(runs):
             result.path = results_path  # written with the last run, best-of-grid marks included
         else:

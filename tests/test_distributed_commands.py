@@ -1,0 +1,174 @@
+"""Under torchrun, slice, hessian and a training sweep split their work (or the probe set) and give one process's numbers.
+
+One spawn of two Gloo ranks runs every call (a spawn costs seconds); each rank saves what it got, and the test
+compares both ranks with the same calls made in this one process.
+
+Tolerances: ``--shard work`` computes each point, layer block or run on one rank exactly as one process does, so
+the numbers are equal bit for bit; ``--shard data`` sums each rank's part of the mean loss's gradient and
+Hessian-vector products, so the numbers differ from one process's only by the order of the floating-point sums:
+relative 1e-10 in float64 here.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import landscape_probe as lp
+from tests.test_distributed import free_port, net_and_data
+
+SLICE = {"scales": (0.001, 0.01, 0.1, 0.5, 1.0), "device": "cpu", "dtype": "float64", "seed": 3}
+HESSIAN = {"top_k": 2, "iterations": 20, "trace_samples": 12, "density_runs": 2, "density_steps": 8,
+           "device": "cpu", "dtype": "float64", "seed": 1}
+TRAIN = {"optimizers": ("sgd", "fromage"), "depth": 2, "seeds": (0, 1), "epochs": 1, "batch_size": 20,
+         "diagnostics_every": 0, "device": "cpu"}
+
+
+def calls(output: Path | None = None, progress=False) -> dict:
+    """Every call compared: the same in one process and on each of two ranks."""
+    net, data = net_and_data()
+    train_data = (data[0].float(), data[1])
+    return {
+        "slice_layers": lp.slice(net, data, layers=True, progress=progress, **SLICE),
+        "slice_loss": lp.slice(net, data, direction="random", measure="loss", **SLICE),
+        "hessian_data": lp.hessian(net, data, shard="data", **HESSIAN),
+        "hessian_work": lp.hessian(net, data, per_layer=True, **HESSIAN),
+        "train": lp.train("mlp:width=6", train_data, output=output, **TRAIN),
+    }
+
+
+def numbers(results: dict) -> dict[str, np.ndarray]:
+    """The numbers of each result, by name, as plain arrays (what is compared)."""
+    out: dict[str, np.ndarray] = {}
+    for key, result in results.items():
+        if key.startswith("slice"):
+            sweeps = {"": result.whole, **result.layers}
+            for layer, sweep in sweeps.items():
+                for name in ("loss", "relative_function_change", "relative_gradient_change", "kl_divergence",
+                             "accuracy", "drt_prediction", "euclidean_gradient_prediction"):
+                    out[f"{key}/{layer}/{name}"] = np.asarray(getattr(sweep, name), dtype=float)
+                out[f"{key}/{layer}/lambda_max"] = np.asarray(sweep.lambda_max)
+        elif key.startswith("hessian"):
+            for name in ("eigenvalues", "trace", "density", "loss_at_point", "gradient_norm", "layer_eigenvalues",
+                         "layer_traces"):
+                value = getattr(result, name)
+                if value is not None:
+                    out[f"{key}/{name}"] = np.asarray(value, dtype=float)
+        else:
+            for run in result.runs:
+                out[f"train/{run.name}/loss"] = np.asarray(run.records["loss"])
+                out[f"train/{run.name}/weights"] = np.concatenate(
+                    [p.detach().double().flatten().numpy() for p in run.model.parameters()])
+    return out
+
+
+def on_rank(rank: int, port: int, folder: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), PROBE_DIST_TIMEOUT="60")
+    torch.set_num_threads(1)
+    # as a user's own torchrun script may: one process group for all the calls, which use it and leave it
+    torch.distributed.init_process_group("gloo")
+    from landscape_probe.training import grid
+
+    train_run, trained = grid.train_run, []
+    grid.train_run = lambda *args: trained.append(args[2:6]) or train_run(*args)
+    reports = []
+    got = numbers(calls(Path(folder) / "sweep", progress=lambda *report: reports.append(report)))
+    got["progress"] = np.array(reports, dtype=object)
+    got["trained_here"] = np.array([f"{optimizer}{lr}{depth}{seed}" for optimizer, lr, depth, seed in trained])
+    with open(Path(folder) / f"rank{rank}.pkl", "wb") as handle:
+        pickle.dump(got, handle)
+    torch.distributed.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
+    """Both ranks' numbers (one spawn for every test of this file), and the folder the sweep wrote."""
+    folder = tmp_path_factory.mktemp("ranks")
+    torch.multiprocessing.start_processes(on_rank, args=(free_port(), str(folder)), nprocs=2, start_method="spawn")
+    return folder, [pickle.loads((folder / f"rank{rank}.pkl").read_bytes()) for rank in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def one_process() -> dict[str, np.ndarray]:
+    torch.set_num_threads(1)
+    return numbers(calls())
+
+
+def compare(two_ranks, one_process, prefix: str, rtol: float) -> None:
+    keys = [key for key in one_process if key.startswith(prefix)]
+    assert keys
+    for got in two_ranks[1]:
+        assert set(got) - {"trained_here", "progress"} == set(one_process)
+        for key in keys:
+            if rtol == 0:
+                np.testing.assert_array_equal(got[key], one_process[key], err_msg=key)
+            else:
+                np.testing.assert_allclose(got[key], one_process[key], rtol=rtol, atol=1e-13, err_msg=key)
+
+
+def test_slice_points_and_layers_split_among_ranks_equal_one_process_bit_for_bit(two_ranks, one_process) -> None:
+    compare(two_ranks, one_process, "slice_layers/", rtol=0)
+    assert {key.split("/")[1] for key in one_process if key.startswith("slice_layers/")} == {"", "0.weight",
+                                                                                             "2.weight"}
+    compare(two_ranks, one_process, "slice_loss/", rtol=0)
+
+
+def test_hessian_of_the_probe_set_split_among_ranks_equals_one_process_to_reduction_order(
+        two_ranks, one_process) -> None:
+    compare(two_ranks, one_process, "hessian_data/", rtol=1e-10)
+    net, (x, y) = net_and_data()  # the loss the summed shards give, against the loss of the whole set
+    loss = torch.nn.functional.cross_entropy(net(x.double()), y).item()
+    assert two_ranks[1][0]["hessian_data/loss_at_point"] == pytest.approx(loss, rel=1e-12)
+
+
+def test_hessian_blocks_split_among_ranks_equal_one_process_bit_for_bit(two_ranks, one_process) -> None:
+    compare(two_ranks, one_process, "hessian_work/", rtol=0)
+
+
+@pytest.mark.parametrize(("arguments", "sentence"), [
+    (["slice", "--shard", "data"], "probe slice does not support --shard data; use --shard work."),
+    (["hessian", "--shard", "pieces"], "Unknown --shard 'pieces'; use one of work, data."),
+    (["hessian"], "probe hessian --shard work divides the layer blocks of --per-layer among the ranks"),
+])
+def test_a_shard_the_command_does_not_offer_is_one_sentence(tmp_path, monkeypatch, arguments, sentence) -> None:
+    from typer.testing import CliRunner
+
+    from landscape_probe.cli import app
+    from tests.cli_outcomes import one_sentence_exit_2
+    from tests.landscape.test_probe_hessian import digits_checkpoint
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun; every refusal comes before the ranks are joined
+    monkeypatch.setenv("RANK", "0")
+    command, *options = arguments
+    result = CliRunner().invoke(app, [command, str(digits_checkpoint(tmp_path)), "--device", "cpu", *options,
+                                      "-o", str(tmp_path / "out.h5")])
+    assert sentence in one_sentence_exit_2(result)
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_a_training_sweep_divided_among_ranks_equals_one_process_and_rank_0_wrote_it(two_ranks,
+                                                                                      one_process) -> None:
+    folder, got = two_ranks
+    compare(two_ranks, one_process, "train/", rtol=0)
+    assert len(got[0]["trained_here"]) == len(got[1]["trained_here"]) == 2  # each rank trained half the runs
+    assert not set(got[0]["trained_here"]) & set(got[1]["trained_here"])
+    written = lp.load(folder / "sweep" / "results.h5")
+    assert not written.incomplete and len(written.runs) == 4
+    for run in written.runs:  # the file and the checkpoints hold the runs the ranks trained
+        np.testing.assert_array_equal(run.records["loss"], got[0][f"train/{run.name}/loss"])
+        assert (folder / "sweep" / run.name / "checkpoint.pt").is_file()
+
+
+def test_rank_0_alone_reports_progress_counting_its_share(two_ranks) -> None:
+    got = two_ranks[1]
+    assert len(got[1]["progress"]) == 0  # rank 1 reports nothing
+    done, total, label = got[0]["progress"][-1]
+    # 5 scales: rank 0 has points 0, 2, 4 of the whole sweep and the first of the two layers' sweeps
+    assert done == total == 3 + 5 and label.endswith("(rank 0's share of 2 ranks)")
+    assert {report[0] for report in got[0]["progress"]} == set(range(9))  # counted point by point
