@@ -52,7 +52,10 @@ def check_outputs(output: Path, overwrite: bool, plots: Path | None, no_plots: b
         return plots_dir
     check_writable(output, overwrite)
     if not no_plots:
+        from landscape_probe.figures import prefetch
+
         check_folder(plots_dir, "--plots")
+        prefetch()
     return plots_dir
 
 

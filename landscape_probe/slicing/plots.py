@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from landscape_probe.figures import new_figure, save_figures, subplots
+from landscape_probe.figures import CHARACTER_WIDTH, fix_margins, save_figures, subplots, text_width
 from landscape_probe.slicing.result import SliceResult, SliceSweep
 from landscape_probe.slicing.store import read_slice
 
@@ -99,14 +99,14 @@ def _title(data: SliceResult) -> str:
 
 
 def _fitted(text: str, figure: Figure, fontsize: float) -> str:
-    """``text`` with each line wrapped to fit the figure's width at ``fontsize`` (about 0.55 em a character).
+    """``text`` with each line wrapped to fit the figure's width at ``fontsize`` (:data:`CHARACTER_WIDTH` a character).
 
-    The figures are laid out once (constrained layout) rather than grown to fit
+    The figures' margins are fixed (:func:`~landscape_probe.figures.fix_margins`) rather than grown to fit
     what sticks out, so a long title must break instead.
     """
     import textwrap
 
-    width = max(20, int(0.9 * figure.get_figwidth() * 72 / (0.55 * fontsize)))
+    width = max(20, int(0.9 * figure.get_figwidth() * 72 / (CHARACTER_WIDTH * fontsize)))
     return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
 
 
@@ -140,8 +140,7 @@ def _relative_change(data: SliceResult) -> Figure:
     whole, positive = data.whole, data.scales > 0
     t = data.scales[positive]
     shown = RELATIVE_CHANGE_PANELS if data.config.measure == "gradient" else LOSS_ONLY_PANELS
-    figure, panels = subplots(1, len(shown), figsize=(5.5 * len(shown), 4.2), sharex=True, squeeze=False,
-                                  layout="constrained")
+    figure, panels = subplots(1, len(shown), figsize=(5.5 * len(shown), 4.2), sharex=True, squeeze=False)
     for axes, (measured, (ylabel, predictions)) in zip(panels[0], shown.items()):
         _loglog(axes, t, getattr(whole, measured)[positive], "measured", MEASURED, "-", marker="o")
         for name, label, color, style in _lines(whole, predictions):
@@ -154,8 +153,15 @@ def _relative_change(data: SliceResult) -> Figure:
         finite = finite[np.isfinite(finite) & (finite > 0)]
         if finite.size:
             axes.set_ylim(bottom=min(finite.min(), 1.0) / 10, top=max(finite.max(), 1.0) * 100)
-    figure.suptitle(_fitted(_title(data), figure, 10), fontsize=10)
+    title = _fitted(_title(data), figure, 10)
+    figure.suptitle(title, fontsize=10)
+    fix_margins(figure, left=0.9, right=0.2, top=_title_height(title, 10) + 0.1, bottom=0.55, gap=0.95)
     return figure
+
+
+def _title_height(title: str, fontsize: float) -> float:
+    """Inches that a title of these lines takes above the axes, with its padding."""
+    return 0.15 + (title.count("\n") + 1) * 1.25 * fontsize / 72
 
 
 def _lines(sweep: SliceSweep, predictions: list) -> list[tuple[str, str, str, str]]:
@@ -190,7 +196,7 @@ def _loss(data: SliceResult) -> Figure:
     def with_zero(values: np.ndarray) -> np.ndarray:
         return np.append(values, whole.loss_at_zero)[order]
 
-    figure, axes = subplots(figsize=(6, 4.2), layout="constrained")
+    figure, axes = subplots(figsize=(6, 4.2))
     measured = with_zero(whole.loss)
     axes.plot(t, measured, color=MEASURED, marker="o", markersize=3, label="measured loss")
     if data.config.measure == "gradient":  # a loss-only line has no λ_max or uᵀHu for the models
@@ -209,7 +215,9 @@ def _loss(data: SliceResult) -> Figure:
     axes.set_xlabel("scale t (linear below the smallest |t|, log above)")
     axes.set_ylabel(f"probe loss ({data.loss_name})")
     axes.legend(fontsize=8)
-    axes.set_title(_fitted(_title(data), figure, 10), fontsize=10)
+    title = _fitted(_title(data), figure, 10)
+    axes.set_title(title, fontsize=10)
+    fix_margins(figure, left=0.9, right=0.2, top=_title_height(title, 10) + 0.05, bottom=0.55)
     return figure
 
 
@@ -220,14 +228,18 @@ def _layers_heatmap(data: SliceResult) -> Figure:
     names = list(data.layers)
     with np.errstate(divide="ignore", invalid="ignore"):
         grid = np.log10(np.array([data.layers[name].relative_gradient_change[positive] for name in names]))
-    figure, axes = subplots(figsize=(7, 0.35 * len(names) + 1.8), layout="constrained")
+    figure, axes = subplots(figsize=(7, 0.35 * len(names) + 2.2))
     mesh = axes.pcolormesh(_log_edges(t), np.arange(len(names) + 1) - 0.5, np.ma.masked_invalid(grid), cmap="magma")
     axes.set_xscale("log")
     axes.set_yticks(range(len(names)), names, fontsize=7)
     axes.invert_yaxis()
     axes.set_xlabel("scale t")
-    figure.colorbar(mesh, label="log10 relative gradient change")
-    axes.set_title(_fitted(f"{_title(data)}\neach layer perturbed alone", figure, 9), fontsize=9)
+    title = _fitted(f"{_title(data)}\neach layer perturbed alone", figure, 9)
+    figure.suptitle(title, fontsize=9)
+    fix_margins(figure, left=text_width("\n".join(names), 7) + 0.2, right=0.8, top=_title_height(title, 9) + 0.1,
+                bottom=0.55)
+    colorbar = figure.colorbar(mesh, ax=axes)
+    colorbar.set_label("log₁₀ relative gradient change", fontsize=7)
     return figure
 
 
@@ -264,7 +276,7 @@ def _layers_breakdown(data: SliceResult) -> Figure:
     smallest = float(np.min(np.abs(data.scales)))
     reached = np.isfinite(breakdown)
     rows = np.arange(len(names))
-    figure, axes = subplots(figsize=(9.5, 0.35 * len(names) + 1.8), layout="constrained")
+    figure, axes = subplots(figsize=(9.5, 0.35 * len(names) + 1.8))
     axes.hlines(rows[reached], smallest, breakdown[reached], color=MEASURED, linewidth=1)
     axes.plot(breakdown[reached], rows[reached], "o", color=MEASURED, label="measured: reaches 1")
     if (~reached).any():
@@ -279,6 +291,10 @@ def _layers_breakdown(data: SliceResult) -> Figure:
     axes.invert_yaxis()
     axes.set_xscale("log")
     axes.set_xlabel("breakdown scale t (relative gradient change reaches 1)")
-    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    axes.set_title(_fitted(f"{_title(data)}\neach layer perturbed alone", figure, 9), fontsize=9)
+    legend = axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    title = _fitted(f"{_title(data)}\neach layer perturbed alone", figure, 9)
+    figure.suptitle(title, fontsize=9)
+    labels = "\n".join(text.get_text() for text in legend.get_texts())
+    fix_margins(figure, left=text_width("\n".join(names), 7) + 0.2, right=text_width(labels, 7) + 0.55,
+                top=_title_height(title, 9) + 0.1, bottom=0.55)
     return figure
