@@ -112,3 +112,24 @@ def test_cli_slice_and_train_with_device_cuda(tmp_path: Path) -> None:
     trained = runner.invoke(app, ["train", "--device", "cuda", "--optimizer", "adam", "--depth", "2", "--epochs", "1",
                                   "--output", str(tmp_path / "t"), "--no-plots"])
     assert trained.exit_code == 0, trained.output
+
+
+def _synchronisations_of_training(steps: int) -> int:
+    """Host–device synchronisations that torch reports while ``lp.train`` takes ``steps`` steps on CUDA."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            lp.train("mlp", "digits", optimizers="sgd", epochs=1, batch_size=-(-1437 // steps),
+                     diagnostics_every=0, device="cuda")
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+def test_a_training_step_waits_for_the_gpu_once_at_most() -> None:
+    """Per extra step, one synchronisation at most: the divergence check; the records are copied in blocks."""
+    few, many = _synchronisations_of_training(20), _synchronisations_of_training(80)
+    assert (many - few) / 60 <= 1.1, f"{few} synchronisations in 20 steps, {many} in 80"

@@ -309,6 +309,7 @@ def _progress_callback(progress: Progress | None) -> Callable[[str, int, int, fl
     def update(name: str, step: int, total: int, loss: float) -> None:
         if name not in tasks:
             tasks[name] = progress.add_task(name, total=total, completed=step - 1, loss="")
-        progress.update(tasks[name], completed=step, loss=f"{loss:.4g}")
+        shown = f"{loss:.4g}" if loss == loss else ""  # NaN: no block of losses copied from the device yet
+        progress.update(tasks[name], completed=step, loss=shown)
 
     return update

@@ -256,7 +256,8 @@ def _run_progress(on_progress: RunProgressFn | None, name: str,
 
     def progress(step: int, total: int, run: RunResult) -> None:
         if on_progress is not None:
-            on_progress(name, step, total, run.records["loss"][-1])
+            losses = run.records["loss"]  # copied from the device in blocks: the latest block's last loss
+            on_progress(name, step, total, losses[-1] if losses else math.nan)
         if log is not None:
             log.update(run)
 

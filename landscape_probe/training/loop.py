@@ -246,13 +246,14 @@ def train_run(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         before = recorder.snapshot()
-        recorder.record_step(loss.item(), learning_rate, before)
+        recorder.record_step(loss.detach(), learning_rate, before)
         optimizer.step()
         scheduler.step()
         recorder.record_update(before, diagnosed=diagnose)
         step += 1
 
         if step % steps_per_epoch == 0:
+            recorder.flush()  # the evaluation below waits for the device anyway
             optimizer_mode(optimizer, training=False)
             evaluations = (*evaluate(model, loss_fn, x_train, y_train), *evaluate(model, loss_fn, x_test, y_test))
             for name, value in zip(EPOCH_RECORDS, evaluations):
@@ -263,6 +264,7 @@ def train_run(
         if progress is not None:
             progress(step, total_steps, run)
 
+    recorder.flush()
     if snapshot is not None and run.completed:
         snapshot(step, model, True)
     optimizer_mode(optimizer, training=False)  # the checkpoint holds the weights that are evaluated

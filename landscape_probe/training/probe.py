@@ -109,8 +109,7 @@ class TrainingProbe:
         group = self.optimizer.param_groups[0]
         learning_rate = float(group["lr"])
         before = {name: self._previous[name] for name in self.recorder.layers}
-        self.recorder.record_step(float(loss.detach()) if isinstance(loss, Tensor) else float(loss),
-                                  learning_rate, before)
+        self.recorder.record_step(loss.detach() if isinstance(loss, Tensor) else float(loss), learning_rate, before)
         diagnose = self.every > 0 and self.steps % self.every == 0
         if diagnose:
             with self._weights(self._previous), selecting_output(self.model, self.output_key):
@@ -130,6 +129,7 @@ class TrainingProbe:
         """What was recorded so far, as a train result with one run."""
         from landscape_probe.hdf5 import provenance
 
+        self.recorder.flush()
         name = type(self.optimizer).__name__.lower()
         model_class = type(self.model)
         model_args = {"name": "custom", "class": f"{model_class.__module__}:{model_class.__qualname__}"}

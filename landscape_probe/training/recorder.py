@@ -12,6 +12,11 @@ weights at which step s's gradient was taken:
   after the update ``spectral_shift`` and ``relative_update_spectral``
   ||W_{s+1,l} − W_{s,l}||₂ / ||W_{s,l}||₂ of each layer.
 
+The per-step numbers are computed on the device and kept there; :meth:`Recorder.flush`
+copies them to the records in one transfer (every :data:`FLUSH_EVERY` steps, at a
+diagnostic step, and whenever the caller needs the records), so a step costs no
+host–device synchronisation for them.
+
 The caller decides *when*: the loop records diagnostics before its forward
 pass and the step after ``optimizer.step()``; ``TrainingProbe``, called after
 the user's ``optimizer.step()``, puts W_s back for the diagnostics.
@@ -29,6 +34,7 @@ Example:
     >>> with torch.no_grad():
     ...     _ = model.weight.mul_(1.1)
     >>> recorder.record_update(before, diagnosed=False)
+    >>> recorder.flush()  # the per-step numbers wait on the device until a flush
     >>> records = recorder.records
     >>> records["weight_norm"], records["gradient_norm"], round(records["relative_update"][0][0], 6)
     ([[5.0]], [2.0], 0.1)
@@ -47,6 +53,10 @@ from landscape_probe.params import Params, detached_params, select_layers
 from landscape_probe.training import diagnostics
 from landscape_probe.training.own_step import own_step_over_breakdown
 from landscape_probe.training.records import empty_records
+
+
+FLUSH_EVERY = 64
+"""Steps kept on the device between copies of the per-step records to the host."""
 
 
 class Recorder:
@@ -74,30 +84,55 @@ class Recorder:
         self.layers = detached_params(model, select_layers(model))
         self.normalised = diagnostics.normalised_layers(model)
         self.records = records if records is not None else empty_records()
+        self._steps: list[Tensor] = []  # one row per step kept on the device: loss, ||g||, then ||W_l|| per layer
+        self._updates: list[Tensor] = []  # one row per update: its relative size per layer
 
     def snapshot(self) -> Params:
         """A copy of the layers as they are now (W_s, before the update)."""
         return P.clone(self.layers)
 
-    def record_step(self, loss: float, learning_rate: float, before: Params) -> None:
-        """Append step s's loss, η_s, the norm of the gradient now in ``.grad``, and ||W_{s,l}|| from ``before``."""
-        gradients = [p.grad.reshape(-1) for p in self.model.parameters() if p.grad is not None]
-        gradient_norm = sum(float(g.double().pow(2).sum()) for g in gradients) ** 0.5
-        self.records["loss"].append(float(loss))
+    def record_step(self, loss: Tensor | float, learning_rate: float, before: Params) -> None:
+        """Step s's loss, η_s, the norm of the gradient now in ``.grad``, and ||W_{s,l}|| from ``before``.
+
+        The numbers stay on the device (no host synchronisation) until :meth:`flush`; η_s is a host number.
+        """
+        weight_norms = self._norms(before)
+        gradients = [p.grad for p in self.model.parameters() if p.grad is not None]
+        squares = [g.double().pow(2).sum().to(weight_norms.device) for g in gradients]
+        gradient_norm = torch.stack(squares).sum().sqrt() if squares else weight_norms.new_zeros(())
+        loss = torch.as_tensor(loss).detach().to(device=weight_norms.device, dtype=torch.float64)
+        self._steps.append(torch.cat([loss.reshape(1), gradient_norm.reshape(1), weight_norms]))
         self.records["learning_rate"].append(float(learning_rate))
-        self.records["gradient_norm"].append(gradient_norm)
-        self.records["weight_norm"].append([float(w) for w in P.layer_norms(before).values()])
 
     def record_update(self, before: Params, *, diagnosed: bool) -> None:
-        """Append ||W_{s+1,l} − W_{s,l}|| / ||W_{s,l}|| (and, at a diagnostic step, the spectral shift)."""
-        weight_norms = P.layer_norms(before)
-        update_norms = P.layer_norms(P.sub(self.layers, before))
-        self.records["relative_update"].append([float(update_norms[n] / weight_norms[n]) for n in self.layers])
+        """||W_{s+1,l} − W_{s,l}|| / ||W_{s,l}|| (and, at a diagnostic step, the spectral shift), kept until a flush."""
+        self._updates.append(self._norms(P.sub(self.layers, before)) / self._norms(before))
         if diagnosed:
+            self.flush()
             self.records["spectral_shift"].append(
                 [diagnostics.spectral_shift(w, self.layers[n]) for n, w in before.items()])
             self.records["relative_update_spectral"].append(
                 [diagnostics.relative_spectral_update(w, self.layers[n]) for n, w in before.items()])
+        elif len(self._updates) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Copy the steps' numbers kept on the device into the records, in one transfer each."""
+        if self._steps:
+            count = len(self.layers)
+            for row in torch.stack(self._steps).cpu().tolist():
+                self.records["loss"].append(row[0])
+                self.records["gradient_norm"].append(row[1])
+                self.records["weight_norm"].append(row[2 : 2 + count])
+        if self._updates:
+            self.records["relative_update"].extend(torch.stack(self._updates).cpu().tolist())
+        self._steps, self._updates = [], []
+
+    def _norms(self, layers: Params) -> Tensor:
+        """||·||_F of each layer, in float64, as one tensor on the model's device (empty without layers)."""
+        if not layers:
+            return torch.zeros(0, dtype=torch.float64, device=next(self.model.parameters()).device)
+        return torch.stack(list(P.layer_norms(layers).values())).double()
 
     def record_diagnostics(self, step: int, learning_rate: float, weight_decay: float,
                            optimizer: torch.optim.Optimizer | None = None) -> None:
