@@ -193,3 +193,20 @@ def test_first_ctrl_c_becomes_a_stop_request() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         assert should_stop()
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_records_copied_in_blocks_equal_records_copied_every_step(monkeypatch):
+    """Per-step numbers wait on the device; how often they are copied changes nothing recorded."""
+    import landscape_probe as lp
+    from landscape_probe.training import recorder
+
+    def records(flush_every: int) -> dict:
+        monkeypatch.setattr(recorder, "FLUSH_EVERY", flush_every)
+        result = lp.train("mlp", "synthetic:task=classification,n_train=120,n_test=40,in_features=6,num_classes=3", depth=3, width=8, epochs=2, batch_size=16,
+                          diagnostics_every=5, optimizers="sgd", device="cpu", seeds=(0,))
+        return result.runs[0].records
+
+    every_step, blocks = records(1), records(1000)
+    for name in ("loss", "gradient_norm", "weight_norm", "relative_update", "spectral_shift", "sharpness"):
+        np.testing.assert_array_equal(np.asarray(blocks[name]), np.asarray(every_step[name]), err_msg=name)
+    assert len(blocks["loss"]) == len(blocks["relative_update"]) == len(blocks["learning_rate"]) == 16
