@@ -29,7 +29,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import landscape_probe as lp
@@ -67,6 +66,23 @@ def rotated_times(runs: dict, repeats: int) -> dict[str, list[float]]:
     return times
 
 
+def print_against_floor_and_peer(times: dict[str, list[float]], header: str, ours: str, peer: str,
+                                 target: str) -> bool:
+    """Print every run's time and its ratio to ``times["floor"]``, then ours over the peer's; False without a peer."""
+    import os
+
+    print(f"{header}, 1 thread, load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    for name, values in times.items():
+        ratios = [v / f for v, f in zip(values, times["floor"], strict=True)]
+        print(f"  {name:<30} {_figure(values)} s   {_figure(ratios)}× the floor")
+    if peer not in times:
+        print("  loss_landscapes: not installed (pip install 'landscape_probe[bench]'); no peer figures")
+        return False
+    ratios = [a / b for a, b in zip(times[ours], times[peer], strict=True)]
+    print(f"  {ours} / {peer}: {_figure(ratios)}  (target {target})")
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=51)
@@ -98,17 +114,9 @@ def main() -> None:
     if loss_landscapes is not None:
         runs["loss_landscapes.random_plane"] = peer
     times = rotated_times(runs, args.repeats)
-    print(f"16-layer sample, {args.probe_size} probe examples, {args.steps}×{args.steps} grid, 1 thread, "
-          f"load average {', '.join(f'{v:.2f}' for v in __import__('os').getloadavg())}")
-    for name, values in times.items():
-        ratios = [v / f for v, f in zip(values, times["floor"], strict=True)]
-        print(f"  {name:<30} {_figure(values)} s   {_figure(ratios)}× the floor")
-    if loss_landscapes is None:
-        print("  loss_landscapes: not installed (pip install 'landscape_probe[bench]'); no peer figures")
-        return
-    ratios = [a / b for a, b in zip(times["lp.plane"], times["loss_landscapes.random_plane"], strict=True)]
-    print(f"  lp.plane / loss_landscapes.random_plane: {_figure(ratios)}")
-    _compare_values(model, x, y, loss_landscapes, steps=9)
+    header = f"16-layer sample, {args.probe_size} probe examples, {args.steps}×{args.steps} grid"
+    if print_against_floor_and_peer(times, header, "lp.plane", "loss_landscapes.random_plane", "≤ 1.0"):
+        _compare_values(model, x, y, loss_landscapes, steps=9)
 
 
 def _compare_values(model, x, y, loss_landscapes, steps: int) -> None:

@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 
 import numpy as np
 import torch
-from landscape import _figure, rotated_times, sample_problem
+from landscape import print_against_floor_and_peer, rotated_times, sample_problem
 
 import landscape_probe as lp
 
@@ -66,18 +65,9 @@ def main() -> None:
         runs["loss_landscapes.random_line"] = peer
     ours()  # warm-up: first-call imports and allocations are not what is compared
     times = rotated_times(runs, args.repeats)
-    print(f"16-layer sample, {args.probe_size} probe examples, {args.points} points, 1 thread, "
-          f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    for name, values in times.items():
-        ratios = [v / f for v, f in zip(values, times["floor"], strict=True)]
-        print(f"  {name:<30} {_figure(values)} s   {_figure(ratios)}× the floor")
-    if loss_landscapes is None:
-        print("  loss_landscapes: not installed (pip install 'landscape_probe[bench]'); no peer figures")
-        return
-    ratios = [a / b for a, b in zip(times["lp.slice(measure=loss)"], times["loss_landscapes.random_line"],
-                                    strict=True)]
-    print(f"  lp.slice(measure=loss) / loss_landscapes.random_line: {_figure(ratios)}  (target ≤ 1.2)")
-    _compare_values(model, x, y, loss_landscapes, scales)
+    header = f"16-layer sample, {args.probe_size} probe examples, {args.points} points"
+    if print_against_floor_and_peer(times, header, "lp.slice(measure=loss)", "loss_landscapes.random_line", "≤ 1.2"):
+        _compare_values(model, x, y, loss_landscapes, scales)
 
 
 def _compare_values(model, x, y, loss_landscapes, scales: list[float]) -> None:

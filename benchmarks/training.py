@@ -22,6 +22,7 @@ import os
 import statistics
 
 import torch
+from landscape import rotated_times
 
 import landscape_probe as lp
 from landscape_probe.data.datasets import load_dataset
@@ -37,11 +38,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    import sys
-
-    sys.path.insert(0, os.path.dirname(__file__))
-    from landscape import rotated_times
-
     data = load_dataset("digits")
     x, y = data.x_train, data.y_train
     batch = 64

@@ -31,6 +31,11 @@ def detached_params(model: nn.Module, names: Iterable[str] | None = None) -> Par
     return {k: named[k].detach() for k in keys}
 
 
+def has_tied_parameters(model: nn.Module) -> bool:
+    """Whether one parameter is reachable under two names (tied weights, e.g. an embedding shared with the head)."""
+    return len(list(model.named_parameters(remove_duplicate=False))) != len(dict(model.named_parameters()))
+
+
 def select_layers(model: nn.Module, pattern: str | None = None, include_1d: bool = False) -> list[str]:
     """Names of the parameters that count as layers (DESIGN.md §2).
 

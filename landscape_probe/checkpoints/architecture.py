@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from landscape_probe.errors import ProbeError
 from landscape_probe.user_code import import_attribute
 from landscape_probe.models.zoo import ZOO, build_model, parse_zoo_spec
+from landscape_probe.params import has_tied_parameters
 
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
 WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")
@@ -230,7 +231,7 @@ def _materialise(model: nn.Module, state_dict: dict[str, Tensor], expected: dict
     stay on the meta device); otherwise the model gets empty CPU storage and
     the weights are copied in (and cast), as for any model.
     """
-    tied = len(list(model.named_parameters(remove_duplicate=False))) != len(dict(model.named_parameters()))
+    tied = has_tied_parameters(model)
     unsaved = any(name not in expected for name, _ in model.named_buffers())
     if tied or unsaved or any(state_dict[key].dtype != value.dtype for key, value in expected.items()):
         model.to_empty(device="cpu")

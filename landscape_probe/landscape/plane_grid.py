@@ -136,7 +136,7 @@ class PlaneGrid:
         """
         import torch
 
-        if result.relative_gradient_change is not None or not len(cols):
+        if result.relative_gradient_change is not None or not len(cols):  # gradient cells one at a time
             for col in cols:
                 self.fill(result, row, int(col))
             return
@@ -159,43 +159,34 @@ class PlaneGrid:
             result.accuracy[row, cols] = hits.cpu().numpy() / len(self.problem.y)
         result.done[row, cols] = True
 
-    def _write(self, a: float, b: float, row_base: Tensor | None = None) -> None:
+    def _write(self, a: float, b: float, row_base: Tensor | None) -> None:
         """W + a·d₁ + b·d₂ written into the model's own tensors: no new tensor per cell.
 
-        ``row_base``, the packed W + b·d₂ of the cell's row, makes it one operation over the packed buffer.
+        ``row_base`` is the packed W + b·d₂ of the cell's row (one operation per cell), None when not packed.
         """
         import torch
 
-        if self.flat is not None and row_base is not None:
+        if row_base is not None:
             torch.add(row_base, self.flat_d1, alpha=a, out=self.flat)
-        elif self.flat is not None:
-            torch.add(self.flat_base, self.flat_d1, alpha=a, out=self.flat).add_(self.flat_d2, alpha=b)
-        for k in self.layers if self.flat is None else ():
+            return
+        for k in self.layers:
             torch.add(self.base[k], self.d1[k], alpha=a, out=self.forward.slots[k]).add_(self.d2[k], alpha=b)
 
     def fill(self, result: PlaneResult, row: int, col: int) -> None:
-        """Evaluate the cell (row, col), that is b = y[row], a = x[col], into ``result``."""
+        """Evaluate the cell (row, col), that is b = y[row], a = x[col], with its gradient, into ``result``."""
         import torch
 
+        from landscape_probe import params as P
         from landscape_probe.forward import relative_change
 
         a, b = float(result.x_coordinates[col]), float(result.y_coordinates[row])
-        if result.relative_gradient_change is not None:
-            moved = {k: self.base[k] + a * self.d1[k] + b * self.d2[k] for k in self.layers}
-            with torch.enable_grad():
-                at = self.with_gradient.evaluate(moved)
-            from landscape_probe import params as P
-
-            change = float(P.norm(P.sub(at.gradient, self.gradient))) / self.gradient_norm
-            result.relative_gradient_change[row, col] = change if self.gradient_norm > 0 else float("nan")
-            outputs, loss = at.outputs, float(at.loss)
-            accuracy = float((outputs.argmax(1) == self.problem.y).double().mean()) if result.classification else None
-        else:
-            self._write(a, b)
-            forward = self.forward.run()
-            outputs, loss, accuracy = forward.outputs, forward.loss, forward.accuracy
-        result.loss[row, col] = loss
+        moved = {k: self.base[k] + a * self.d1[k] + b * self.d2[k] for k in self.layers}
+        with torch.enable_grad():
+            at = self.with_gradient.evaluate(moved)
+        change = float(P.norm(P.sub(at.gradient, self.gradient))) / self.gradient_norm
+        result.relative_gradient_change[row, col] = change if self.gradient_norm > 0 else float("nan")
+        result.loss[row, col] = float(at.loss)
         if result.accuracy is not None:
-            result.accuracy[row, col] = accuracy
-        result.relative_function_change[row, col] = relative_change(outputs, self.reference, self.reference_norm)
+            result.accuracy[row, col] = float((at.outputs.argmax(1) == self.problem.y).double().mean())
+        result.relative_function_change[row, col] = relative_change(at.outputs, self.reference, self.reference_norm)
         result.done[row, col] = True

@@ -105,17 +105,14 @@ def traced(model: nn.Module) -> torch.fx.Graph | None:
     import torch
     import torch.fx
 
-    if isinstance(model, torch.jit.ScriptModule) or _tied(model):
+    from landscape_probe.params import has_tied_parameters
+
+    if isinstance(model, torch.jit.ScriptModule) or has_tied_parameters(model):
         return None
     try:
         return torch.fx.symbolic_trace(model).graph
     except Exception:  # noqa: BLE001 - any tracing failure means: evaluate the whole model
         return None
-
-
-def _tied(model: nn.Module) -> bool:
-    """Whether a parameter is reachable under two names (tied weights): the evaluator then swaps them its own way."""
-    return len(list(model.named_parameters(remove_duplicate=False))) != len(dict(model.named_parameters()))
 
 
 def _owns(target: str, names: set[str]) -> bool:

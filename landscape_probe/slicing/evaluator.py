@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from landscape_probe.curvature.hessian import GradientGraph, differentiable_twice
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import loss_function
-from landscape_probe.params import Params, detached_params, flatten, unflatten
+from landscape_probe.params import Params, detached_params, flatten, has_tied_parameters, unflatten
 
 if TYPE_CHECKING:
     from landscape_probe.slicing.chunked_hessian import ChunkedHessian
@@ -244,7 +244,7 @@ def _parameter_slots(model: nn.Module, names: Sequence[str]) -> dict[str, tuple[
     """Each name's (owning module, attribute), or None where a plain swap would be wrong (tied, parametrized)."""
     from torch.nn.utils import parametrize
 
-    tied = len(list(model.named_parameters(remove_duplicate=False))) != len(dict(model.named_parameters()))
+    tied = has_tied_parameters(model)
     if tied or any(parametrize.is_parametrized(module) for module in model.modules()):
         return None
     slots = {}
