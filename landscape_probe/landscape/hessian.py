@@ -143,7 +143,7 @@ def _hessian(model: Any, data: Any, settings: dict[str, Any], shard: str, *, pro
             done[stage] = _stage(problem, [stage] if stage else layers, settings, shard, with_density=not stage)
             if report:
                 report(index + 1, len(mine), f"hessian: {stage}" if stage else "hessian")
-    if shard == "work" and distributed.launched():
+    if shard == "work":  # the other ranks' stages, under torchrun
         done = distributed.gather_items(done, stages)
     whole, blocks = done[""], [done[name] for name in layers if per_layer]
     classification = classifies(problem.y)

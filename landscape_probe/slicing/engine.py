@@ -128,7 +128,7 @@ def run_slice(
                                    nonfinite_weights)
     finally:
         evaluator.give_weights_back()
-    layers = distributed.gather_items(layers, list(groups)) if distributed.launched() else layers
+    layers = distributed.gather_items(layers, list(groups))  # the other ranks' layers, under torchrun
     return _result(whole, layers, scales, model, layer_names, config, loss_name, y)
 
 
@@ -231,7 +231,7 @@ def _sweep(
         _record_point(columns, at_t, at_zero.outputs, g0_parts, names, log_p0, evaluator.y)
         counter.advance(label)
     table = {key: torch.stack(values).double().cpu().numpy() for key, values in columns.items() if values}
-    if points is not None and distributed.launched():  # the other ranks evaluated the other points
+    if points is not None:  # under torchrun the other ranks evaluated the other points
         table = distributed.gather_rows(points, table, len(scales))
     loss = table["loss"]
     function_change = ratio_or_nan(table["function_change"], float(torch.linalg.vector_norm(at_zero.outputs)))

@@ -92,9 +92,8 @@ def loss_sweep(
     points = distributed.share(list(range(len(scales))))  # under torchrun each rank walks its share of the points
     columns = _walk(ForwardEvaluator(model, x, y, loss_name, config.chunk_size), layer_names, unit, scales[points],
                     counter)
-    if distributed.launched():
-        per_point = ("loss", "function_change", *(("correct", "kl_divergence") if classifies(y) else ()))
-        columns.update(distributed.gather_rows(points, {k: columns[k] for k in per_point}, len(scales)))
+    per_point = ("loss", "function_change", *(("correct", "kl_divergence") if classifies(y) else ()))
+    columns.update(distributed.gather_rows(points, {k: columns[k] for k in per_point}, len(scales)))
     unit_step_norm = float(P.norm(unit))
     loss = columns["loss"]
     function_change = ratio_or_nan(columns["function_change"], columns["reference_norm"])
