@@ -31,6 +31,7 @@ from landscape_probe.curvature.hessian import top_hessian_eigenvalue
 from landscape_probe.losses import LossFn
 from landscape_probe.models.modes import evaluating
 from landscape_probe.params import Params
+from landscape_probe.training.per_example_norms import squared_norms_and_sum
 
 NORMALISATIONS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 
@@ -88,11 +89,27 @@ def gradient_noise_scale(model: nn.Module, loss_fn: LossFn, inputs: Tensor, targ
     much smaller than B_simple itself.) B_simple is the batch size at which the
     gradient noise and signal are equal: the critical batch size, in examples.
 
+    Where every parameter sits in a Linear, normalisation or Embedding layer,
+    ``Σ_i ||g_i||²`` and ḡ come from one backward pass
+    (:mod:`~landscape_probe.training.per_example_norms`) and
+    ``Σ_i ||g_i − ḡ||² = Σ_i ||g_i||² − B ||ḡ||²``, in float64 (rounding: about
+    ``ε · Σ_i ||g_i||²``, ε of the model's dtype); otherwise the per-example
+    gradients are formed with ``vmap``.
+
     Raises:
         ValueError: for a batch of fewer than two examples.
     """
     if len(inputs) < 2:
         raise ValueError("the gradient noise scale needs at least two examples")
+    with evaluating(model):
+        fast = squared_norms_and_sum(model, loss_fn, inputs, targets)
+    if fast is not None:
+        # Σ_i ||g_i − ḡ||² = Σ_i ||g_i||² − B ||ḡ||², clipped at 0 against rounding
+        norms, total = fast
+        count = len(inputs)
+        squared_mean = sum(g.double().pow(2).sum() for g in total.values()) / count**2
+        trace_covariance = (norms.sum() - count * squared_mean).clamp(min=0) / (count - 1)
+        return float(trace_covariance / squared_mean)
     gradients = per_example_gradients(model, loss_fn, inputs, targets).values()
     # per parameter, with no concatenated copy: the coordinates' unbiased variances sum to tr(Σ)
     trace_covariance = sum(g.var(dim=0, correction=1).sum(dtype=torch.float64) for g in gradients)

@@ -53,6 +53,17 @@ def test_gradient_noise_scale_matches_a_per_example_loop(norm: str) -> None:
     assert model.training, "the model's mode is restored"
 
 
+def test_gradient_noise_scale_of_a_convolution_by_per_example_gradients_matches_a_loop() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Unflatten(1, (1, 2, 2)), nn.Conv2d(1, 2, 2), nn.Flatten(), nn.Tanh(),
+                          nn.Linear(2, 3)).double()
+    x, y = _batch()
+    g = _loop_gradients(model, x, y)
+    mean = g.mean(axis=0)
+    expected = sum(float(np.sum((row - mean) ** 2)) for row in g) / (len(g) - 1) / float(np.sum(mean**2))
+    assert diagnostics.gradient_noise_scale(model, CROSS_ENTROPY, x, y) == pytest.approx(expected, rel=1e-10)
+
+
 def test_gradient_noise_scale_of_identical_examples_is_zero() -> None:
     model = _tiny_mlp()
     x, y = _batch(1)
