@@ -86,6 +86,8 @@ class Recorder:
         self.records = records if records is not None else empty_records()
         self._steps: list[Tensor] = []  # one row per step kept on the device: loss, ||g||, then ||W_l|| per layer
         self._updates: list[Tensor] = []  # one row per update: its relative size per layer
+        self._parameters = list(model.parameters())
+        self._before_norms: tuple[Params, Tensor] | None = None  # record_step's W_s and ||W_{s,l}||, for record_update
 
     def snapshot(self) -> Params:
         """A copy of the layers as they are now (W_s, before the update)."""
@@ -97,16 +99,21 @@ class Recorder:
         The numbers stay on the device (no host synchronisation) until :meth:`flush`; η_s is a host number.
         """
         weight_norms = self._norms(before)
-        gradients = [p.grad for p in self.model.parameters() if p.grad is not None]
-        squares = [g.double().pow(2).sum().to(weight_norms.device) for g in gradients]
-        gradient_norm = torch.stack(squares).sum().sqrt() if squares else weight_norms.new_zeros(())
+        self._before_norms = (before, weight_norms)
+        gradients = [p.grad for p in self._parameters if p.grad is not None]
+        # one norm per tensor in one call (torch._foreach_*, as torch.optim uses it), then their norm in float64
+        norms = [norm.to(weight_norms.device) for norm in torch._foreach_norm(gradients)]  # no-op on one device
+        gradient_norm = torch.linalg.vector_norm(torch.stack(norms).double()) if norms else weight_norms.new_zeros(())
         loss = torch.as_tensor(loss).detach().to(device=weight_norms.device, dtype=torch.float64)
         self._steps.append(torch.cat([loss.reshape(1), gradient_norm.reshape(1), weight_norms]))
         self.records["learning_rate"].append(float(learning_rate))
 
     def record_update(self, before: Params, *, diagnosed: bool) -> None:
         """||W_{s+1,l} − W_{s,l}|| / ||W_{s,l}|| (and, at a diagnostic step, the spectral shift), kept until a flush."""
-        self._updates.append(self._norms(P.sub(self.layers, before)) / self._norms(before))
+        kept, self._before_norms = self._before_norms, None
+        before_norms = kept[1] if kept is not None and kept[0] is before else self._norms(before)
+        differences = torch._foreach_sub(list(self.layers.values()), [before[n] for n in self.layers])
+        self._updates.append(self._norms(dict(zip(self.layers, differences))) / before_norms)
         if diagnosed:
             self.flush()
             self.records["spectral_shift"].append(
@@ -132,7 +139,7 @@ class Recorder:
         """||·||_F of each layer, in float64, as one tensor on the model's device (empty without layers)."""
         if not layers:
             return torch.zeros(0, dtype=torch.float64, device=next(self.model.parameters()).device)
-        return torch.stack(list(P.layer_norms(layers).values())).double()
+        return torch.stack(torch._foreach_norm(list(layers.values()))).double()
 
     def record_diagnostics(self, step: int, learning_rate: float, weight_decay: float,
                            optimizer: torch.optim.Optimizer | None = None) -> None:
