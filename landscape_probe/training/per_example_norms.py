@@ -7,8 +7,10 @@ For a Linear layer z = W a + b applied at positions t = 1 … T of example i
     ||∇_W ℓ_i||² = Σ_{t,s} (a_{i,t}·a_{i,s}) (δ_{i,t}·δ_{i,s})     (= ||a_i||² ||δ_i||² for T = 1)
 
 and ``||∇_b ℓ_i||² = ||Σ_t δ_{i,t}||²`` (Goodfellow 2015; the "ghost norm" of
-Li et al. 2022). The affine parameters of a LayerNorm and of a BatchNorm that
-normalises with its running statistics are elementwise: ``∇_γ ℓ_i = Σ_t δ_{i,t} ⊙ x̂_{i,t}``
+Li et al. 2022). A convolution (1-D or 2-D, ungrouped) is that Linear layer
+applied to every input patch, its positions the output's pixels. The affine
+parameters of a LayerNorm, a GroupNorm and a BatchNorm that normalises with its
+running statistics are elementwise: ``∇_γ ℓ_i = Σ_t δ_{i,t} ⊙ x̂_{i,t}``
 and ``∇_β ℓ_i = Σ_t δ_{i,t}``. An Embedding's row v collects the δ of every
 position holding token v: ``||∇_E ℓ_i||² = Σ_{t,s: v_t = v_s} δ_{i,t}·δ_{i,s}``.
 
@@ -41,7 +43,8 @@ from torch import Tensor, nn
 from landscape_probe.losses import LossFn
 from landscape_probe.params import Params, has_tied_parameters
 
-SUPPORTED = (nn.Linear, nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.Embedding)
+SUPPORTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d,
+             nn.Embedding)
 """The modules whose parameters' per-example gradient norms are computed from activations and δ."""
 
 
@@ -93,7 +96,7 @@ def _owners(model: nn.Module) -> list[nn.Module] | None:
     for module in model.modules():
         if next(module.parameters(recurse=False), None) is None:
             continue
-        if type(module) not in SUPPORTED:
+        if type(module) not in SUPPORTED or getattr(module, "groups", 1) != 1:  # a grouped convolution: not yet
             return None
         owners.append(module)
     return owners
@@ -107,12 +110,14 @@ def _module_norms(module: nn.Module, a: Tensor, delta: Tensor) -> Tensor:
         d = delta.reshape(batch, tokens.shape[1], -1).double()
         same = tokens.unsqueeze(2) == tokens.unsqueeze(1)
         return (d @ d.transpose(1, 2) * same).sum(dim=(1, 2))
-    if isinstance(module, nn.Linear):
-        a = a.reshape(batch, -1, a.shape[-1]).double()
-        d = delta.reshape(batch, -1, delta.shape[-1]).double()
+    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        if isinstance(module, nn.Linear):
+            a, d = a.reshape(batch, -1, a.shape[-1]).double(), delta.reshape(batch, -1, delta.shape[-1]).double()
+        else:  # a convolution is a Linear layer applied to every patch: positions are the output's pixels
+            a, d = _patches(module, a).double(), delta.reshape(batch, delta.shape[1], -1).transpose(1, 2).double()
         norms = _outer_product_norms(a, d)
         return norms + d.sum(1).pow(2).sum(1) if module.bias is not None else norms
-    # LayerNorm and BatchNorm: elementwise γ ⊙ x̂ + β, over the last dims (LayerNorm) or dim 1 (BatchNorm)
+    # normalisations: elementwise γ ⊙ x̂ + β, over the last dims (LayerNorm) or the channels, dim 1 (the others)
     x_hat = _normalised(module, a).double()
     d = delta.double()
     if isinstance(module, nn.LayerNorm):
@@ -139,11 +144,26 @@ def _outer_product_norms(a: Tensor, d: Tensor) -> Tensor:
     return torch.einsum("bto,bti->boi", d, a).pow(2).sum(dim=(1, 2))
 
 
+def _patches(module: nn.Conv1d | nn.Conv2d, x: Tensor) -> Tensor:
+    """The input patches each output pixel sees, (B, pixels, channels · kernel size), as ``F.unfold`` lays them out.
+
+    The convolution's own padding (any mode) is applied first, so the patches are taken with none.
+    """
+    mode = "constant" if module.padding_mode == "zeros" else module.padding_mode
+    x = torch.nn.functional.pad(x, module._reversed_padding_repeated_twice, mode=mode)
+    if isinstance(module, nn.Conv1d):  # a 1 × L image
+        x, kernel, dilation, stride = x.unsqueeze(2), (1, *module.kernel_size), (1, *module.dilation), (1, *module.stride)
+    else:
+        kernel, dilation, stride = module.kernel_size, module.dilation, module.stride
+    return torch.nn.functional.unfold(x, kernel, dilation=dilation, stride=stride).transpose(1, 2)
+
+
 def _normalised(module: nn.Module, x: Tensor) -> Tensor:
     """x̂, the input as the normalisation layer normalises it (BatchNorm: with its running statistics)."""
-    if isinstance(module, nn.LayerNorm):
-        dims = tuple(range(x.ndim - len(module.normalized_shape), x.ndim))
-        mean, variance = x.mean(dims, keepdim=True), x.var(dims, correction=0, keepdim=True)
-        return (x - mean) / torch.sqrt(variance + module.eps)
+    if isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
+        grouped = x.reshape(len(x), module.num_groups, -1) if isinstance(module, nn.GroupNorm) else x
+        dims = (2,) if isinstance(module, nn.GroupNorm) else tuple(range(x.ndim - len(module.normalized_shape), x.ndim))
+        mean, variance = grouped.mean(dims, keepdim=True), grouped.var(dims, correction=0, keepdim=True)
+        return ((grouped - mean) / torch.sqrt(variance + module.eps)).reshape(x.shape)
     shape = (1, -1) + (1,) * (x.ndim - 2)
     return (x - module.running_mean.reshape(shape)) / torch.sqrt(module.running_var.reshape(shape) + module.eps)

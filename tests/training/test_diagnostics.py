@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from landscape_probe.training import diagnostics
+from landscape_probe.training.per_example_norms import squared_norms_and_sum
 from landscape_probe.losses import loss_function
 from landscape_probe.models.zoo import build_model
 
@@ -53,10 +54,12 @@ def test_gradient_noise_scale_matches_a_per_example_loop(norm: str) -> None:
     assert model.training, "the model's mode is restored"
 
 
-def test_gradient_noise_scale_of_a_convolution_by_per_example_gradients_matches_a_loop() -> None:
+def test_gradient_noise_scale_by_per_example_gradients_matches_a_loop() -> None:
+    """A grouped convolution is outside the one-backward-pass method: vmap forms the per-example gradients."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Unflatten(1, (1, 2, 2)), nn.Conv2d(1, 2, 2), nn.Flatten(), nn.Tanh(),
-                          nn.Linear(2, 3)).double()
+    model = nn.Sequential(nn.Unflatten(1, (2, 2)), nn.Conv1d(2, 4, 2, groups=2), nn.Flatten(), nn.Tanh(),
+                          nn.Linear(4, 3)).double()
+    assert squared_norms_and_sum(model, CROSS_ENTROPY, *_batch()) is None
     x, y = _batch()
     g = _loop_gradients(model, x, y)
     mean = g.mean(axis=0)

@@ -80,11 +80,42 @@ def test_sequences_through_embedding_linear_and_layer_norm_equal_a_loop(width: i
     torch.testing.assert_close(norms, _loop(model, tokens, y)[0], rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("norm", ["none", "layer", "batch"])
+@pytest.mark.parametrize("shape", [(2, 5, 5), (2, 7)])
+def test_zoo_cnns_equal_a_per_example_loop(shape: tuple[int, ...], norm: str) -> None:
+    torch.manual_seed(0)
+    args = {"name": "cnn", "input_shape": list(shape), "num_outputs": 3, "depth": 2, "channels": 3, "norm": norm}
+    model = build_model(args).double()
+    x = torch.randn(5, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    if norm == "batch":
+        model(x * 2 + 1)  # running statistics away from 0 and 1
+    model.eval()
+    y = torch.tensor([0, 1, 2, 1, 0])
+    norms, total = squared_norms_and_sum(model, CROSS_ENTROPY, x, y)
+    expected_norms, expected_total = _loop(model, x, y)
+    torch.testing.assert_close(norms, expected_norms, rtol=1e-12, atol=0)
+    for got, expected in zip(total.values(), expected_total, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def test_strided_dilated_reflect_padded_convolutions_equal_a_loop() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, stride=2, padding=2, dilation=2, padding_mode="reflect"), nn.Tanh(),
+                          nn.Conv2d(3, 4, (2, 3), padding=(1, 0)), nn.Flatten(), nn.LazyLinear(3)).double()
+    x = torch.randn(4, 2, 7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    model(x)  # the lazy layer takes its shape
+    model.eval()
+    y = torch.tensor([2, 0, 1, 1])
+    norms, _ = squared_norms_and_sum(model, CROSS_ENTROPY, x, y)
+    torch.testing.assert_close(norms, _loop(model, x, y)[0], rtol=1e-12, atol=0)
+
+
 def test_models_outside_the_method_are_declined() -> None:
     x, y = _features()
     assert squared_norms_and_sum(_Twice().double().eval(), CROSS_ENTROPY, x, y) is None, "a layer used twice"
-    cnn = nn.Sequential(nn.Unflatten(1, (1, 2, 2)), nn.Conv2d(1, 3, 2), nn.Flatten()).double().eval()
-    assert squared_norms_and_sum(cnn, CROSS_ENTROPY, x, y) is None, "a convolution"
+    grouped = nn.Sequential(nn.Unflatten(1, (2, 2)), nn.Conv1d(2, 4, 2, groups=2), nn.Flatten(),
+                            nn.Linear(4, 3)).double().eval()
+    assert squared_norms_and_sum(grouped, CROSS_ENTROPY, x, y) is None, "a grouped convolution"
     batch = _mlp(norm="batch").train()
     assert squared_norms_and_sum(batch, CROSS_ENTROPY, x, y) is None, "batch statistics couple the examples"
     frozen = _mlp()
