@@ -26,6 +26,7 @@ from landscape_probe import distributed
 from tests.test_distributed import free_port, net_and_data
 
 SLICE = {"scales": (0.001, 0.01, 0.1, 0.5, 1.0), "device": "cpu", "dtype": "float64", "seed": 3}
+PLANE = {"x": "-1:1:5", "y": "-0.5:0.5:4", "device": "cpu", "dtype": "float64", "seed": 3}
 HESSIAN = {"top_k": 2, "iterations": 20, "trace_samples": 12, "density_runs": 2, "density_steps": 8,
            "device": "cpu", "dtype": "float64", "seed": 1}
 TRAIN = {"optimizers": ("sgd", "fromage"), "depth": 2, "seeds": (0, 1), "epochs": 1, "batch_size": 20,
@@ -45,6 +46,9 @@ def calls(output: Path | None = None, progress=False) -> dict:
         # the parts in chunks of 7: the summed products of ChunkedHessian
         "slice_data_eigenvector": lp.slice(net, data, direction="eigenvector", chunk_size=7, **divided, **SLICE),
         "slice_data_loss": lp.slice(net, data, direction="hessian:2", measure="loss", **divided, **SLICE),
+        "plane_data_gradient": lp.plane(net, data, measure="gradient", direction_x="gradient",
+                                        direction_y="hessian:1", **divided, **PLANE),
+        "plane_data_loss": lp.plane(net, data, **divided, **PLANE),
         "hessian_data": lp.hessian(net, data, shard="data", **HESSIAN),
         "hessian_work": lp.hessian(net, data, per_layer=True, **HESSIAN),
         "train": lp.train("mlp:width=6", train_data, output=output, **TRAIN),
@@ -74,6 +78,12 @@ def numbers(results: dict) -> dict[str, np.ndarray]:
                              "euclidean_gradient_prediction", "taylor_loss_model", "quadratic_loss_model", "lambda_max",
                              "loss_at_zero", "gradient_norm", "slope", "curvature", "unit_step_norm"):
                     out[f"{key}/{layer}/{name}"] = np.asarray(getattr(sweep, name), dtype=float)
+        elif key.startswith("plane"):
+            for name in ("loss", "accuracy", "relative_function_change", "relative_gradient_change",
+                         "euclidean_gradient_prediction", "drt_prediction", "loss_at_zero", "gradient_norm",
+                         "lambda_max", "direction_norms", "direction_cosine"):
+                value = getattr(result, name)
+                out[f"{key}/{name}"] = np.asarray(np.nan if value is None else value, dtype=float)
         elif key == "interpolate":
             for name in ("alphas", "loss", "accuracy", "relative_function_change", "drt_prediction",
                          "barrier_height", "loss_a", "loss_b"):
@@ -150,8 +160,24 @@ def test_slice_of_the_probe_set_split_among_ranks_equals_one_process_to_reductio
         compare(two_ranks, one_process, prefix, rtol=1e-10)
     assert {key.split("/")[1] for key in one_process if key.startswith("slice_data_layers/")} == {"", "0.weight",
                                                                                                   "2.weight"}
+    same_on_every_rank(two_ranks, "slice_data")
+
+
+def test_plane_of_the_probe_set_split_among_ranks_equals_one_process_to_reduction_order(
+        two_ranks, one_process) -> None:
+    compare(two_ranks, one_process, "plane_data_gradient/", rtol=1e-10)
+    compare(two_ranks, one_process, "plane_data_loss/", rtol=1e-10)
+    assert np.isfinite(one_process["plane_data_gradient/relative_gradient_change"]).all()
+    assert np.isfinite(one_process["plane_data_loss/accuracy"]).all()
+    same_on_every_rank(two_ranks, "plane_data")
+
+
+def same_on_every_rank(two_ranks, prefix: str) -> None:
+    """Every rank holds the same sums (all-reduced), bit for bit."""
     rank_0, rank_1 = two_ranks[1]
-    for key in (key for key in one_process if key.startswith("slice_data")):  # the same sums on every rank
+    keys = [key for key in rank_0 if key.startswith(prefix)]
+    assert keys
+    for key in keys:
         np.testing.assert_array_equal(rank_0[key], rank_1[key], err_msg=key)
 
 
@@ -169,6 +195,7 @@ def test_hessian_blocks_split_among_ranks_equal_one_process_bit_for_bit(two_rank
 
 @pytest.mark.parametrize(("arguments", "sentence"), [
     (["hessian", "--shard", "pieces"], "Unknown --shard 'pieces'; use one of work, data."),
+    (["plane", "--shard", "pieces"], "Unknown --shard 'pieces'; use one of work, data."),
     (["hessian"], "probe hessian --shard work divides the layer blocks of --per-layer among the ranks"),
 ])
 def test_a_shard_the_command_does_not_offer_is_one_sentence(tmp_path, monkeypatch, arguments, sentence) -> None:
