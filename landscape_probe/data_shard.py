@@ -157,7 +157,7 @@ class ProbeShard:
         scaled = [part * self.weight if name in means else part**2 if name in norms else part
                   for name, part in zip(names, parts)]
         flat = torch.from_numpy(np.concatenate([part.reshape(-1) for part in scaled])) if parts else torch.zeros(0)
-        summed = distributed.all_reduce_sum(flat).numpy()
+        summed = distributed.all_reduce_sum(flat.to(self.x.device)).cpu().numpy()  # NCCL sums CUDA tensors only
         sizes = np.cumsum([0, *(part.size for part in parts)])
         whole = {name: summed[start:stop].reshape(part.shape)
                  for name, part, start, stop in zip(names, parts, sizes[:-1], sizes[1:])}
