@@ -36,7 +36,7 @@ from typing import Any
 
 from landscape_probe.errors import ProbeError
 
-SPLIT_COMMANDS = ("plane", "slice", "hessian", "train")
+SPLIT_COMMANDS = ("plane", "slice", "hessian", "train", "interpolate")
 """The ``probe`` commands that divide their work among ``torchrun`` ranks."""
 
 

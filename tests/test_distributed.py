@@ -105,8 +105,23 @@ def test_probe_plane_under_torchrun_writes_once_and_resumes_a_single_process_fil
     assert finished.complete and np.array_equal(finished.loss, single.loss)
 
 
+def test_probe_interpolate_under_torchrun_writes_once_the_single_process_line(tmp_path) -> None:
+    from tests.landscape.test_interpolate import _checkpoints
+
+    a, b = _checkpoints(tmp_path)
+    options = ["--range", "-0.5:1.5:7", "--probe-size", "64", "--device", "cpu", "--no-plots"]
+    single = lp.interpolate(a, b, range="-0.5:1.5:7", probe_size=64, device="cpu")
+    out = tmp_path / "ab.h5"
+    run = torchrun("interpolate", str(a), str(b), *options, "-o", str(out))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count(f"wrote {out}") == 1  # rank 0 alone prints (and writes)
+    written = lp.load(out)
+    for name in ("alphas", "loss", "accuracy", "relative_function_change", "drt_prediction"):
+        np.testing.assert_array_equal(getattr(written, name), getattr(single, name), err_msg=name)
+    assert written.barrier_height == single.barrier_height
+
+
 def test_a_command_that_does_not_split_its_work_is_refused_under_torchrun(tmp_path) -> None:
     checkpoint = digits_checkpoint(tmp_path)
-    run = torchrun("interpolate", str(checkpoint), str(checkpoint), "--device", "cpu", "-o", str(tmp_path / "i.h5"))
+    run = torchrun("advise", str(checkpoint), "--device", "cpu")
     assert run.returncode != 0 and "does not split its work among torchrun's ranks" in run.stderr
-    assert not (tmp_path / "i.h5").exists()

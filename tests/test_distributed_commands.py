@@ -5,12 +5,14 @@ compares both ranks with the same calls made in this one process.
 
 Tolerances: ``--shard work`` computes each point, layer block or run on one rank exactly as one process does, so
 the numbers are equal bit for bit; ``--shard data`` sums each rank's part of the mean loss's gradient and
-Hessian-vector products, so the numbers differ from one process's only by the order of the floating-point sums:
-relative 1e-10 in float64 here.
+Hessian-vector products (and, for a slice, of the loss, accuracy counts, KL and squared function change), so the
+numbers differ from one process's only by the order of the floating-point sums: relative 1e-10 in float64 here.
+The one process runs the ordinary (``work``) slice, which the divided one must equal.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 from pathlib import Path
@@ -20,9 +22,11 @@ import pytest
 import torch
 
 import landscape_probe as lp
+from landscape_probe import distributed
 from tests.test_distributed import free_port, net_and_data
 
 SLICE = {"scales": (0.001, 0.01, 0.1, 0.5, 1.0), "device": "cpu", "dtype": "float64", "seed": 3}
+PLANE = {"x": "-1:1:5", "y": "-0.5:0.5:4", "device": "cpu", "dtype": "float64", "seed": 3}
 HESSIAN = {"top_k": 2, "iterations": 20, "trace_samples": 12, "density_runs": 2, "density_steps": 8,
            "device": "cpu", "dtype": "float64", "seed": 1}
 TRAIN = {"optimizers": ("sgd", "fromage"), "depth": 2, "seeds": (0, 1), "epochs": 1, "batch_size": 20,
@@ -33,13 +37,33 @@ def calls(output: Path | None = None, progress=False) -> dict:
     """Every call compared: the same in one process and on each of two ranks."""
     net, data = net_and_data()
     train_data = (data[0].float(), data[1])
+    divided = {"shard": "data" if distributed.launched() else "work",  # one process: the ordinary slice
+               "probe_size": 39}  # 20 and 19 examples: unequal parts, where a mean of means would be wrong
     return {
         "slice_layers": lp.slice(net, data, layers=True, progress=progress, **SLICE),
         "slice_loss": lp.slice(net, data, direction="random", measure="loss", **SLICE),
+        "slice_data_layers": lp.slice(net, data, layers=True, **divided, **SLICE),
+        # the parts in chunks of 7: the summed products of ChunkedHessian
+        "slice_data_eigenvector": lp.slice(net, data, direction="eigenvector", chunk_size=7, **divided, **SLICE),
+        "slice_data_loss": lp.slice(net, data, direction="hessian:2", measure="loss", **divided, **SLICE),
+        "plane_data_gradient": lp.plane(net, data, measure="gradient", direction_x="gradient",
+                                        direction_y="hessian:1", **divided, **PLANE),
+        "plane_data_loss": lp.plane(net, data, **divided, **PLANE),
         "hessian_data": lp.hessian(net, data, shard="data", **HESSIAN),
         "hessian_work": lp.hessian(net, data, per_layer=True, **HESSIAN),
         "train": lp.train("mlp:width=6", train_data, output=output, **TRAIN),
+        "interpolate": lp.interpolate(net, other_net(net), data, range="-0.5:1.5:9", device="cpu", dtype="float64"),
     }
+
+
+def other_net(net: torch.nn.Module) -> torch.nn.Module:
+    """The end B of an interpolation: ``net`` with every weight moved (seeded)."""
+    other = copy.deepcopy(net)
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator, dtype=parameter.dtype))
+    return other
 
 
 def numbers(results: dict) -> dict[str, np.ndarray]:
@@ -49,10 +73,21 @@ def numbers(results: dict) -> dict[str, np.ndarray]:
         if key.startswith("slice"):
             sweeps = {"": result.whole, **result.layers}
             for layer, sweep in sweeps.items():
-                for name in ("loss", "relative_function_change", "relative_gradient_change", "kl_divergence",
-                             "accuracy", "drt_prediction", "euclidean_gradient_prediction"):
+                for name in ("loss", "relative_function_change", "relative_gradient_change",
+                             "relative_gradient_change_per_layer", "kl_divergence", "accuracy", "drt_prediction",
+                             "euclidean_gradient_prediction", "taylor_loss_model", "quadratic_loss_model", "lambda_max",
+                             "loss_at_zero", "gradient_norm", "slope", "curvature", "unit_step_norm"):
                     out[f"{key}/{layer}/{name}"] = np.asarray(getattr(sweep, name), dtype=float)
-                out[f"{key}/{layer}/lambda_max"] = np.asarray(sweep.lambda_max)
+        elif key.startswith("plane"):
+            for name in ("loss", "accuracy", "relative_function_change", "relative_gradient_change",
+                         "euclidean_gradient_prediction", "drt_prediction", "loss_at_zero", "gradient_norm",
+                         "lambda_max", "direction_norms", "direction_cosine"):
+                value = getattr(result, name)
+                out[f"{key}/{name}"] = np.asarray(np.nan if value is None else value, dtype=float)
+        elif key == "interpolate":
+            for name in ("alphas", "loss", "accuracy", "relative_function_change", "drt_prediction",
+                         "barrier_height", "loss_a", "loss_b"):
+                out[f"interpolate/{name}"] = np.asarray(getattr(result, name), dtype=float)
         elif key.startswith("hessian"):
             for name in ("eigenvalues", "trace", "density", "loss_at_point", "gradient_norm", "layer_eigenvalues",
                          "layer_traces"):
@@ -119,6 +154,33 @@ def test_slice_points_and_layers_split_among_ranks_equal_one_process_bit_for_bit
     compare(two_ranks, one_process, "slice_loss/", rtol=0)
 
 
+def test_slice_of_the_probe_set_split_among_ranks_equals_one_process_to_reduction_order(
+        two_ranks, one_process) -> None:
+    for prefix in ("slice_data_layers/", "slice_data_eigenvector/", "slice_data_loss/"):
+        compare(two_ranks, one_process, prefix, rtol=1e-10)
+    assert {key.split("/")[1] for key in one_process if key.startswith("slice_data_layers/")} == {"", "0.weight",
+                                                                                                  "2.weight"}
+    same_on_every_rank(two_ranks, "slice_data")
+
+
+def test_plane_of_the_probe_set_split_among_ranks_equals_one_process_to_reduction_order(
+        two_ranks, one_process) -> None:
+    compare(two_ranks, one_process, "plane_data_gradient/", rtol=1e-10)
+    compare(two_ranks, one_process, "plane_data_loss/", rtol=1e-10)
+    assert np.isfinite(one_process["plane_data_gradient/relative_gradient_change"]).all()
+    assert np.isfinite(one_process["plane_data_loss/accuracy"]).all()
+    same_on_every_rank(two_ranks, "plane_data")
+
+
+def same_on_every_rank(two_ranks, prefix: str) -> None:
+    """Every rank holds the same sums (all-reduced), bit for bit."""
+    rank_0, rank_1 = two_ranks[1]
+    keys = [key for key in rank_0 if key.startswith(prefix)]
+    assert keys
+    for key in keys:
+        np.testing.assert_array_equal(rank_0[key], rank_1[key], err_msg=key)
+
+
 def test_hessian_of_the_probe_set_split_among_ranks_equals_one_process_to_reduction_order(
         two_ranks, one_process) -> None:
     compare(two_ranks, one_process, "hessian_data/", rtol=1e-10)
@@ -132,8 +194,8 @@ def test_hessian_blocks_split_among_ranks_equal_one_process_bit_for_bit(two_rank
 
 
 @pytest.mark.parametrize(("arguments", "sentence"), [
-    (["slice", "--shard", "data"], "probe slice does not support --shard data; use --shard work."),
     (["hessian", "--shard", "pieces"], "Unknown --shard 'pieces'; use one of work, data."),
+    (["plane", "--shard", "pieces"], "Unknown --shard 'pieces'; use one of work, data."),
     (["hessian"], "probe hessian --shard work divides the layer blocks of --per-layer among the ranks"),
 ])
 def test_a_shard_the_command_does_not_offer_is_one_sentence(tmp_path, monkeypatch, arguments, sentence) -> None:
@@ -163,6 +225,11 @@ def test_a_training_sweep_divided_among_ranks_equals_one_process_and_rank_0_wrot
     for run in written.runs:  # the file and the checkpoints hold the runs the ranks trained
         np.testing.assert_array_equal(run.records["loss"], got[0][f"train/{run.name}/loss"])
         assert (folder / "sweep" / run.name / "checkpoint.pt").is_file()
+
+
+def test_interpolation_points_split_among_ranks_equal_one_process_bit_for_bit(two_ranks, one_process) -> None:
+    compare(two_ranks, one_process, "interpolate/", rtol=0)
+    assert len(one_process["interpolate/alphas"]) == 9  # -0.5 ... 1.5 in steps of 0.25: 0 and 1 among them
 
 
 def test_rank_0_alone_reports_progress_counting_its_share(two_ranks) -> None:

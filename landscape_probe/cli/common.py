@@ -31,8 +31,9 @@ FormatOption = Annotated[str, typer.Option("--format", help="Figure formats: png
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace an existing results file.")]
 ShardOption = Annotated[
     str,
-    typer.Option(help="Under torchrun: work divides the points, layers or runs among the ranks; data divides the "
-                 "probe set, summing gradients and Hessian-vector products over the ranks (probe hessian)."),
+    typer.Option(help="Under torchrun: work divides the points, cells, layers or runs among the ranks; data divides "
+                 "the probe set, summing losses, counts, gradients and Hessian-vector products over the ranks "
+                 "(probe slice, plane and hessian)."),
 ]
 OutputKeyOption = Annotated[
     str | None,

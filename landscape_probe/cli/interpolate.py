@@ -80,6 +80,8 @@ def interpolate_command(
     [bold]probe interpolate runs/x/sgd_lr0.1_depth4_seed0/checkpoint.pt runs/x/fromage_lr0.01_depth4_seed0/checkpoint.pt[/]
 
     [bold]probe interpolate a.pt b.pt --data digits --range -1:2:61[/]
+
+    [bold]torchrun --standalone --nproc_per_node 2 -m landscape_probe interpolate a.pt b.pt[/] (the αs divided among ranks)
     """
     with user_errors(debug):
         from landscape_probe.figures import parse_formats

@@ -34,6 +34,7 @@ from landscape_probe.cli.common import (
     OverwriteOption,
     PlotsOption,
     ProbeSizeOption,
+    ShardOption,
     SplitOption,
     run_name,
 )
@@ -80,6 +81,7 @@ def plane_command(
     arch_kwargs: ArchKwargsOption = None,
     trust_checkpoint: TrustOption = False,
     output_key: OutputKeyOption = None,
+    shard: ShardOption = "work",
     debug: DebugOption = False,
 ) -> None:
     """Evaluate the loss on the plane W + a·d₁ + b·d₂ and draw contours, a heat map and a surface.
@@ -98,6 +100,8 @@ def plane_command(
     [bold]probe plane model.pt --direction-x hessian:1 --direction-y hessian:2 --x -0.5:0.5:21 --y -0.5:0.5:21[/]
 
     [bold]probe plane runs/x/sgd_lr0.1_depth4_seed0/checkpoint.pt --trajectory runs/x/sgd_lr0.1_depth4_seed0[/]
+
+    [bold]torchrun --standalone --nproc_per_node 2 -m landscape_probe plane model.pt --shard data --probe-size 8192[/] (the probe set divided among ranks)
     """
     with user_errors(debug):
         from landscape_probe.figures import parse_formats
@@ -116,7 +120,7 @@ def plane_command(
             device=device, dtype=dtype, seed=seed, power_iterations=power_iterations, arch=arch,
             arch_kwargs=parse_arch_kwargs(arch_kwargs), trust_checkpoint=trust_checkpoint, output=output,
             resume=resume, overwrite=overwrite, progress=True, output_key=output_key,
-            command_line=command_line(ctx),
+            command_line=command_line(ctx), shard=shard,
         )
         from landscape_probe.distributed import is_main
 

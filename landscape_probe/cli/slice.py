@@ -127,6 +127,8 @@ def slice_command(
     [bold]probe slice runs/train/adam_lr0.001_depth4_seed0/checkpoint.pt --direction optimizer:adam[/]
 
     [bold]torchrun --standalone --nproc_per_node 2 -m landscape_probe slice model.pt --layers[/] (points and layers divided among ranks)
+
+    [bold]torchrun --standalone --nproc_per_node 2 -m landscape_probe slice model.pt --shard data --probe-size 8192[/] (the probe set divided among ranks)
     """
     with user_errors(debug):
         from landscape_probe.distributed import is_main

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from landscape_probe import distributed
 from landscape_probe.errors import ProbeError
 from landscape_probe.landscape.interpolation import InterpolationResult, barrier_height
 from landscape_probe.progress import Progress, progress_callback
@@ -47,7 +48,9 @@ def interpolate(
 
     Every floating-point parameter and buffer is interpolated (a batch norm's
     running statistics too), so that α = 0 and α = 1 are the two networks
-    exactly; both are always among the αs, which are sorted.
+    exactly; both are always among the αs, which are sorted. Under ``torchrun``
+    the αs are divided among the ranks (the i-th to rank i mod N) and gathered,
+    so that every rank returns the whole line, equal to one process's.
 
     Args:
         a, b: two models of the same architecture: ``nn.Module`` s (not changed) or checkpoint files.
@@ -61,44 +64,55 @@ def interpolate(
     Raises:
         ProbeError: for checkpoints of different architectures, bad settings, or unreadable files or data.
     """
-    import torch
-
-    from landscape_probe.forward import ForwardEvaluator, model_state, relative_change
     from landscape_probe.landscape.grid import parse_range
-    from landscape_probe.landscape.setup import load_model, probe_problem
-    from landscape_probe.params import select_layers
-    from landscape_probe.slicing.directions import check_same_parameters
 
     positions = np.asarray(alphas, dtype=np.float64) if alphas is not None else parse_range(range)
     if not np.all(np.isfinite(positions)):
         raise ProbeError("Every α must be a finite number.")
     positions = np.union1d(positions, [0.0, 1.0])
+    with distributed.process_group(device):
+        return _interpolate(a, b, data, positions, dict(probe_size=probe_size, split=split, loss=loss, device=device,
+                            dtype=dtype, seed=seed, arch=arch, arch_kwargs=arch_kwargs,
+                            trust_checkpoint=trust_checkpoint, output_key=output_key), progress)
+
+
+def _interpolate(a: nn.Module | str | Path, b: nn.Module | str | Path, data: Any, positions: np.ndarray,
+                 options: dict[str, Any], progress: bool | Progress) -> InterpolationResult:
+    """:func:`interpolate` once its αs are known (and, under ``torchrun``, the ranks joined)."""
+    import torch
+
+    from landscape_probe.forward import ForwardEvaluator, model_state, relative_change
+    from landscape_probe.landscape.setup import load_model, probe_problem
+    from landscape_probe.params import select_layers
+    from landscape_probe.slicing.directions import check_same_parameters
+
+    arch, arch_kwargs, trust_checkpoint = options["arch"], options["arch_kwargs"], options["trust_checkpoint"]
     loaded_b, model_b = load_model(b, arch, arch_kwargs, trust_checkpoint)
-    problem = probe_problem(a, data, probe_size=probe_size, split=split, loss=loss, device=device, dtype=dtype,
-                            seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint,
-                            output_key=output_key)
+    problem = probe_problem(a, data, **options)
     model = problem.model
     evaluator = ForwardEvaluator(model, problem.x, problem.y, problem.loss_name)
     start, state_b = evaluator.base, model_state(model_b)
     check_same_parameters(start, state_b)
     end = {name: state_b[name].to(device=tensor.device, dtype=tensor.dtype) for name, tensor in start.items()}
-    rows = []
+    mine, rows = distributed.share(list(range(len(positions)))), []  # under torchrun, this rank's αs
     with progress_callback(progress) as report:
         reference = evaluator.evaluate(start).outputs
-        for i, alpha in enumerate(positions.tolist()):
+        for i, alpha in enumerate(positions[mine].tolist()):
             with torch.no_grad():  # (1 − α)·A + α·B written into the model's own tensors: A at 0, B at 1 exactly
                 for name, slot in evaluator.slots.items():
                     torch.mul(start[name], 1.0 - alpha, out=slot).add_(end[name], alpha=alpha)
             at = evaluator.run()
             rows.append((at.loss, at.accuracy, relative_change(at.outputs, reference)))
             if report:
-                report(i + 1, len(positions), "interpolating")
+                report(i + 1, len(mine), "interpolating")
         evaluator.restore()
-    loss_values, accuracy, function_change = (np.array(column, dtype=np.float64) for column in zip(*rows))
+    names, table = ("loss", "accuracy", "function_change"), np.array(rows, dtype=np.float64).reshape(len(mine), 3)
+    line = distributed.gather_rows(mine, {name: table[:, i] for i, name in enumerate(names)}, len(positions))
+    loss_values, accuracy, function_change = (line[name] for name in names)
     layers = [name for name in select_layers(model) if name in start]
     kappa = np.array([float((end[k] - start[k]).double().norm() / start[k].double().norm()) for k in layers])
     step = float(torch.sqrt(sum(((end[k] - start[k]).double() ** 2).sum() for k in start)))
-    attrs = problem.provenance(_call_text(a, b), seed)
+    attrs = problem.provenance(_call_text(a, b), options["seed"])
     attrs.update(other_checkpoint_path=str(Path(loaded_b.path).resolve()) if loaded_b else "",
                  other_checkpoint_sha256=loaded_b.sha256 if loaded_b else "")
     return InterpolationResult(
@@ -114,7 +128,7 @@ def interpolate(
         loss_a=float(loss_values[positions == 0][0]),
         loss_b=float(loss_values[positions == 1][0]),
         barrier_height=barrier_height(positions, loss_values),
-        settings={"probe_size": len(problem.x), "split": split, "dtype": dtype},
+        settings={"probe_size": len(problem.x), "split": options["split"], "dtype": options["dtype"]},
         loss_name=problem.loss_name,
         classification=evaluator.classification,
         provenance=attrs,

@@ -75,6 +75,7 @@ def plane(
     progress: bool | Progress = False,
     output_key: str | None = None,
     command_line: str | None = None,
+    shard: str = "work",
 ) -> PlaneResult:
     """Evaluate the model at W + a·d₁ + b·d₂ for every a in ``x`` and b in ``y`` (``START:STOP:COUNT``).
 
@@ -98,6 +99,10 @@ def plane(
         progress: True for a progress bar; or a callable ``progress(done, total, label)``.
         output_key: for a model returning a tuple, dict or ``ModelOutput``, the output to measure (as ``lp.slice``).
         command_line: the command to record as provenance (the CLI's); default: this call.
+        shard: under ``torchrun``, ``work``: the rows of the grid are divided among the ranks (each cell
+            computed by one rank, as one process computes it); or ``data``: the probe set is, every rank
+            evaluating every cell on its contiguous part, with the loss, accuracy counts, function change,
+            gradient and λ_max's Hessian-vector products summed over the ranks (docs/distributed.md).
 
     Raises:
         ProbeError: for bad settings, a model that does not fit the data, a zero direction, or (``resume``)
@@ -117,6 +122,7 @@ def plane(
     ys = parse_range(y, "--y") if y is not None else None if trajectory is not None else parse_range("-1:1:21")
     from landscape_probe import distributed
 
+    distributed.check_shard("plane", shard, ("work", "data"))
     with distributed.process_group(device):
         previous, main = None, distributed.is_main()  # under torchrun only rank 0 opens the results file
         if output is not None and resume:
@@ -126,9 +132,10 @@ def plane(
         problem = probe_problem(model, data, probe_size=probe_size, split=split, loss=loss, device=device, dtype=dtype,
                                 seed=seed, arch=arch, arch_kwargs=arch_kwargs, trust_checkpoint=trust_checkpoint,
                                 output_key=output_key)
+        from landscape_probe.data_shard import ProbeShard
         from landscape_probe.landscape.plane_grid import PlaneGrid
 
-        grid = PlaneGrid(problem, settings, power_iterations)
+        grid = PlaneGrid(problem, settings, power_iterations, ProbeShard(problem.x, problem.y, shard))
         if grid.path is not None:
             from landscape_probe.landscape.trajectory_pca import covering_range
 
@@ -137,7 +144,7 @@ def plane(
         result = grid.empty_result(xs, ys, settings, command_line or _call_text(model), seed)
         if previous is not None:
             result = _continue_from(previous, result)
-        rows = distributed.share(list(np.unique(np.nonzero(~result.done)[0])))
+        rows = grid.probe.share(list(np.unique(np.nonzero(~result.done)[0])))
         # the cells done before (resumed) and this rank's share of the rest: the whole grid for one process
         started, total = time.monotonic(), int(result.done.sum() + sum((~result.done[row]).sum() for row in rows))
         try:
@@ -154,7 +161,7 @@ def plane(
                 result.save(output, overwrite=True)
             raise
         grid.forward.restore()
-        if distributed.launched():
+        if distributed.launched() and not grid.probe.divided:
             _merge_ranks(result)
         result.complete = True
         if output is not None and main:

@@ -4,6 +4,12 @@ The moved layers of the evaluator's own model are re-homed as views into one
 flat buffer, so that writing W + a·d₁ + b·d₂ for a cell is two vector
 operations on that buffer instead of two per layer (a TorchScript model, whose
 tensors cannot be re-homed, is written layer by layer).
+
+With the probe set divided among ``torchrun``'s ranks (``shard="data"``), each
+rank evaluates every cell on its part and the parts' sums are added
+(:class:`~landscape_probe.data_shard.ProbeShard`): the loss as Σ_r (n_r / N)·L_r,
+the correct answers as a count, ||F − F₀||_F as sqrt(Σ_r ||F_r − F₀,r||_F²), the
+gradient as Σ_r (n_r / N)·∇L_r and λ_max through the summed Hessian-vector products.
 """
 
 from __future__ import annotations
@@ -18,26 +24,30 @@ from landscape_probe.landscape.plane_result import PlaneResult
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from landscape_probe.data_shard import ProbeShard
+
 
 class PlaneGrid:
     """The two directions and what every cell needs; :meth:`fill` evaluates one cell into a result."""
 
-    def __init__(self, problem: Any, settings: dict[str, Any], power_iterations: int) -> None:
+    def __init__(self, problem: Any, settings: dict[str, Any], power_iterations: int, probe: ProbeShard) -> None:
         from landscape_probe import params as P
         from landscape_probe.forward import ForwardEvaluator
         from landscape_probe.params import select_layers
         from landscape_probe.slicing.evaluator import ProbeEvaluator
 
         self.problem, self.settings, self.power_iterations = problem, settings, power_iterations
+        self.probe = probe  # the examples this rank evaluates (a part of the probe set under --shard data)
         self.layers = select_layers(problem.model, settings["select"] or None, settings["include_1d"])
         if not self.layers:
             raise ProbeError("No parameter matches --select (and --include-1d), so nothing would move.")
-        self.forward = ForwardEvaluator(problem.model, problem.x, problem.y, problem.loss_name)
-        self.with_gradient = ProbeEvaluator(problem.model, problem.x, problem.y, problem.loss_name, self.layers)
+        self.forward = ForwardEvaluator(problem.model, probe.x, probe.y, problem.loss_name)
+        self.with_gradient = probe.evaluator(ProbeEvaluator(problem.model, probe.x, probe.y, problem.loss_name,
+                                                            self.layers))
         self.base = {k: self.forward.base[k] for k in self.layers}
         at_zero = self.with_gradient.evaluate(self.base)
         self.reference, self.gradient = at_zero.outputs, at_zero.gradient
-        self.reference_norm = float(self.reference.double().norm())
+        self.reference_norm = probe.norm(self.reference.double())
         self.gradient_norm = float(P.norm(self.gradient))
         self.path, self.path_steps = None, []
         if settings["trajectory"]:
@@ -52,10 +62,11 @@ class PlaneGrid:
             self.d2 = self._direction(settings["direction_y"], settings["seed"] + 1)
         self.lambda_max = float("nan")
         if settings["measure"] == "gradient":
-            from landscape_probe.curvature.hessian import top_hessian_eigenvalue
+            from landscape_probe.curvature.hessian import top_eigenpair
 
-            self.lambda_max = top_hessian_eigenvalue(self.with_gradient.loss_fn, self.base,
-                                                     iterations=power_iterations, seed=settings["seed"])[0]
+            graph = self.with_gradient.evaluate_with_hessian(self.base)[1]
+            self.lambda_max = top_eigenpair(graph, iterations=power_iterations, seed=settings["seed"]).eigenvalue
+            graph.release()
         self.flat = self.forward.pack(self.layers)  # W + a·d₁ + b·d₂ in one operation per cell when not None
         if self.flat is not None:
             self.flat_base, self.flat_d1, self.flat_d2 = (P.flatten({k: d[k] for k in self.layers})
@@ -70,11 +81,10 @@ class PlaneGrid:
         from landscape_probe.slicing.directions import filter_normalize
 
         if kind.startswith("hessian"):
-            from landscape_probe.curvature.hessian import GradientGraph
             from landscape_probe.curvature.hessian_direction import check_hessian_file, hessian_direction
 
             check_hessian_file(kind, self.problem.loaded.sha256 if self.problem.loaded else "")
-            graph = GradientGraph.at(self.with_gradient.loss_fn, self.base)
+            graph = self.with_gradient.evaluate_with_hessian(self.base)[1]
             return hessian_direction(kind, graph, seed=self.settings["seed"], iterations=self.power_iterations,
                                      tolerance=1e-4)
         raw = P.scale(-1.0, self.gradient) if kind == "gradient" else gaussian_like(self.base, seed)
@@ -100,7 +110,9 @@ class PlaneGrid:
             euclidean_gradient_prediction=self._euclidean_grid(xs, ys) if gradient else None,
             done=np.zeros(shape, dtype=bool), layer_names=list(self.layers), direction_norms=norms,
             direction_cosine=float(P.dot(self.d1, self.d2)) / float(norms[0] * norms[1]),
-            loss_at_zero=self.forward.evaluate(self.forward.base).loss, gradient_norm=self.gradient_norm,
+            loss_at_zero=float(self.probe.combined({"loss": self.forward.evaluate(self.forward.base).loss},
+                                                   means=("loss",))["loss"]),
+            gradient_norm=self.gradient_norm,
             lambda_max=self.lambda_max if gradient else None,
             trajectory_steps=np.array(self.path_steps) if self.path else None,
             trajectory_coordinates=self.path.coordinates if self.path else None,
@@ -150,13 +162,20 @@ class PlaneGrid:
             forward = self.forward.run(with_accuracy=False)
             outputs[i].copy_(forward.outputs)
             losses[i] = forward.loss
-        result.loss[row, cols] = losses
         difference = torch.linalg.vector_norm((outputs - self.reference).flatten(1), dim=1, dtype=torch.float64)
-        result.relative_function_change[row, cols] = (
-            (difference / self.reference_norm).cpu().numpy() if self.reference_norm > 0 else np.nan)
+        hits = torch.count_nonzero(outputs.argmax(dim=2) == self.probe.y, dim=1) if result.accuracy is not None else 0
+        whole = self.probe.combined({"loss": losses, "difference": difference.cpu().numpy(),
+                                     "hits": hits.cpu().numpy() if result.accuracy is not None else hits},
+                                    means=("loss",), norms=("difference",), totals=("hits",))
+        self._write_cells(result, row, cols, whole)
+
+    def _write_cells(self, result: PlaneResult, row: int, cols: Any, whole: dict[str, Any]) -> None:
+        """The cells' numbers over the whole probe set (``loss``, ``difference`` ||F − F₀||_F, ``hits``) into ``result``."""
+        result.loss[row, cols] = whole["loss"]
+        result.relative_function_change[row, cols] = (whole["difference"] / self.reference_norm
+                                                      if self.reference_norm > 0 else np.nan)
         if result.accuracy is not None:
-            hits = torch.count_nonzero(outputs.argmax(dim=2) == self.problem.y, dim=1)
-            result.accuracy[row, cols] = hits.cpu().numpy() / len(self.problem.y)
+            result.accuracy[row, cols] = whole["hits"] / self.probe.count
         result.done[row, cols] = True
 
     def _write(self, a: float, b: float, row_base: Tensor | None) -> None:
@@ -177,16 +196,15 @@ class PlaneGrid:
         import torch
 
         from landscape_probe import params as P
-        from landscape_probe.forward import relative_change
 
         a, b = float(result.x_coordinates[col]), float(result.y_coordinates[row])
         moved = {k: self.base[k] + a * self.d1[k] + b * self.d2[k] for k in self.layers}
         with torch.enable_grad():
-            at = self.with_gradient.evaluate(moved)
+            at = self.with_gradient.evaluate(moved)  # the loss and gradient over the whole probe set
         change = float(P.norm(P.sub(at.gradient, self.gradient))) / self.gradient_norm
         result.relative_gradient_change[row, col] = change if self.gradient_norm > 0 else float("nan")
-        result.loss[row, col] = float(at.loss)
-        if result.accuracy is not None:
-            result.accuracy[row, col] = float((at.outputs.argmax(1) == self.problem.y).double().mean())
-        result.relative_function_change[row, col] = relative_change(at.outputs, self.reference, self.reference_norm)
-        result.done[row, col] = True
+        hits = int(torch.count_nonzero(at.outputs.argmax(1) == self.probe.y)) if result.accuracy is not None else 0
+        difference = float(torch.linalg.vector_norm(at.outputs - self.reference, dtype=torch.float64))
+        whole = self.probe.combined({"difference": difference, "hits": hits}, norms=("difference",),
+                                    totals=("hits",))
+        self._write_cells(result, row, col, {**whole, "loss": float(at.loss)})

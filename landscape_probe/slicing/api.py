@@ -125,9 +125,12 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         output_key: for a model returning a tuple, dict or ``ModelOutput``, the key or index of the
             output to measure (default: the output a ``probe train`` run checkpoint was trained on, else
             ``logits``, else the first tensor; recorded as ``output_key``).
-        shard: under ``torchrun``, ``work`` (the only choice): the points, and the layers of ``layers``, are
-            divided among the ranks and every rank returns the whole result, equal to one process's
-            (docs/distributed.md).
+        shard: under ``torchrun``, ``work``: the points, and the layers of ``layers``, are divided among the
+            ranks; or ``data``: the probe set is, each rank evaluating every point on its contiguous part, and
+            every quantity is summed over the ranks' examples (loss, gradient, Hessian-vector products,
+            function change, accuracy, KL). Either way every rank returns the whole result, equal to one
+            process's (bit for bit with ``work`` on CPUs; to the order of the sums with ``data``;
+            docs/distributed.md).
 
     Returns:
         The :class:`~landscape_probe.slicing.result.SliceResult`, not yet saved.
@@ -159,15 +162,16 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         measure=measure,
     )
     config.check()
-    distributed.check_shard("slice", shard, ("work",))
+    distributed.check_shard("slice", shard, ("work", "data"))
     with distributed.process_group(device):
         return _slice(model, data, config, loaded_from=(arch, arch_kwargs, trust_checkpoint, allow_nonfinite),
                       split=split, loss=loss, seed=seed, progress=progress,
-                      output_key=output_key)
+                      output_key=output_key, shard=shard)
 
 
 def _slice(model: nn.Module | str | Path, data: Any, config: Any, *, loaded_from: tuple, split: str,
-           loss: str | None, seed: int, progress: bool | Progress, output_key: str | None) -> SliceResult:
+           loss: str | None, seed: int, progress: bool | Progress, output_key: str | None,
+           shard: str) -> SliceResult:
     """:func:`slice` once its settings are checked (and, under ``torchrun``, the ranks joined)."""
     from landscape_probe.data.compatibility import check_model_accepts
     from landscape_probe.data.datasets import probe_set
@@ -202,7 +206,7 @@ def _slice(model: nn.Module | str | Path, data: Any, config: Any, *, loaded_from
             target = other.model if other else None
             if config.direction_kind == "optimizer":
                 target, step = _optimizer_target(module, x, y, loss_for(dataset, loss), config, loaded)
-            result = run_slice(module, x, y, loss_for(dataset, loss), config, report, target)
+            result = run_slice(module, x, y, loss_for(dataset, loss), config, report, target, shard)
     if step and config.measure == "gradient":  # a loss-only line has no breakdown scale to set the step against
         from landscape_probe.slicing.optimizer_direction import step_over_breakdown
 

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from landscape_probe import params as P
-from landscape_probe.curvature.hessian import ParamsLossFn, gaussian_like, top_hessian_eigenvalue
+from landscape_probe.curvature.hessian import GradientGraph, ParamsLossFn, gaussian_like, top_eigenpair
 from landscape_probe.errors import ProbeError
 from landscape_probe.norms import NORMS, layer_norm, row_norms
 from landscape_probe.params import Params
@@ -112,14 +112,15 @@ def check_same_parameters(params: Params, other: Params) -> None:
         )
 
 
-def eigenvector_direction(loss_fn: ParamsLossFn, params: Params, seed: int, *, iterations: int = 50) -> Params:
+def eigenvector_direction(graph: GradientGraph, seed: int, *, iterations: int = 50) -> Params:
     """The unit eigenvector of the Hessian eigenvalue of largest magnitude (its sign is arbitrary).
 
-    Lanczos runs to a relative eigenvalue tolerance of 1e-8, so that the
-    vector's residual ``||H v − λ v||`` is about 1e-4 · |λ| (the eigenvector
+    Lanczos on the products of ``graph``, the gradient graph at W (or any object with its
+    methods: a ``ChunkedHessian``, a ``SummedGraph``), runs to a relative eigenvalue tolerance of
+    1e-8, so that the vector's residual ``||H v − λ v||`` is about 1e-4 · |λ| (the eigenvector
     converges as the square root of the eigenvalue).
     """
-    return top_hessian_eigenvalue(loss_fn, params, iterations=iterations, tolerance=1e-8, seed=seed)[1]
+    return top_eigenpair(graph, iterations=iterations, tolerance=1e-8, seed=seed).eigenvector
 
 
 def filter_normalize(direction: Params, params: Params, out: Params | None = None, sign: float = 1.0) -> Params:

@@ -39,10 +39,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from landscape_probe import distributed
 from landscape_probe import params as P
 from landscape_probe.curvature import hessian as curvature
 from landscape_probe.curvature.lanczos import basis_fits
+from landscape_probe.data_shard import ProbeShard
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import classifies
 from landscape_probe.models.groups import layer_groups
@@ -66,6 +66,7 @@ def run_slice(
     config: SliceConfig,
     progress: Progress | None = None,
     other: nn.Module | None = None,
+    shard: str = "work",
 ) -> SliceResult:
     """Slice ``model`` along the configured direction on the probe set (x, y).
 
@@ -76,6 +77,8 @@ def run_slice(
         config: the slice settings (checked here).
         progress: called after every evaluated point.
         other: the second network, for a checkpoint direction.
+        shard: under ``torchrun``, what the ranks divide: ``work`` the points and layers, ``data`` the probe set
+            (:class:`~landscape_probe.data_shard.ProbeShard`).
 
     Returns:
         The measurements and predictions, as numpy arrays.
@@ -96,7 +99,8 @@ def run_slice(
         raise ProbeError("No parameter matches the layer selection; check --select and --include-1d.")
     scales = config.all_scales
     groups = layer_groups(model, layer_names) if config.per_layer else {}
-    points, my_groups = distributed.share(list(range(len(scales)))), distributed.share(list(groups.items()))
+    probe = ProbeShard(x, y, shard)
+    points, my_groups = probe.share(list(range(len(scales)))), probe.share(list(groups.items()))
     counter = PointCounter(len(points) + len(scales) * len(my_groups), progress)  # this rank's share, under torchrun
 
     nonfinite_weights = any(
@@ -105,11 +109,12 @@ def run_slice(
     if config.measure == "loss":
         from landscape_probe.slicing.line import loss_sweep
 
-        whole = loss_sweep(model, x, y, loss_name, layer_names, config, counter, other, nonfinite_weights)
+        whole = loss_sweep(model, probe, loss_name, layer_names, config, counter, other, nonfinite_weights)
         return _result(whole, {}, scales, model, layer_names, config, loss_name, y)
-    evaluator = ProbeEvaluator(model, x, y, loss_name, layer_names, config.chunk_size, hold_weights_once=True)
+    evaluator = probe.evaluator(ProbeEvaluator(model, probe.x, probe.y, loss_name, layer_names, config.chunk_size,
+                                               hold_weights_once=True))
     try:
-        at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base, keep_graph=len(x) <= config.chunk_size)
+        at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base, len(probe.x) <= config.chunk_size)
         negate = config.direction_kind == "gradient" and not groups  # u from g(0), no copy of −g(0) (same numbers)
         direction = at_zero.gradient if negate else direction_at_w(config, evaluator, at_zero, hessian, other,
                                                                    device, dtype)
@@ -117,18 +122,19 @@ def run_slice(
                                               sign=-1.0 if negate else 1.0)
         direction = direction if groups else {}  # its memory back before λ_max and the points
         whole = _sweep(evaluator, at_zero, hessian, flat_unit, scales, config, counter, "all layers", nonfinite_weights,
-                       points)
+                       points, probe=probe)
         layers, graph = {}, cached_prefix.traced(model) if my_groups else None
         for group, members in my_groups:
-            alone = cached_prefix.evaluator_alone(model, x, y, loss_name, members, config.chunk_size, graph)
-            at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base, len(x) <= config.chunk_size)
+            alone = probe.evaluator(cached_prefix.evaluator_alone(model, probe.x, probe.y, loss_name, members,
+                                                                  config.chunk_size, graph))
+            at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base, len(probe.x) <= config.chunk_size)
             unit_alone = directions.flat_unit_step({name: direction[name] for name in members}, alone.base,
                                                     config.resolved_scaling, config.norm)
             layers[group] = _sweep(alone, at_zero_alone, hessian_alone, unit_alone, scales, config, counter, group,
-                                   nonfinite_weights)
+                                   nonfinite_weights, probe=probe)
     finally:
         evaluator.give_weights_back()
-    layers = distributed.gather_items(layers, list(groups))  # the other ranks' layers, under torchrun
+    layers = probe.gather_items(layers, list(groups))  # the other ranks' layers, under torchrun
     return _result(whole, layers, scales, model, layer_names, config, loss_name, y)
 
 
@@ -151,8 +157,8 @@ def direction_at_w(
 ) -> Params:
     """The direction d at W over the perturbed layers; the gradient one is −g(0) over the whole probe set.
 
-    ``hessian:K`` runs its Lanczos on ``hessian``, the gradient graph kept at W (no second graph is built).
-    ``at_zero`` is needed only by the gradient direction and ``hessian`` only by ``hessian:K`` (None otherwise).
+    ``hessian:K`` and ``eigenvector`` run Lanczos on ``hessian``, the gradient graph kept at W (no second graph
+    is built). ``at_zero`` is needed only by the gradient direction and ``hessian`` only by those two (else None).
     """
     base = evaluator.base
     kind = config.direction_kind
@@ -161,9 +167,7 @@ def direction_at_w(
     if kind == "random":
         return directions.random_direction(base, config.seed)
     if kind == "eigenvector":
-        return directions.eigenvector_direction(
-            evaluator.loss_fn, base, config.seed, iterations=config.power_iterations
-        )
+        return directions.eigenvector_direction(hessian, config.seed, iterations=config.power_iterations)
     if kind == "hessian":
         from landscape_probe.curvature.hessian_direction import hessian_direction
 
@@ -190,6 +194,8 @@ def _sweep(
     label: str,
     nonfinite_weights: bool = False,
     points: list[int] | None = None,
+    *,
+    probe: ProbeShard,
 ) -> SliceSweep:
     """Evaluate W + t·u at every scale and set the predictions beside the measurements.
 
@@ -204,7 +210,8 @@ def _sweep(
     not one per number). ``nonfinite_weights`` (W holds NaN or ±inf), or a step
     u that is not finite, makes every verdict of the sweep undefined
     (:func:`~landscape_probe.slicing.predictions.predict`).
-    ``points``: the indices of ``scales`` evaluated here (the other ranks' are gathered, under ``torchrun``).
+    ``points``: the indices of ``scales`` evaluated here (the other ranks' are gathered, under ``torchrun``);
+    ``probe``: the examples here, when the ranks divide the probe set (their sums are added up).
     """
     base, g0 = evaluator.base, at_zero.gradient
     unit = P.unflatten(flat_unit, base)  # u held once, as views into flat_unit
@@ -231,17 +238,17 @@ def _sweep(
         _record_point(columns, at_t, at_zero.outputs, g0_parts, names, log_p0, evaluator.y)
         counter.advance(label)
     table = {key: torch.stack(values).double().cpu().numpy() for key, values in columns.items() if values}
-    if points is not None:  # under torchrun the other ranks evaluated the other points
-        table = distributed.gather_rows(points, table, len(scales))
+    table = probe.combined(probe.gather_rows(points, table, len(scales)), totals=("correct",),  # each rank's part
+                           means=("kl_divergence",), norms=("function_change",))
     loss = table["loss"]
-    function_change = ratio_or_nan(table["function_change"], float(torch.linalg.vector_norm(at_zero.outputs)))
+    function_change = ratio_or_nan(table["function_change"], probe.norm(at_zero.outputs))
     per_layer_change = table["gradient_change"].reshape(len(scales), len(names))
     gradient_norm = float(torch.linalg.vector_norm(g0_layer_norms))
     gradient_change = ratio_or_nan(np.sqrt(np.sum(per_layer_change**2, axis=1)), gradient_norm)
     measured = Measurements(
         layer_names=list(names),
         loss=loss,
-        accuracy=table["correct"] / len(evaluator.y) if classification else None,
+        accuracy=table["correct"] / probe.count if classification else None,
         relative_function_change=function_change,
         relative_gradient_change=gradient_change,
         relative_gradient_change_per_layer=ratio_or_nan(per_layer_change, g0_layer_norms.double().cpu().numpy()),

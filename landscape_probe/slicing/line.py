@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from landscape_probe import distributed
 from landscape_probe import params as P
+from landscape_probe.data_shard import ProbeShard
 from landscape_probe.forward import ForwardEvaluator
 from landscape_probe.losses import classifies
 from landscape_probe.slicing import directions
@@ -51,8 +51,7 @@ __all__ = ["loss_sweep"]
 
 def loss_sweep(
     model: nn.Module,
-    x: Tensor,
-    y: Tensor,
+    probe: ProbeShard,
     loss_name: str,
     layer_names: list[str],
     config: SliceConfig,
@@ -65,35 +64,34 @@ def loss_sweep(
     Args:
         model: the network, on the probe set's device and dtype, in ``eval()`` mode; its values are
             written in place during the line and put back (with storage of their own) before returning.
-        x, y, loss_name: the probe set and its loss.
+        probe: the probe set (this rank's part of it, when the ranks divide it), and loss_name its loss.
         layer_names: the perturbed layers.
         config: the slice settings (``measure == "loss"``).
         counter: the engine's progress counter (``advance(label)``).
         other: the second network, for a checkpoint or optimizer direction.
         nonfinite_weights: W holds NaN or ±inf: every verdict is undefined.
     """
+    x, y = probe.x, probe.y
     device, dtype = x.device, next(model.parameters()).dtype
-    probe = ProbeEvaluator(model, x, y, loss_name, layer_names, config.chunk_size)
+    evaluator = probe.evaluator(ProbeEvaluator(model, x, y, loss_name, layer_names, config.chunk_size))
     kind = config.direction_kind
-    at_zero = probe.evaluate(probe.base) if kind == "gradient" else None  # the one gradient, at t = 0
-    graph = None
-    if kind == "hessian":
-        from landscape_probe.curvature.hessian import GradientGraph
-
-        graph = GradientGraph.at(probe.loss_fn, probe.base)
-    direction = direction_at_w(config, probe, at_zero, graph, other, device, dtype)
+    at_zero = evaluator.evaluate(evaluator.base) if kind == "gradient" else None  # the one gradient, at t = 0
+    graph = evaluator.evaluate_with_hessian(evaluator.base)[1] if kind in ("hessian", "eigenvector") else None
+    direction = direction_at_w(config, evaluator, at_zero, graph, other, device, dtype)
     if graph is not None:
         graph.release()
-    base = probe.base
+    base = evaluator.base
     scaling = config.resolved_scaling
     unit = direction if scaling == "none" else directions.unit_step(direction, base, scaling, config.norm)
     unit_kappa = directions.kappa(unit, base, config.norm)
     scales = config.all_scales
-    points = distributed.share(list(range(len(scales))))  # under torchrun each rank walks its share of the points
+    points = probe.share(list(range(len(scales))))  # under torchrun each rank walks its share of the points
     columns = _walk(ForwardEvaluator(model, x, y, loss_name, config.chunk_size), layer_names, unit, scales[points],
                     counter)
     per_point = ("loss", "function_change", *(("correct", "kl_divergence") if classifies(y) else ()))
-    columns.update(distributed.gather_rows(points, {k: columns[k] for k in per_point}, len(scales)))
+    columns.update(probe.gather_rows(points, {k: columns[k] for k in per_point}, len(scales)))
+    columns = probe.combined(columns, means=("loss", "kl_divergence", "loss_at_zero"), totals=("correct",),
+                             norms=("function_change", "reference_norm"))  # each rank's part of the probe set
     unit_step_norm = float(P.norm(unit))
     loss = columns["loss"]
     function_change = ratio_or_nan(columns["function_change"], columns["reference_norm"])
@@ -102,7 +100,7 @@ def loss_sweep(
     measured = Measurements(
         layer_names=list(layer_names),
         loss=loss,
-        accuracy=columns["correct"] / len(y) if classification else None,
+        accuracy=columns["correct"] / probe.count if classification else None,
         relative_function_change=function_change,
         relative_gradient_change=nan.copy(),
         relative_gradient_change_per_layer=np.full((len(scales), len(layer_names)), np.nan),
@@ -110,7 +108,7 @@ def loss_sweep(
         step_norm=np.abs(scales) * unit_step_norm,
         kappa=np.outer(np.abs(scales), [float(unit_kappa[n]) for n in layer_names]),
         lambda_max=float("nan"),
-        loss_at_zero=columns["loss_at_zero"],
+        loss_at_zero=float(columns["loss_at_zero"]),
         gradient_norm=float(P.norm(at_zero.gradient)) if at_zero is not None else float("nan"),
         unit_step_norm=unit_step_norm,
         slope=float(P.dot(at_zero.gradient, unit)) if at_zero is not None else float("nan"),

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from landscape_probe import params as P
+from landscape_probe.curvature.hessian import GradientGraph
 from landscape_probe.slicing.directions import (
     checkpoint_direction,
     eigenvector_direction,
@@ -141,7 +142,8 @@ def test_checkpoint_direction_and_its_errors() -> None:
 def test_eigenvector_direction_is_the_top_eigenvector() -> None:
     a = torch.diag(torch.tensor([1.0, 4.0, -2.0], dtype=torch.float64))
     w = {"w": torch.zeros(3, dtype=torch.float64)}
-    v = eigenvector_direction(lambda p: 0.5 * p["w"] @ a @ p["w"], w, seed=0, iterations=300)
+    graph = GradientGraph.at(lambda p: 0.5 * p["w"] @ a @ p["w"], w)
+    v = eigenvector_direction(graph, seed=0, iterations=300)
     assert abs(float(v["w"][1])) == pytest.approx(1.0, rel=1e-8)
 
 
