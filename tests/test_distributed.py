@@ -125,3 +125,17 @@ def test_a_command_that_does_not_split_its_work_is_refused_under_torchrun(tmp_pa
     checkpoint = digits_checkpoint(tmp_path)
     run = torchrun("advise", str(checkpoint), "--device", "cpu")
     assert run.returncode != 0 and "does not split its work among torchrun's ranks" in run.stderr
+
+
+def test_shard_data_in_one_process_is_the_whole_probe_set() -> None:
+    """Without torchrun, --shard data takes its divided path with one part: the same numbers as --shard work."""
+    net, data = net_and_data()
+    kwargs = {"device": "cpu", "dtype": "float64", "seed": 3}
+    work, divided = (lp.slice(net, data, scales=[0.1, 0.5, 1.0], layers=True, shard=shard, **kwargs)
+                     for shard in ("work", "data"))
+    for name in ("loss", "relative_function_change", "relative_gradient_change", "kl_divergence"):
+        np.testing.assert_array_equal(getattr(divided.whole, name), getattr(work.whole, name), err_msg=name)
+    assert divided.whole.lambda_max == work.whole.lambda_max
+    planes = [lp.plane(net, data, measure="gradient", shard=shard, **GRID, **kwargs) for shard in ("work", "data")]
+    for name in ("loss", "relative_gradient_change"):
+        np.testing.assert_array_equal(getattr(planes[1], name), getattr(planes[0], name), err_msg=name)
