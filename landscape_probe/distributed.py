@@ -11,7 +11,8 @@ instead of hanging. Work is split by :func:`share` (item i goes to rank
 i mod N), and :func:`gather` (:func:`gather_rows` for rows of arrays,
 :func:`gather_items` for a dict's items) brings every rank's part to all of
 them; a probe set split across ranks (``--shard data``,
-:mod:`landscape_probe.data_shard`) has its sums added by :func:`all_reduce_sum`.
+:mod:`landscape_probe.data_shard`), or a training batch (``probe train --shard data``,
+:mod:`landscape_probe.training.data_parallel`), has its sums added by :func:`all_reduce_sum`.
 Only rank 0 opens the results file (:func:`is_main`). Without ``torchrun``
 every function here is the single-process identity: one rank, all the work.
 
@@ -183,13 +184,16 @@ def gather_items(part: dict[str, Any], order: list[str]) -> dict[str, Any]:
     return {key: whole[key] for key in order}
 
 
-def all_reduce_sum(tensor: Any) -> Any:
-    """``tensor`` summed over the ranks, in place, on every rank (itself without ``torchrun``)."""
+def all_reduce_sum(tensor: Any, what: str = "summing over the probe set's shards") -> Any:
+    """``tensor`` summed over the ranks, in place, on every rank (itself without ``torchrun``).
+
+    ``what`` names the sum in the sentence raised when another rank is lost.
+    """
     if not launched():
         return tensor
     import torch.distributed as dist
 
-    with _collective("summing over the probe set's shards"):
+    with _collective(what):
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 

@@ -45,14 +45,15 @@ from landscape_probe.folders import check_folder
 from landscape_probe.hdf5 import check_writable
 from landscape_probe.layout import loss_units
 from landscape_probe.losses import loss_for
-from landscape_probe.training.loop import TrainConfig, train_run
+from landscape_probe.training.data_parallel import check_data_parallel, uses_data_parallel
+from landscape_probe.training.loop import TrainConfig, init_model, model_args_for, train_run
 from landscape_probe.optim import default_learning_rate
 from landscape_probe.training.result import TrainResult
 from landscape_probe.training.store import RunResult, run_name
 from landscape_probe.training.tensorboard import RunLog
 from landscape_probe.training.trajectory import FOLDER as TRAJECTORY
 from landscape_probe.training.trajectory import snapshot_writer
-from landscape_probe.training.user_model import ModelFactory, read_initial_weights
+from landscape_probe.training.user_model import ModelFactory, factory_args, read_initial_weights
 
 RESULTS_NAME = "results.h5"
 RunProgressFn = Callable[[str, int, int, float], None]
@@ -130,6 +131,7 @@ def train_grid(
     factory: ModelFactory | None = None,
     trust_checkpoint: bool = False,
     tensorboard: Path | str | None = None,
+    shard: str | None = None,
 ) -> TrainResult:
     """Train the whole grid; with ``output_dir``, write checkpoints and ``results.h5`` there.
 
@@ -146,6 +148,9 @@ def train_grid(
         factory: a user's model to train instead of the zoo model of ``config``.
         trust_checkpoint: let ``config.init_from`` be a pickle that needs code (a whole ``nn.Module``).
         tensorboard: a folder for each run's TensorBoard event files (:mod:`.tensorboard`), or None.
+        shard: under ``torchrun``, ``work`` divides the runs among the ranks, ``data`` trains every run on
+            all of them, each on its part of every batch (:mod:`.data_parallel`); None: ``data`` for a
+            single run, else ``work``.
 
     Returns:
         The runs, marked ``incomplete`` if a stop request cut the grid short.
@@ -155,6 +160,10 @@ def train_grid(
             ``resume`` is set and there is nothing to resume.
     """
     plan = planned_runs(config)
+    data_parallel = uses_data_parallel(shard, len(plan))
+    if data_parallel:
+        args = model_args_for(config, dataset, config.depths[0]) if factory is None else factory_args(factory)
+        check_data_parallel(config, init_model(args, config.seeds[0], factory))
     folder = Path(output_dir) if output_dir is not None else None
     results_path = folder / RESULTS_NAME if folder is not None else None
     main = distributed.is_main()  # under torchrun rank 0 alone reads and writes the output folder
@@ -176,23 +185,24 @@ def train_grid(
     runs = sorted((run for name, run in done.items() if name in order and run.completed),
                   key=lambda each: order[each.name])
     todo = [cell for cell in plan if run_name(*cell) not in {run.name for run in runs}]
-    ranks = distributed.world_size()
+    ranks = 1 if data_parallel else distributed.world_size()
     for start in range(0, len(todo), ranks):  # under torchrun each rank trains one run of every round
         batch = todo[start:start + ranks]
         resumed = distributed.from_main({run_name(*cell): _load_resume(folder / run_name(*cell) / "resume.pt")
                                          for cell in batch if run_name(*cell) in done} if main else None)
         trained = []
-        for optimizer, lr, depth, seed in distributed.share(batch):
+        for optimizer, lr, depth, seed in batch if data_parallel else distributed.share(batch):
             name = run_name(optimizer, lr, depth, seed)
-            log = None if tensorboard is None else RunLog(Path(tensorboard) / name, steps_per_epoch)
+            writes = main or not data_parallel  # a run trained by every rank is logged and saved by rank 0
+            log = None if tensorboard is None or not writes else RunLog(Path(tensorboard) / name, steps_per_epoch)
             progress = _run_progress(on_progress, name, log)
             snapshot = (snapshot_writer(folder / name / TRAJECTORY, config.save_every)
-                        if folder is not None and config.save_every else None)
+                        if folder is not None and config.save_every and writes else None)
             trained.append(train_run(config, dataset, optimizer, lr, depth, seed, progress, should_stop,
-                                     resumed.get(name), factory, initial_weights, snapshot))
+                                     resumed.get(name), factory, initial_weights, snapshot, data_parallel))
             if log is not None:
                 log.close(trained[-1])
-        if distributed.launched():  # every rank gets every run, its network rebuilt from the state dict sent
+        if distributed.launched() and not data_parallel:  # every rank gets every run, its network rebuilt from the state dict sent
             from landscape_probe.training.run_transfer import packed, unpacked
 
             sent, mine = distributed.gather([packed(run) for run in trained]), distributed.rank()
