@@ -88,11 +88,11 @@ def process_group(device: str) -> Iterator[None]:
     created = not dist.is_initialized()
     if created:
         gpu = device != "cpu" and torch.cuda.is_available()
-        dist.init_process_group("nccl" if gpu else "gloo", timeout=timedelta(seconds=_timeout()))
+        dist.init_process_group("nccl" if gpu else "gloo", timeout=timedelta(seconds=timeout_s()))
     try:
         yield
         if created:  # no rank leaves while another may still be exchanging its last results with it
-            with _collective("finishing"):
+            with exchanging("finishing"):
                 dist.barrier()
     finally:
         if created:
@@ -122,20 +122,21 @@ SHARDS = ("work", "data")
 
 
 @contextlib.contextmanager
-def _collective(what: str) -> Iterator[None]:
-    """A failed collective as one sentence: another rank died or stopped answering within the timeout."""
+def exchanging(what: str) -> Iterator[None]:
+    """A failed collective (or store operation) as one sentence: another rank died or stopped answering in time."""
     try:
         yield
     except RuntimeError as err:  # Gloo and NCCL report a lost peer or a timeout as RuntimeError (DistError)
         # Gloo's message: "[file.cc:553] Connection closed by peer [host]:port. This is typically ... GLHF!"
         first = re.sub(r"^\[[^\]]*\]\s*", "", " ".join(str(err).split())).split(". ")[0].rstrip(".")
         raise ProbeError(f"Rank {rank()} of {world_size()} lost the other ranks while {what} (one failed, was "
-                         f"killed, or took longer than PROBE_DIST_TIMEOUT={_timeout():g} s: "
+                         f"killed, or took longer than PROBE_DIST_TIMEOUT={timeout_s():g} s: "
                          f"{first or type(err).__name__}); "
                          "nothing more is written.") from None
 
 
-def _timeout() -> float:
+def timeout_s() -> float:
+    """``PROBE_DIST_TIMEOUT``: how many seconds a rank waits for the others before it counts them lost."""
     return float(os.environ.get("PROBE_DIST_TIMEOUT", "600"))
 
 
@@ -146,7 +147,7 @@ def gather(value: Any) -> list[Any]:
     import torch.distributed as dist
 
     values: list[Any] = [None] * world_size()
-    with _collective("gathering results"):
+    with exchanging("gathering results"):
         dist.all_gather_object(values, value)
     return values
 
@@ -193,7 +194,7 @@ def all_reduce_sum(tensor: Any, what: str = "summing over the probe set's shards
         return tensor
     import torch.distributed as dist
 
-    with _collective(what):
+    with exchanging(what):
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
@@ -205,6 +206,6 @@ def from_main(value: Any) -> Any:
     import torch.distributed as dist
 
     box = [value if is_main() else None]
-    with _collective("waiting for rank 0"):
+    with exchanging("waiting for rank 0"):
         dist.broadcast_object_list(box, src=0)
     return box[0]

@@ -215,8 +215,8 @@ def test_a_training_sweep_divided_among_ranks_equals_one_process_and_rank_0_wrot
     folder, got = two_ranks
     compare(two_ranks, one_process, "train/", rtol=0)
     sweep = [[run for run in got[rank]["trained_here"] if not run.endswith("/data")] for rank in (0, 1)]
-    assert len(sweep[0]) == len(sweep[1]) == 2  # each rank trained half the runs
-    assert not set(sweep[0]) & set(sweep[1])
+    # each run was trained once, by the rank that was free first (so not necessarily two each)
+    assert len(sweep[0]) + len(sweep[1]) == 4 and len(set(sweep[0]) | set(sweep[1])) == 4
     written = lp.load(folder / "sweep" / "results.h5")
     assert not written.incomplete and len(written.runs) == 4
     for run in written.runs:  # the file and the checkpoints hold the runs the ranks trained

@@ -109,7 +109,7 @@ def train_command(
     ] = False,
     shard: Annotated[
         str | None,
-        typer.Option(help="Under torchrun: work divides the sweep's runs among the ranks; data trains each run on "
+        typer.Option(help="Under torchrun: work hands the sweep's runs to the ranks as they free up; data trains each run on "
                      "every rank, each taking an equal part of every batch (--batch-size stays the whole batch), "
                      "the gradients summed over the ranks. Default: data for a single run, work for a sweep."),
     ] = None,

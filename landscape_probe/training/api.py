@@ -113,7 +113,8 @@ def train(
             ``RUN/trajectory/``, for ``lp.plane(..., trajectory=RUN)``; 0 saves none.
         tensorboard: a folder for TensorBoard event files, one sub-folder per run, written while it
             trains (per-step, per-epoch and diagnostic curves; needs the ``tensorboard`` package).
-        shard: under ``torchrun``, ``"work"`` divides the runs among the ranks; ``"data"`` trains each run on
+        shard: under ``torchrun``, ``"work"`` hands the runs to the ranks as they free up
+            (:mod:`landscape_probe.training.run_queue`); ``"data"`` trains each run on
             every rank, each taking its part of every batch, the gradients summed over the ranks (data
             parallelism, :mod:`landscape_probe.training.data_parallel`); None: ``"data"`` for a single run,
             else ``"work"``.
@@ -124,7 +125,7 @@ def train(
         progress: show a progress bar per run.
         command_line: recorded as the file's provenance (``probe train`` passes its own).
 
-    Under ``torchrun`` the runs are divided among the ranks (``shard="work"``: ``save_every`` is then refused),
+    Under ``torchrun`` the runs are handed to the ranks (``shard="work"``: ``save_every`` is then refused),
     or each run's batches (``shard="data"``); rank 0 alone writes ``output``, and every rank returns every run
     (docs/distributed.md).
 
@@ -140,7 +141,7 @@ def train(
     from landscape_probe.data.inputs import as_dataset
     from landscape_probe.devices import resolve_device
     from landscape_probe.hdf5 import provenance
-    from landscape_probe.training import grid
+    from landscape_probe.training import grid, run_queue
     from landscape_probe.checkpoints.architecture import is_import_path
     from landscape_probe.training.loop import TrainConfig, chosen_output
     from landscape_probe.training.user_model import ImportedModel, factory_args
@@ -196,7 +197,7 @@ def train(
                              "or run it as one process.")
         attrs = provenance(command_line=command_line or "landscape_probe.train (Python API)",
                            device=str(resolve_device(config.device)), seed=config.seeds[0])
-        with _progress(progress and distributed.is_main()) as bar, grid.stop_on_interrupt() as should_stop:
+        with _progress(progress and distributed.is_main()) as bar, run_queue.stop_on_interrupt() as should_stop:
             return grid.train_grid(config, dataset, output, attrs=attrs, overwrite=overwrite, resume=resume,
                                    on_progress=_progress_callback(bar), should_stop=should_stop, factory=factory,
                                    trust_checkpoint=trust_checkpoint, tensorboard=tensorboard,
