@@ -11,7 +11,8 @@ instead of hanging. Work is split by :func:`share` (item i goes to rank
 i mod N), and :func:`gather` (:func:`gather_rows` for rows of arrays,
 :func:`gather_items` for a dict's items) brings every rank's part to all of
 them; a probe set split across ranks (``--shard data``,
-:mod:`landscape_probe.data_shard`) has its sums added by :func:`all_reduce_sum`.
+:mod:`landscape_probe.data_shard`), or a training batch (``probe train --shard data``,
+:mod:`landscape_probe.training.data_parallel`), has its sums added by :func:`all_reduce_sum`.
 Only rank 0 opens the results file (:func:`is_main`). Without ``torchrun``
 every function here is the single-process identity: one rank, all the work.
 
@@ -87,11 +88,11 @@ def process_group(device: str) -> Iterator[None]:
     created = not dist.is_initialized()
     if created:
         gpu = device != "cpu" and torch.cuda.is_available()
-        dist.init_process_group("nccl" if gpu else "gloo", timeout=timedelta(seconds=_timeout()))
+        dist.init_process_group("nccl" if gpu else "gloo", timeout=timedelta(seconds=timeout_s()))
     try:
         yield
         if created:  # no rank leaves while another may still be exchanging its last results with it
-            with _collective("finishing"):
+            with exchanging("finishing"):
                 dist.barrier()
     finally:
         if created:
@@ -121,20 +122,21 @@ SHARDS = ("work", "data")
 
 
 @contextlib.contextmanager
-def _collective(what: str) -> Iterator[None]:
-    """A failed collective as one sentence: another rank died or stopped answering within the timeout."""
+def exchanging(what: str) -> Iterator[None]:
+    """A failed collective (or store operation) as one sentence: another rank died or stopped answering in time."""
     try:
         yield
     except RuntimeError as err:  # Gloo and NCCL report a lost peer or a timeout as RuntimeError (DistError)
         # Gloo's message: "[file.cc:553] Connection closed by peer [host]:port. This is typically ... GLHF!"
         first = re.sub(r"^\[[^\]]*\]\s*", "", " ".join(str(err).split())).split(". ")[0].rstrip(".")
         raise ProbeError(f"Rank {rank()} of {world_size()} lost the other ranks while {what} (one failed, was "
-                         f"killed, or took longer than PROBE_DIST_TIMEOUT={_timeout():g} s: "
+                         f"killed, or took longer than PROBE_DIST_TIMEOUT={timeout_s():g} s: "
                          f"{first or type(err).__name__}); "
                          "nothing more is written.") from None
 
 
-def _timeout() -> float:
+def timeout_s() -> float:
+    """``PROBE_DIST_TIMEOUT``: how many seconds a rank waits for the others before it counts them lost."""
     return float(os.environ.get("PROBE_DIST_TIMEOUT", "600"))
 
 
@@ -145,7 +147,7 @@ def gather(value: Any) -> list[Any]:
     import torch.distributed as dist
 
     values: list[Any] = [None] * world_size()
-    with _collective("gathering results"):
+    with exchanging("gathering results"):
         dist.all_gather_object(values, value)
     return values
 
@@ -183,13 +185,16 @@ def gather_items(part: dict[str, Any], order: list[str]) -> dict[str, Any]:
     return {key: whole[key] for key in order}
 
 
-def all_reduce_sum(tensor: Any) -> Any:
-    """``tensor`` summed over the ranks, in place, on every rank (itself without ``torchrun``)."""
+def all_reduce_sum(tensor: Any, what: str = "summing over the probe set's shards") -> Any:
+    """``tensor`` summed over the ranks, in place, on every rank (itself without ``torchrun``).
+
+    ``what`` names the sum in the sentence raised when another rank is lost.
+    """
     if not launched():
         return tensor
     import torch.distributed as dist
 
-    with _collective("summing over the probe set's shards"):
+    with exchanging(what):
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
 
@@ -201,6 +206,6 @@ def from_main(value: Any) -> Any:
     import torch.distributed as dist
 
     box = [value if is_main() else None]
-    with _collective("waiting for rank 0"):
+    with exchanging("waiting for rank 0"):
         dist.broadcast_object_list(box, src=0)
     return box[0]

@@ -5,9 +5,10 @@ compares both ranks with the same calls made in this one process.
 
 Tolerances: ``--shard work`` computes each point, layer block or run on one rank exactly as one process does, so
 the numbers are equal bit for bit; ``--shard data`` sums each rank's part of the mean loss's gradient and
-Hessian-vector products (and, for a slice, of the loss, accuracy counts, KL and squared function change), so the
-numbers differ from one process's only by the order of the floating-point sums: relative 1e-10 in float64 here.
-The one process runs the ordinary (``work``) slice, which the divided one must equal.
+Hessian-vector products (and, for a slice, of the loss, accuracy counts, KL and squared function change), and
+``probe train --shard data`` each rank's part of every batch's gradient, so the numbers differ from one process's
+only by the order of the floating-point sums: relative 1e-10 in float64 here. The one process runs the ordinary
+(``work``) slice, which the divided one must equal.
 """
 
 from __future__ import annotations
@@ -31,6 +32,28 @@ HESSIAN = {"top_k": 2, "iterations": 20, "trace_samples": 12, "density_runs": 2,
            "device": "cpu", "dtype": "float64", "seed": 1}
 TRAIN = {"optimizers": ("sgd", "fromage"), "depth": 2, "seeds": (0, 1), "epochs": 1, "batch_size": 20,
          "diagnostics_every": 0, "device": "cpu"}
+DATA_PARALLEL = {"epochs": 2, "batch_size": 8, "diagnostics_every": 3, "diagnostic_batch_size": 16,
+                 "sharpness_iterations": 5, "device": "cpu"}
+"""33 training examples in batches of 8: each epoch ends with a batch of 1, so rank 1's part of it is empty."""
+
+
+class InFloat64(torch.nn.Module):
+    """Data sets hold float32 inputs: the network takes them in float64."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.double()
+
+
+def double_net() -> torch.nn.Module:
+    return torch.nn.Sequential(InFloat64(), torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8),
+                               torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+
+
+def float64_split() -> tuple[torch.Tensor, ...]:
+    (x, y), generator = net_and_data()[1], torch.Generator().manual_seed(5)
+    x = torch.cat([x, torch.randn(1, 5, generator=generator)]).double()
+    y = torch.cat([y, torch.randint(0, 3, (1,), generator=generator)])
+    return x[:33], y[:33], x[33:], y[33:]
 
 
 def calls(output: Path | None = None, progress=False) -> dict:
@@ -53,6 +76,10 @@ def calls(output: Path | None = None, progress=False) -> dict:
         "hessian_work": lp.hessian(net, data, per_layer=True, **HESSIAN),
         "train": lp.train("mlp:width=6", train_data, output=output, **TRAIN),
         "interpolate": lp.interpolate(net, other_net(net), data, range="-0.5:1.5:9", device="cpu", dtype="float64"),
+        # one run: under torchrun each batch is divided among the ranks by default
+        "train_data_one": lp.train(double_net, float64_split(), optimizers="adam", **DATA_PARALLEL),
+        "train_data": lp.train(double_net, float64_split(), optimizers=("momentum", "fromage", "muon"), shard="data",
+                               output=output and output.parent / "data_parallel", **DATA_PARALLEL),
     }
 
 
@@ -96,8 +123,9 @@ def numbers(results: dict) -> dict[str, np.ndarray]:
                     out[f"{key}/{name}"] = np.asarray(value, dtype=float)
         else:
             for run in result.runs:
-                out[f"train/{run.name}/loss"] = np.asarray(run.records["loss"])
-                out[f"train/{run.name}/weights"] = np.concatenate(
+                for name, values in run.records.items():
+                    out[f"{key}/{run.name}/{name}"] = np.asarray(values, dtype=float)
+                out[f"{key}/{run.name}/weights"] = np.concatenate(
                     [p.detach().double().flatten().numpy() for p in run.model.parameters()])
     return out
 
@@ -111,11 +139,12 @@ def on_rank(rank: int, port: int, folder: str) -> None:
     from landscape_probe.training import grid
 
     train_run, trained = grid.train_run, []
-    grid.train_run = lambda *args: trained.append(args[2:6]) or train_run(*args)
+    grid.train_run = lambda *args: trained.append((*args[2:6], args[12])) or train_run(*args)
     reports = []
     got = numbers(calls(Path(folder) / "sweep", progress=lambda *report: reports.append(report)))
     got["progress"] = np.array(reports, dtype=object)
-    got["trained_here"] = np.array([f"{optimizer}{lr}{depth}{seed}" for optimizer, lr, depth, seed in trained])
+    got["trained_here"] = np.array([f"{optimizer}{lr}{depth}{seed}{'/data' * data}"
+                                    for optimizer, lr, depth, seed, data in trained])
     with open(Path(folder) / f"rank{rank}.pkl", "wb") as handle:
         pickle.dump(got, handle)
     torch.distributed.destroy_process_group()
@@ -144,7 +173,8 @@ def compare(two_ranks, one_process, prefix: str, rtol: float) -> None:
             if rtol == 0:
                 np.testing.assert_array_equal(got[key], one_process[key], err_msg=key)
             else:
-                np.testing.assert_allclose(got[key], one_process[key], rtol=rtol, atol=1e-13, err_msg=key)
+                np.testing.assert_allclose(got[key], one_process[key], rtol=rtol, atol=1e-13, err_msg=key,
+                                           equal_nan=True)
 
 
 def test_slice_points_and_layers_split_among_ranks_equal_one_process_bit_for_bit(two_ranks, one_process) -> None:
@@ -214,12 +244,42 @@ def test_a_shard_the_command_does_not_offer_is_one_sentence(tmp_path, monkeypatc
     assert not (tmp_path / "out.h5").exists()
 
 
+@pytest.mark.parametrize(("options", "sentence"), [
+    (["--shard", "data", "--batch-size", "63", "--optimizer", "sgd", "--optimizer", "adam"],
+     "--shard data divides every batch equally among the 2 ranks, so --batch-size must be a multiple of 2, not 63."),
+    (["--optimizer", "kfac"], "kfac reads each layer's inputs and output gradients, of which a rank under --shard "
+                              "data sees only its part of the batch; train it with --shard work or as one process."),
+    (["--norm", "batch"], "The network has batch normalisation, whose statistics under --shard data would be"),
+    (["--shard", "pieces"], "Unknown --shard 'pieces'; use one of work, data."),
+    (["--shard", "work", "--save-every", "5"], "save_every writes each run's weights while it trains, which under "
+                                               "torchrun with --shard work would be every rank writing"),
+])
+def test_what_a_run_divided_among_ranks_cannot_train_is_one_sentence(tmp_path, monkeypatch, options,
+                                                                        sentence) -> None:
+    import contextlib
+
+    from typer.testing import CliRunner
+
+    from landscape_probe import distributed
+    from landscape_probe.cli import app
+    from tests.cli_outcomes import one_sentence_exit_2
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun, rank 0; every refusal comes before a collective
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setattr(distributed, "process_group", lambda device: contextlib.nullcontext())
+    result = CliRunner().invoke(app, ["train", "--epochs", "1", "--width", "8", "--depth", "2", "--device", "cpu",
+                                      *options, "-o", str(tmp_path / "out")])
+    assert sentence in one_sentence_exit_2(result)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_training_sweep_divided_among_ranks_equals_one_process_and_rank_0_wrote_it(two_ranks,
                                                                                       one_process) -> None:
     folder, got = two_ranks
     compare(two_ranks, one_process, "train/", rtol=0)
-    assert len(got[0]["trained_here"]) == len(got[1]["trained_here"]) == 2  # each rank trained half the runs
-    assert not set(got[0]["trained_here"]) & set(got[1]["trained_here"])
+    sweep = [[run for run in got[rank]["trained_here"] if not run.endswith("/data")] for rank in (0, 1)]
+    # each run was trained once, by the rank that was free first (so not necessarily two each)
+    assert len(sweep[0]) + len(sweep[1]) == 4 and len(set(sweep[0]) | set(sweep[1])) == 4
     written = lp.load(folder / "sweep" / "results.h5")
     assert not written.incomplete and len(written.runs) == 4
     for run in written.runs:  # the file and the checkpoints hold the runs the ranks trained
@@ -239,3 +299,23 @@ def test_rank_0_alone_reports_progress_counting_its_share(two_ranks) -> None:
     # 5 scales: rank 0 has points 0, 2, 4 of the whole sweep and the first of the two layers' sweeps
     assert done == total == 3 + 5 and label.endswith("(rank 0's share of 2 ranks)")
     assert {report[0] for report in got[0]["progress"]} == set(range(9))  # counted point by point
+
+
+def test_a_run_trained_on_every_rank_with_its_batches_divided_equals_one_process_to_reduction_order(
+        two_ranks, one_process) -> None:
+    folder, got = two_ranks
+    compare(two_ranks, one_process, "train_data/", rtol=1e-10)
+    compare(two_ranks, one_process, "train_data_one/", rtol=1e-10)
+    for rank in (0, 1):  # every rank trained every run of both calls, on its part of the batches
+        assert [run for run in got[rank]["trained_here"] if run.endswith("/data")] == [
+            "adam0.00130/data", "momentum0.0130/data", "fromage0.0130/data", "muon0.0230/data"]
+    for key in one_process:
+        if key.startswith("train_data"):  # the ranks took the same steps from the same numbers
+            np.testing.assert_array_equal(got[0][key], got[1][key], err_msg=key)
+    records = one_process["train_data/fromage_lr0.01_depth3_seed0/epoch_train_loss"]
+    assert len(records) == 2 and len(one_process["train_data/fromage_lr0.01_depth3_seed0/sharpness"]) == 4
+    written = lp.load(folder / "data_parallel" / "results.h5")
+    assert not written.incomplete and len(written.runs) == 3
+    for run in written.runs:
+        np.testing.assert_array_equal(run.records["loss"], got[0][f"train_data/{run.name}/loss"])
+        assert (folder / "data_parallel" / run.name / "checkpoint.pt").is_file()

@@ -107,6 +107,12 @@ def train_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the interrupted grid in --output with its stored options.")
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="Under torchrun: work hands the sweep's runs to the ranks as they free up; data trains each run on "
+                     "every rank, each taking an equal part of every batch (--batch-size stays the whole batch), "
+                     "the gradients summed over the ranks. Default: data for a single run, work for a sweep."),
+    ] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Draw figures into OUTPUT/plots.")] = True,
     formats: Annotated[str, typer.Option("--format", help="Figure formats: png, svg, pdf (comma-separated).")] = "png",
     device: DeviceOption = "auto",
@@ -131,6 +137,8 @@ def train_command(
     [bold]probe train --resume --output runs/train[/]   (after Ctrl-C)
 
     [bold]torchrun --standalone --nproc_per_node 2 -m landscape_probe train --optimizer sgd --optimizer adam --seeds 0,1[/]   (runs divided among ranks)
+
+    [bold]torchrun --standalone --nproc_per_node 4 -m landscape_probe train --optimizer adam --batch-size 256[/]   (one run: each batch divided among ranks)
     """
     with user_errors(debug):
         from landscape_probe.figures import parse_formats
@@ -147,7 +155,7 @@ def train_command(
             init=init, norm=norm, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay,
             momentum=momentum, optimizer_kwargs=parse_json_object(optimizer_kwargs, "--optimizer-kwargs", '{"betas": [0.9, 0.99]}'),
             schedule=schedule, seeds=_integers(seeds, "--seeds"),
-            diagnostics_every=diagnostics_every, save_every=save_every, device=device,
+            diagnostics_every=diagnostics_every, save_every=save_every, device=device, shard=shard,
         )
         from landscape_probe.distributed import is_main
         from landscape_probe.training.api import train

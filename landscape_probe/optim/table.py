@@ -58,6 +58,9 @@ class OptimizerSpec:
         factory: ``factory(model, lr, momentum, weight_decay)``.
         requires: the optional package the row needs (installed with the extra of the same
             name), or None; ``--optimizer all`` leaves out the rows whose package is missing.
+        gradient_only: whether ``.grad`` is all the optimiser reads of a batch, so that a batch divided
+            among ranks (``probe train --shard data``) steps it as one process does once the ranks' gradients
+            are summed; K-FAC also reads each layer's inputs and output gradients, a rank's part only.
     """
 
     name: str
@@ -65,6 +68,7 @@ class OptimizerSpec:
     description: str
     factory: OptimizerFactory
     requires: str | None = None
+    gradient_only: bool = True
 
     @property
     def available(self) -> bool:
@@ -189,7 +193,8 @@ _SPECS: tuple[OptimizerSpec, ...] = (
     OptimizerSpec("nero", 0.01, "Nero, Liu et al. 2021: per-neuron relative step (neither)", _nero),
     OptimizerSpec("madam", 0.01, "Madam, Bernstein et al. 2020: multiplicative Adam (neither)", _madam),
     OptimizerSpec("agd", 1.0, "AGD, Bernstein et al. 2023: automatic step size, lr scales it (neither)", _agd),
-    OptimizerSpec("kfac", 3e-3, "K-FAC, Martens & Grosse 2015 (momentum, weight decay)", _kfac),
+    OptimizerSpec("kfac", 3e-3, "K-FAC, Martens & Grosse 2015 (momentum, weight decay)", _kfac,
+                  gradient_only=False),
     OptimizerSpec("noise_adaptive", 0.5, "SGD, per-coordinate step B/(2·B*·L) capped by lr (neither)", _noise_adaptive),
     # Lion: its authors advise a rate 3–10× smaller than AdamW's (1e-3 here); 3e-4 was also the best of
     # 3e-3 / 3e-4 / 3e-5 for the depth-2 MLP of docs/reproduce.md §2 (3e-5 at depths 16 and 32).

@@ -62,6 +62,7 @@ def train(
     device: str = "auto",
     save_every: int = 0,
     tensorboard: Path | str | None = None,
+    shard: str | None = None,
     output: Path | str | None = None,
     overwrite: bool = False,
     resume: bool = False,
@@ -112,6 +113,11 @@ def train(
             ``RUN/trajectory/``, for ``lp.plane(..., trajectory=RUN)``; 0 saves none.
         tensorboard: a folder for TensorBoard event files, one sub-folder per run, written while it
             trains (per-step, per-epoch and diagnostic curves; needs the ``tensorboard`` package).
+        shard: under ``torchrun``, ``"work"`` hands the runs to the ranks as they free up
+            (:mod:`landscape_probe.training.run_queue`); ``"data"`` trains each run on
+            every rank, each taking its part of every batch, the gradients summed over the ranks (data
+            parallelism, :mod:`landscape_probe.training.data_parallel`); None: ``"data"`` for a single run,
+            else ``"work"``.
         output: folder for ``results.h5`` and the checkpoints; None writes nothing.
         overwrite: replace an existing ``OUTPUT/results.h5``.
         resume: continue the interrupted grid in ``output`` with its stored settings
@@ -119,8 +125,9 @@ def train(
         progress: show a progress bar per run.
         command_line: recorded as the file's provenance (``probe train`` passes its own).
 
-    Under ``torchrun`` the runs are divided among the ranks (one per rank at a time), rank 0 alone writes
-    ``output``, and every rank returns every run (docs/distributed.md); ``save_every`` is then refused.
+    Under ``torchrun`` the runs are handed to the ranks (``shard="work"``: ``save_every`` is then refused),
+    or each run's batches (``shard="data"``); rank 0 alone writes ``output``, and every rank returns every run
+    (docs/distributed.md).
 
     Returns:
         The runs and their records (numpy arrays). After a first Ctrl-C the current
@@ -134,7 +141,7 @@ def train(
     from landscape_probe.data.inputs import as_dataset
     from landscape_probe.devices import resolve_device
     from landscape_probe.hdf5 import provenance
-    from landscape_probe.training import grid
+    from landscape_probe.training import grid, run_queue
     from landscape_probe.checkpoints.architecture import is_import_path
     from landscape_probe.training.loop import TrainConfig, chosen_output
     from landscape_probe.training.user_model import ImportedModel, factory_args
@@ -181,15 +188,20 @@ def train(
                 weights = read_initial_weights(config.init_from, trust_checkpoint) if config.init_from else None
                 config = dataclasses.replace(
                     config, auto_learning_rates=auto_learning_rates(config, dataset, auto, factory, weights))
-        if distributed.launched() and config.save_every:
-            raise ProbeError("save_every writes each run's weights while it trains, which under torchrun would "
-                             "be every rank writing to the output folder; run it as one process.")
+        from landscape_probe.training.data_parallel import uses_data_parallel
+
+        data_parallel = uses_data_parallel(shard, len(grid.planned_runs(config)))
+        if distributed.launched() and config.save_every and not data_parallel:
+            raise ProbeError("save_every writes each run's weights while it trains, which under torchrun with "
+                             "--shard work would be every rank writing to the output folder; use --shard data, "
+                             "or run it as one process.")
         attrs = provenance(command_line=command_line or "landscape_probe.train (Python API)",
                            device=str(resolve_device(config.device)), seed=config.seeds[0])
-        with _progress(progress and distributed.is_main()) as bar, grid.stop_on_interrupt() as should_stop:
+        with _progress(progress and distributed.is_main()) as bar, run_queue.stop_on_interrupt() as should_stop:
             return grid.train_grid(config, dataset, output, attrs=attrs, overwrite=overwrite, resume=resume,
                                    on_progress=_progress_callback(bar), should_stop=should_stop, factory=factory,
-                                   trust_checkpoint=trust_checkpoint, tensorboard=tensorboard)
+                                   trust_checkpoint=trust_checkpoint, tensorboard=tensorboard,
+                                   shard="data" if data_parallel else "work")
 
 
 def _optimizer_list(optimizers: str | Sequence[str]) -> list[str]:

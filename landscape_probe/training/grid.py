@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from functools import partial
 from itertools import groupby
 from pathlib import Path
 from statistics import fmean
@@ -45,14 +44,17 @@ from landscape_probe.folders import check_folder
 from landscape_probe.hdf5 import check_writable
 from landscape_probe.layout import loss_units
 from landscape_probe.losses import loss_for
-from landscape_probe.training.loop import TrainConfig, train_run
+from landscape_probe.training.data_parallel import check_data_parallel, uses_data_parallel
+from landscape_probe.training.loop import TrainConfig, init_model, model_args_for, train_run
 from landscape_probe.optim import default_learning_rate
 from landscape_probe.training.result import TrainResult
+from landscape_probe.training.run_queue import RunQueue
+from landscape_probe.training.run_transfer import packed, unpacked
 from landscape_probe.training.store import RunResult, run_name
 from landscape_probe.training.tensorboard import RunLog
 from landscape_probe.training.trajectory import FOLDER as TRAJECTORY
 from landscape_probe.training.trajectory import snapshot_writer
-from landscape_probe.training.user_model import ModelFactory, read_initial_weights
+from landscape_probe.training.user_model import ModelFactory, factory_args, read_initial_weights
 
 RESULTS_NAME = "results.h5"
 RunProgressFn = Callable[[str, int, int, float], None]
@@ -130,6 +132,7 @@ def train_grid(
     factory: ModelFactory | None = None,
     trust_checkpoint: bool = False,
     tensorboard: Path | str | None = None,
+    shard: str | None = None,
 ) -> TrainResult:
     """Train the whole grid; with ``output_dir``, write checkpoints and ``results.h5`` there.
 
@@ -142,10 +145,13 @@ def train_grid(
         resume: continue the grid recorded in ``output_dir`` (finished runs are
             read back, the interrupted one continues from its ``resume.pt``).
         on_progress: called after every step of every run.
-        should_stop: polled between steps; see :func:`stop_on_interrupt`.
+        should_stop: polled between steps; see :func:`~.run_queue.stop_on_interrupt`.
         factory: a user's model to train instead of the zoo model of ``config``.
         trust_checkpoint: let ``config.init_from`` be a pickle that needs code (a whole ``nn.Module``).
         tensorboard: a folder for each run's TensorBoard event files (:mod:`.tensorboard`), or None.
+        shard: under ``torchrun``, ``work`` hands the runs to the ranks as they free up (:mod:`.run_queue`),
+            ``data`` trains every run on all of them, each on its part of every batch
+            (:mod:`.data_parallel`); None: ``data`` for a single run, else ``work``.
 
     Returns:
         The runs, marked ``incomplete`` if a stop request cut the grid short.
@@ -155,6 +161,10 @@ def train_grid(
             ``resume`` is set and there is nothing to resume.
     """
     plan = planned_runs(config)
+    data_parallel = uses_data_parallel(shard, len(plan))
+    if data_parallel:
+        args = model_args_for(config, dataset, config.depths[0]) if factory is None else factory_args(factory)
+        check_data_parallel(config, init_model(args, config.seeds[0], factory))
     folder = Path(output_dir) if output_dir is not None else None
     results_path = folder / RESULTS_NAME if folder is not None else None
     main = distributed.is_main()  # under torchrun rank 0 alone reads and writes the output folder
@@ -169,46 +179,51 @@ def train_grid(
             check_writable(results_path, overwrite)
     result = TrainResult([], config.to_dict(), loss_units(loss_for(dataset, config.loss)),
                          attrs=dict(attrs or {}))
-    saved_runs = 0
     initial_weights = read_initial_weights(config.init_from, trust_checkpoint) if config.init_from else None
     steps_per_epoch = math.ceil(len(dataset.x_train) / config.batch_size)
     order = {run_name(*cell): index for index, cell in enumerate(plan)}
     runs = sorted((run for name, run in done.items() if name in order and run.completed),
                   key=lambda each: order[each.name])
     todo = [cell for cell in plan if run_name(*cell) not in {run.name for run in runs}]
-    ranks = distributed.world_size()
-    for start in range(0, len(todo), ranks):  # under torchrun each rank trains one run of every round
-        batch = todo[start:start + ranks]
-        resumed = distributed.from_main({run_name(*cell): _load_resume(folder / run_name(*cell) / "resume.pt")
-                                         for cell in batch if run_name(*cell) in done} if main else None)
-        trained = []
-        for optimizer, lr, depth, seed in distributed.share(batch):
-            name = run_name(optimizer, lr, depth, seed)
-            log = None if tensorboard is None else RunLog(Path(tensorboard) / name, steps_per_epoch)
-            progress = _run_progress(on_progress, name, log)
-            snapshot = (snapshot_writer(folder / name / TRAJECTORY, config.save_every)
-                        if folder is not None and config.save_every else None)
-            trained.append(train_run(config, dataset, optimizer, lr, depth, seed, progress, should_stop,
-                                     resumed.get(name), factory, initial_weights, snapshot))
-            if log is not None:
-                log.close(trained[-1])
-        if distributed.launched():  # every rank gets every run, its network rebuilt from the state dict sent
-            from landscape_probe.training.run_transfer import packed, unpacked
+    resumed = distributed.from_main({run_name(*cell): _load_resume(folder / run_name(*cell) / "resume.pt")
+                                     for cell in todo if run_name(*cell) in done} if main else None)
+    saved_runs = 0
 
-            sent, mine = distributed.gather([packed(run) for run in trained]), distributed.rank()
-            trained = [run for rank, part in enumerate(sent) for run in (
-                trained if rank == mine else [unpacked(each, config.output_key, config.device, factory)
-                                              for each in part])]
-        for run in trained:
-            runs = sorted([*runs, run], key=lambda each: order[each.name])
-            # until the last planned run is done, the file says so: a grid killed between runs reads as incomplete
-            result.incomplete = not run.completed or len(runs) < len(plan)
-            if folder is not None and results_path is not None and main:
-                mark_best_of_grid(runs)
-                _save_with_results(run, folder / run.name, config, dataset, _replace(result, runs), results_path)
-                saved_runs = len(runs)
-        if not all(run.completed for run in runs):
-            break
+    def record(run: RunResult) -> None:
+        nonlocal runs, saved_runs
+        runs = sorted([*runs, run], key=lambda each: order[each.name])
+        # until the last planned run is done, the file says so: a grid killed between runs reads as incomplete
+        result.incomplete = not run.completed or len(runs) < len(plan)
+        if folder is not None and results_path is not None and main:
+            mark_best_of_grid(runs)
+            _save_with_results(run, folder / run.name, config, dataset, _replace(result, runs), results_path)
+            saved_runs = len(runs)
+
+    shared = distributed.launched() and not data_parallel  # under torchrun each free rank claims the next run
+    rebuild = partial(unpacked, output_key=config.output_key, device=config.device, factory=factory)
+    queue = RunQueue(len(todo), shared=shared, record=record, rebuild=rebuild)
+    stop, trained = queue.should_stop(should_stop), []
+    for index in queue:
+        optimizer, lr, depth, seed = todo[index]
+        name = run_name(optimizer, lr, depth, seed)
+        writes = main or not data_parallel  # a run trained by every rank is logged and saved by rank 0
+        log = None if tensorboard is None or not writes else RunLog(Path(tensorboard) / name, steps_per_epoch)
+        progress = _run_progress(on_progress, name, log)
+        snapshot = (snapshot_writer(folder / name / TRAJECTORY, config.save_every)
+                    if folder is not None and config.save_every and writes else None)
+        trained.append(train_run(config, dataset, optimizer, lr, depth, seed, progress, stop, resumed.get(name),
+                                 factory, initial_weights, snapshot, data_parallel))
+        if log is not None:
+            log.close(trained[-1])
+        queue.finished(index, trained[-1])
+        if not trained[-1].completed:
+            queue.stop()
+    queue.finish()
+    if shared:  # every rank gets every run, its network rebuilt from the state dict sent
+        gathered = distributed.gather([packed(run) for run in trained])
+        if not main:
+            others = [rebuild(run) for rank, part in enumerate(gathered) if rank != distributed.rank() for run in part]
+            runs = sorted([*runs, *trained, *others], key=lambda each: order[each.name])
     mark_best_of_grid(runs)
     result = _replace(result, runs)
     result.incomplete = len(runs) < len(plan) or not all(run.completed for run in runs)
@@ -222,30 +237,6 @@ def train_grid(
 
 def _replace(result: TrainResult, runs: list[RunResult]) -> TrainResult:
     return TrainResult(list(runs), result.config, result.loss_units, result.incomplete, result.attrs)
-
-
-@contextlib.contextmanager
-def stop_on_interrupt() -> Iterator[Callable[[], bool]]:
-    """Turn the first Ctrl-C into a stop request (polled between steps); a second one interrupts at once.
-
-    Yields:
-        ``should_stop()``, True once Ctrl-C was pressed. Outside the main thread
-        signals cannot be caught and it always returns False.
-    """
-    requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield requested.is_set
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        requested.set()
-        signal.signal(signal.SIGINT, previous)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield requested.is_set
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _run_progress(on_progress: RunProgressFn | None, name: str,

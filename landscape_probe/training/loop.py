@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from landscape_probe import distributed
 from landscape_probe.data.datasets import Dataset
 from landscape_probe.devices import resolve_device
 from landscape_probe.errors import ProbeError
@@ -44,6 +45,7 @@ from landscape_probe.losses import LossFn, loss_for, loss_function
 from landscape_probe.models.modes import evaluating
 from landscape_probe.models.outputs import attach_selection, selecting_output
 from landscape_probe.models.zoo import build_model, complete_model_args, parse_zoo_spec
+from landscape_probe.training.data_parallel import batch_gradient
 from landscape_probe.training.config import SCHEDULES, TrainConfig  # noqa: F401 - TrainConfig re-exported
 from landscape_probe.optim import build_optimizer, keywords_for
 from landscape_probe.optim.stepping import optimizer_mode
@@ -139,21 +141,28 @@ def batch_order(num_examples: int, seed: int, epoch: int) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, batch_size: int = 1024) -> tuple[float, float]:
+def evaluate(model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, batch_size: int = 1024,
+             split: bool = False) -> tuple[float, float]:
     """Mean loss and accuracy over a whole set, in ``eval()`` mode, in batches.
 
-    Accuracy is NaN for regression targets (floating-point ``y``).
+    Accuracy is NaN for regression targets (floating-point ``y``). With ``split`` (``--shard data``),
+    each ``torchrun`` rank evaluates every N-th batch and the batches' totals are gathered and added
+    in order, as one process adds them.
     """
-    total_loss, correct = 0.0, 0
+    starts = list(range(0, len(x), batch_size))
+    mine = distributed.share(list(range(len(starts)))) if split else list(range(len(starts)))
+    losses, correct = [], []
     with evaluating(model):
-        for start in range(0, len(x), batch_size):
-            outputs = model(x[start : start + batch_size])
-            targets = y[start : start + batch_size]
-            total_loss += float(loss_fn(outputs, targets)) * len(targets)
-            if not targets.is_floating_point():
-                correct += int((outputs.argmax(dim=1) == targets).sum())
-    accuracy = math.nan if y.is_floating_point() else correct / len(x)
-    return total_loss / len(x), accuracy
+        for index in mine:
+            outputs = model(x[starts[index] : starts[index] + batch_size])
+            targets = y[starts[index] : starts[index] + batch_size]
+            losses.append(float(loss_fn(outputs, targets)) * len(targets))
+            correct.append(0 if targets.is_floating_point() else int((outputs.argmax(dim=1) == targets).sum()))
+    if split:
+        totals = distributed.gather_rows(mine, {"loss": losses, "correct": correct}, len(starts))
+        losses, correct = totals.get("loss", []).tolist(), totals.get("correct", []).tolist()
+    accuracy = math.nan if y.is_floating_point() else sum(correct) / len(x)
+    return sum(losses, 0.0) / len(x), accuracy
 
 
 def train_run(
@@ -169,6 +178,7 @@ def train_run(
     factory: ModelFactory | None = None,
     initial_weights: dict[str, Tensor] | None = None,
     snapshot: Callable[[int, nn.Module, bool], None] | None = None,
+    data_parallel: bool = False,
 ) -> RunResult:
     """Train one model with one optimiser for ``config.epochs`` epochs; see the module docstring.
 
@@ -185,6 +195,8 @@ def train_run(
         factory: a user's model to train instead of the zoo model of ``config``.
         initial_weights: the weights of ``config.init_from``, to start from instead of fresh ones.
         snapshot: called before every step and after the last (``probe train --save-every``).
+        data_parallel: under ``torchrun``, train on this rank's part of every batch, the gradients summed
+            over the ranks, and evaluate each epoch's sets split among them (:mod:`.data_parallel`).
     """
     device = resolve_device(config.device)
     model_args = model_args_for(config, dataset, depth) if factory is None else factory_args(factory)
@@ -219,8 +231,9 @@ def train_run(
     run = RunResult(optimizer_name, lr, depth, seed, model_args, list(recorder.layers), recorder.normalised,
                     record, model=model)
 
+    agreed_stop = False  # under data_parallel, a stop any rank asked for during the last step's all-reduce
     while step < total_steps:
-        if should_stop is not None and should_stop():
+        if agreed_stop if data_parallel else should_stop is not None and should_stop():
             run.completed = False
             break
         if snapshot is not None:
@@ -236,15 +249,20 @@ def train_run(
 
         optimizer_mode(optimizer, training=True)
         model.train()
-        loss = loss_fn(model(x_train[batch]), y_train[batch])
+        if data_parallel:
+            loss, agreed_stop = batch_gradient(model, loss_fn, optimizer, x_train, y_train, batch,
+                                               should_stop is not None and should_stop())
+        else:
+            loss = loss_fn(model(x_train[batch]), y_train[batch])
         if not torch.isfinite(loss):
             run.diverged = True
             for name in ("spectral_shift", "relative_update_spectral"):  # the update they describe never came
                 if len(record[name]) < len(record["diagnostic_steps"]):
                     record[name].append([math.nan] * len(recorder.layers))
             break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if not data_parallel:
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         before = recorder.snapshot()
         recorder.record_step(loss.detach(), learning_rate, before)
         optimizer.step()
@@ -255,7 +273,8 @@ def train_run(
         if step % steps_per_epoch == 0:
             recorder.flush()  # the evaluation below waits for the device anyway
             optimizer_mode(optimizer, training=False)
-            evaluations = (*evaluate(model, loss_fn, x_train, y_train), *evaluate(model, loss_fn, x_test, y_test))
+            evaluations = (*evaluate(model, loss_fn, x_train, y_train, split=data_parallel),
+                           *evaluate(model, loss_fn, x_test, y_test, split=data_parallel))
             for name, value in zip(EPOCH_RECORDS, evaluations):
                 record[name].append(value)
             if not math.isfinite(evaluations[0]):

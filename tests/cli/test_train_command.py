@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from landscape_probe.cli import app
-from landscape_probe.training import grid
+from landscape_probe.training import run_queue
 
 runner = CliRunner()
 DATASETS = {  # the names of docs/hdf5-format.md, which files written by earlier versions also use
@@ -80,7 +80,7 @@ def test_stop_then_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         polls = iter(range(1000))
         yield lambda: next(polls) >= 3
 
-    monkeypatch.setattr(grid, "stop_on_interrupt", stop_after_three_steps)
+    monkeypatch.setattr(run_queue, "stop_on_interrupt", stop_after_three_steps)
     out = tmp_path / "run"
     stopped = runner.invoke(app, ["train", "--optimizer", "adam", *TINY, "--output", str(out)])
     assert stopped.exit_code == 130 and "--resume" in stopped.output

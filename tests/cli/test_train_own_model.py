@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from cli_outcomes import one_sentence_exit_2
 from landscape_probe.checkpoints.load import load_checkpoint, save_checkpoint
 from landscape_probe.cli import app
-from landscape_probe.training import grid
+from landscape_probe.training import run_queue
 from landscape_probe.training.api import train
 from landscape_probe.training.result import TrainResult
 
@@ -87,7 +87,7 @@ def test_a_stopped_grid_of_your_own_model_resumes_from_its_recorded_import_path(
         yield lambda: next(polls) >= 5
 
     with monkeypatch.context() as patched:
-        patched.setattr(grid, "stop_on_interrupt", stop_after_five_steps)
+        patched.setattr(run_queue, "stop_on_interrupt", stop_after_five_steps)
         assert runner.invoke(app, [*options, "--output", str(tmp_path / "cut")]).exit_code == 130
     resumed = runner.invoke(app, ["train", "--resume", "--output", str(tmp_path / "cut"), "--no-plots"])
     assert resumed.exit_code == 0, resumed.output

@@ -185,7 +185,7 @@ def test_first_ctrl_c_becomes_a_stop_request() -> None:
     import os
     import signal
 
-    from landscape_probe.training.grid import stop_on_interrupt
+    from landscape_probe.training.run_queue import stop_on_interrupt
 
     before = signal.getsignal(signal.SIGINT)
     with stop_on_interrupt() as should_stop:
