@@ -66,6 +66,11 @@ class PointCounter:
         self.done += 1
         self.note(label)
 
+    def skip(self, label: str, count: int) -> None:
+        """Count ``count`` points of ``label`` as done without evaluating them (a layer with no sweep)."""
+        self.done += count
+        self.note(label)
+
     def note(self, label: str) -> None:
         if self.progress is not None:
             self.progress(self.done, self.total, label)

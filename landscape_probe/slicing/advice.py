@@ -172,7 +172,10 @@ def advice_from_slice(result: SliceResult, threshold: float = DEFAULT_THRESHOLD)
         raise ProbeError("Advice needs every layer's own sweep: slice with --layers.")
     if not (math.isfinite(threshold) and threshold > 0):
         raise ProbeError(f"The threshold must be a positive number, not {threshold}.")
-    names = list(result.layer_names)
+    if not set(result.layers) <= set(result.layer_names):
+        raise ProbeError("Advice needs one sweep per layer, and this slice's sweeps are of groups of layers.")
+    kept = [i for i, n in enumerate(result.layer_names) if n in result.layers]  # a zero gradient: no sweep
+    names = [result.layer_names[i] for i in kept]
     scales = np.asarray(result.scales, dtype=np.float64)
     alone = [breakdown_scale(scales, result.layers[n].relative_gradient_change, threshold) for n in names]
     return Advice(
@@ -181,7 +184,7 @@ def advice_from_slice(result: SliceResult, threshold: float = DEFAULT_THRESHOLD)
         layer_names=names, alone=np.array(alone, dtype=np.float64),
         weight_norms=np.array([result.layers[n].unit_step_norm for n in names], dtype=np.float64),
         gradient_norms=np.array([result.layers[n].gradient_norm for n in names], dtype=np.float64),
-        sizes=None if result.layer_sizes is None else np.asarray(result.layer_sizes, dtype=np.int64),
+        sizes=None if result.layer_sizes is None else np.asarray(result.layer_sizes, dtype=np.int64)[kept],
         largest_scale=float(np.max(scales)),
     )
 

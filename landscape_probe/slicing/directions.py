@@ -171,6 +171,16 @@ def unit_step(direction: Params, params: Params, scaling: str, norm: str = "frob
     return step
 
 
+VANISHED = ("the direction is zero in it (along the gradient: the loss does not depend on it to first order on "
+            "the probe set, e.g. a layer the output does not use, or one behind dead units)")
+"""Why ``--layers`` has no sweep of a layer (or group) of its own: :func:`vanishes`."""
+
+
+def vanishes(direction: Params, members: list[str]) -> bool:
+    """Whether ``direction`` is zero in every one of ``members``, so that perturbing them alone has no step u."""
+    return not any(bool(direction[name].any()) for name in members)
+
+
 def flat_unit_step(direction: Params, params: Params, scaling: str, norm: str = "frobenius",
                    sign: float = 1.0) -> Tensor:
     """:func:`unit_step` (or d itself for ``scaling="none"``) written straight into one flat tensor, laid out as

@@ -103,9 +103,8 @@ def run_slice(
     points, my_groups = probe.share(list(range(len(scales)))), probe.share(list(groups.items()))
     counter = PointCounter(len(points) + len(scales) * len(my_groups), progress)  # this rank's share, under torchrun
 
-    nonfinite_weights = any(
-        t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in model.state_dict().values()
-    )
+    nonfinite_weights = any(t.is_floating_point() and not bool(torch.isfinite(t).all())
+                            for t in model.state_dict().values())
     if config.measure == "loss":
         from landscape_probe.slicing.line import loss_sweep
 
@@ -125,6 +124,10 @@ def run_slice(
                        points, probe=probe)
         layers, graph = {}, cached_prefix.traced(model) if my_groups else None
         for group, members in my_groups:
+            if directions.vanishes(direction, members):  # nothing to step along: recorded as skipped, and why
+                layers[group] = directions.VANISHED
+                counter.skip(group, len(scales))
+                continue
             alone = probe.evaluator(cached_prefix.evaluator_alone(model, probe.x, probe.y, loss_name, members,
                                                                   config.chunk_size, graph))
             at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base, len(probe.x) <= config.chunk_size)
@@ -141,9 +144,11 @@ def run_slice(
 def _result(whole: SliceSweep, layers: dict[str, SliceSweep], scales: np.ndarray, model: nn.Module,
             layer_names: list[str], config: SliceConfig, loss_name: str, y: Tensor) -> SliceResult:
     sizes = {name: tensor.numel() for name, tensor in model.named_parameters()}
+    skipped = {name: why for name, why in layers.items() if isinstance(why, str)}  # see directions.vanishes
     return SliceResult(scales=scales, layer_names=list(layer_names),
                        layer_sizes=np.array([sizes[name] for name in layer_names], dtype=np.int64),
-                       whole=whole, layers=layers, config=config, loss_name=loss_name, classification=classifies(y))
+                       whole=whole, layers={k: v for k, v in layers.items() if k not in skipped},
+                       skipped_layers=skipped, config=config, loss_name=loss_name, classification=classifies(y))
 
 
 def direction_at_w(

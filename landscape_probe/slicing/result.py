@@ -204,6 +204,9 @@ class SliceResult:
         step_over_breakdown: for an ``optimizer:NAME`` direction, t_step / t_breakdown (None for other directions).
         whole: the sweep perturbing all layers together.
         layers: with ``layers=True``, by layer name, the sweep perturbing that layer alone.
+        skipped_layers: with ``layers=True``, the layers (or groups) with no sweep of their own, and why: the
+            direction is zero in them (along the gradient: the loss does not depend on them to first order on
+            the probe set, e.g. a layer the output does not use, or one behind dead ReLUs).
         config: the settings (read back from a file: ``device`` is the one used).
         loss_name, classification: the loss measured, and whether the targets are classes.
         provenance: the other root attributes of the file (command line, checkpoint and its sha256, data, ...).
@@ -228,6 +231,7 @@ class SliceResult:
     classification: bool
     provenance: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    skipped_layers: dict[str, str] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
         if name in SWEEP_FIELDS and "whole" in self.__dict__:

@@ -55,10 +55,12 @@ def write_slice(path: Path | str, result: SliceResult, *, overwrite: bool) -> No
     with atomic_h5(path, kind="slice", attrs=attrs, overwrite=overwrite) as h5:
         write_quantities(h5, result, result.loss_name)
         _write_sweep(h5, result.whole, result.loss_name)
-        if result.layers:
+        if result.layers or result.skipped_layers:
             group = h5.create_group(LAYERS_GROUP)
             group.attrs["description"] = "one sweep per layer (or group of layers), perturbing it alone"
             group.attrs["order"] = json.dumps(list(result.layers))
+            if result.skipped_layers:
+                group.attrs["skipped"] = json.dumps(result.skipped_layers)
             for name, sweep in result.layers.items():
                 swept = group.create_group(name)
                 swept.attrs["members"] = json.dumps(sweep.layer_names)
@@ -83,6 +85,7 @@ def read_slice(path: Path | str) -> SliceResult:
         order = json.loads(swept.attrs["order"]) if "order" in getattr(swept, "attrs", {}) else layer_names
         layers = {name: _read_sweep(swept[name], json.loads(swept[name].attrs.get("members", json.dumps([name]))), path)
                   for name in order if name in swept}
+        skipped = json.loads(swept.attrs["skipped"]) if "skipped" in getattr(swept, "attrs", {}) else {}
         whole = _read_sweep(h5, layer_names, path)
     settings = {f.name for f in fields(SliceConfig) if f.name not in NOT_SETTINGS} | {"loss", "classification"}
     provenance = {k: v for k, v in attrs.items() if k not in settings | set(SWEEP_ATTRIBUTES) | {"kind"}}
@@ -93,6 +96,7 @@ def read_slice(path: Path | str) -> SliceResult:
         step_over_breakdown=root.get("step_over_breakdown"),
         whole=whole,
         layers=layers,
+        skipped_layers=skipped,
         config=_config(attrs, scales),
         loss_name=str(attrs["loss"]),
         classification=bool(attrs["classification"]),
