@@ -2,14 +2,14 @@
 
 One point of a slice is one forward and one backward pass over the probe set
 (:meth:`~landscape_probe.slicing.evaluator.ProbeEvaluator.evaluate`). For a
-small model those passes are short, and K points taken together, per probe
-chunk, as
+small model those passes are short, and K points cost less taken together
+(``benchmarks/batched_points.py``; ``benchmarks/run.py``'s target-4 rows):
+per probe chunk, one vmapped forward pass
 
-    vmap(grad_and_value(ℓ_b, has_aux=True))(W + t_1·u, ..., W + t_K·u),
-    ℓ_b(w) = (n_b / N)·L_b(w), with the chunk's outputs F_b(w) beside it,
+    vmap(w ↦ (ℓ_b(w), F_b(w)))(W + t_1·u, ..., W + t_K·u),   ℓ_b(w) = (n_b / N)·L_b(w),
 
-cost less than K passes (1.2–1.3× faster at K = 8–50 on the 16-layer sample,
-probe set 512, one thread: ``benchmarks/batched_points.py``). Each point's
+and one backward pass of Σ_k ℓ_b(w_k), whose gradient with respect to w_k is
+∇ℓ_b(w_k) (the points share nothing). Each point's
 loss Σ_b ℓ_b, outputs and gradient Σ_b ∇ℓ_b (summed over chunks in the order
 ``evaluate`` sums them) then go through the same bookkeeping
 (:func:`~landscape_probe.slicing.changes.record_point`); the numbers equal the
@@ -181,7 +181,7 @@ def evaluate_points(evaluator: Any, flat_points: Tensor) -> list[Evaluation]:
     import dataclasses
 
     import torch
-    from torch.func import grad_and_value, vmap
+    from torch.func import vmap
 
     from landscape_probe.params import unflatten
     from landscape_probe.slicing.evaluator import Evaluation
@@ -193,16 +193,21 @@ def evaluate_points(evaluator: Any, flat_points: Tensor) -> list[Evaluation]:
         outputs = inner.forward(unflatten(flat_weights, base), x)
         return inner.batch_loss(outputs, y), outputs
 
-    batched = vmap(grad_and_value(chunk_share, has_aux=True), in_dims=(0, None, None))
+    # vmap of the forward pass, then one ordinary backward pass of Σ_k ℓ_b(w_k): its gradient with respect to
+    # w_k is ∇ℓ_b(w_k), the points sharing nothing. (torch.func.grad_and_value would give the same, but its
+    # first call imports torch._dynamo, 1.5 s, more than batching saves on a 21-point slice of a small model.)
+    batched = vmap(chunk_share, in_dims=(0, None, None))
+    leaves = flat_points.detach().requires_grad_(True)
     gradients: Tensor | None = None
     losses: Tensor | None = None
     outputs: list[Tensor] = []
-    with torch.no_grad():  # torch.func.grad differentiates all the same; the model's own parameters record nothing
-        for x, y in inner.batches():
-            gradient, (loss, out) = batched(flat_points, x, y)
-            gradients = gradient if gradients is None else gradients.add_(gradient)
-            losses = loss if losses is None else losses + loss
-            outputs.append(out.reshape(len(flat_points), len(x), -1))
+    for x, y in inner.batches():
+        with torch.enable_grad():
+            loss, out = batched(leaves, x, y)
+            (gradient,) = torch.autograd.grad(loss.sum(), leaves)
+        gradients = gradient if gradients is None else gradients.add_(gradient)
+        losses = loss.detach() if losses is None else losses + loss.detach()
+        outputs.append(out.detach().reshape(len(flat_points), len(x), -1))
     whole = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=1)
     evaluations = [Evaluation(outputs=whole[k], loss=losses[k], gradient=unflatten(gradients[k], base))
                    for k in range(len(flat_points))]
