@@ -1,12 +1,14 @@
 """Would several slice points per pass pay? One point at a time against ``torch.func.vmap`` over K points.
 
-Issue 8, target 4, asks for batched points "where it pays". Before building
-them into the slice, this measures the question on the 16-layer sample
+Issue 8, target 4, asks for batched points "where it pays". This measured
+the question, before they were built into the slice
+(``landscape_probe/slicing/batched_points.py``, ``--points-per-pass``; the
+whole slice, auto against 1, is a target-4 row of ``benchmarks/run.py``), on the 16-layer sample
 (probe set 512): K points W + t_k·u, each needing the outputs, the loss and
 the gradient over the perturbed layers, computed
 
 - one at a time: ``functional_call`` forward and ``autograd.grad`` per point
-  (what ``run_slice`` does);
+  (what ``run_slice`` does with ``--points-per-pass 1``);
 - batched: ``vmap(grad_and_value(...))`` over the K stacked weight vectors,
   one pass for all K (K copies of the weights and K sets of activations).
 

@@ -1,4 +1,4 @@
-"""The engine's speed targets (issue 8, targets 1 and 2), each a ratio measured side by side in one run.
+"""The engine's speed targets (issue 8, targets 1 to 4), each a ratio measured side by side in one run.
 
 On the 16-layer sample (``sample_checkpoints/mlp16_digits.pt``), 512 probe
 examples, the perturbed layers of ``probe slice`` (the 16 weight matrices),
@@ -77,6 +77,10 @@ What the rows measure:
   direction, relative scaling, float32, no `--layers`): the N + 1 evaluations,
   λ_max by Lanczos started from the step u (4 products here) and uᵀHu free
   from its first product, the predictions.
+- *one point per pass / auto* (target 4): `run_slice` with `points_per_pass=1`
+  against the default `auto`, which evaluates several points per vmapped pass
+  (as many as the 1 GiB default budget holds, at most 32); the *run_slice*
+  rows above are `auto`.
 - *--layers*: the same 21-point slice with `per_layer=True` (16 sweeps, one
   weight matrix each, each with its own gradient, λ_max and uᵀHu), less the
   plain slice, over 16 × 21 forward+backward passes of the whole network. Each
@@ -197,6 +201,10 @@ def main(repeats: int = 9, clock: str = "wall") -> str:
         "bare 50": lambda r: bare(50),
         "slice 21": lambda r: run_slice(model, x, y, "cross_entropy", SliceConfig(scales=log_scales(0.1, 21), device="cpu")),
         "slice 50": lambda r: run_slice(model, x, y, "cross_entropy", SliceConfig(scales=log_scales(0.1, 50), device="cpu")),
+        "slice 21, 1 per pass": lambda r: run_slice(model, x, y, "cross_entropy", SliceConfig(
+            scales=log_scales(0.1, 21), device="cpu", points_per_pass=1)),
+        "slice 50, 1 per pass": lambda r: run_slice(model, x, y, "cross_entropy", SliceConfig(
+            scales=log_scales(0.1, 50), device="cpu", points_per_pass=1)),
         "slice 21 layers": lambda r: run_slice(model, x, y, "cross_entropy", layers_config),
         "slice 21 layers, no cut": lambda r: uncut(lambda: run_slice(model, x, y, "cross_entropy", layers_config)),
         "ours 1e-3": lambda r: ours(PYHESSIAN_TOLERANCE, r),
@@ -239,6 +247,10 @@ def main(repeats: int = 9, clock: str = "wall") -> str:
          ratio("one-shot HVP x10", "kept-graph HVP x10"), ""),
         ("2", "run_slice, 21 points / 21 forward+backward passes", ratio("slice 21", "bare 21"), "≤ 1.6"),
         ("2", "run_slice, 50 points / 50 forward+backward passes", ratio("slice 50", "bare 50"), "≤ 1.3"),
+        ("4", "run_slice, 21 points: one point per pass / --points-per-pass auto",
+         ratio("slice 21, 1 per pass", "slice 21"), "> 1"),
+        ("4", "run_slice, 50 points: one point per pass / --points-per-pass auto",
+         ratio("slice 50, 1 per pass", "slice 50"), "> 1"),
         ("3", "--layers, 21 points: per-layer sweeps / L × 21 forward+backward passes", per_layer("slice 21 layers"),
          "≤ 1.0"),
         ("3", "  the same with every layer's sweep run through the whole model (no cut)",
@@ -265,7 +277,7 @@ def main(repeats: int = 9, clock: str = "wall") -> str:
     path = HERE / "RESULTS.md"
     _, heading, rest = path.read_text().partition("\n## ") if path.exists() else ("", "", "")
     path.write_text(  # what follows the first "## " heading (other benchmarks' sections) is kept
-        "# Engine benchmark results\n\nWritten by `benchmarks/run.py` (issue 8, targets 1, 2 and 3); "
+        "# Engine benchmark results\n\nWritten by `benchmarks/run.py` (issue 8, targets 1 to 4); "
         f"measured with `{command}`.\n\n```\n{header}```\n\n" + "\n".join(lines) + "\n\n" + NOTES
         + (heading + rest if heading else "")
     )

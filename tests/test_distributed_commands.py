@@ -63,7 +63,9 @@ def calls(output: Path | None = None, progress=False) -> dict:
     divided = {"shard": "data" if distributed.launched() else "work",  # one process: the ordinary slice
                "probe_size": 39}  # 20 and 19 examples: unequal parts, where a mean of means would be wrong
     return {
-        "slice_layers": lp.slice(net, data, layers=True, progress=progress, **SLICE),
+        # passes of 2 points: rank 0 takes points 0, 1 and 4, rank 1 points 2 and 3
+        "slice_layers": lp.slice(net, data, layers=True, progress=progress, points_per_pass=2, **SLICE),
+        "slice_auto": lp.slice(net, data, **SLICE),  # all 5 points in one pass, on rank 0
         "slice_loss": lp.slice(net, data, direction="random", measure="loss", **SLICE),
         "slice_data_layers": lp.slice(net, data, layers=True, **divided, **SLICE),
         # the parts in chunks of 7: the summed products of ChunkedHessian
@@ -182,6 +184,7 @@ def test_slice_points_and_layers_split_among_ranks_equal_one_process_bit_for_bit
     assert {key.split("/")[1] for key in one_process if key.startswith("slice_layers/")} == {"", "0.weight",
                                                                                              "2.weight"}
     compare(two_ranks, one_process, "slice_loss/", rtol=0)
+    compare(two_ranks, one_process, "slice_auto/", rtol=0)
 
 
 def test_slice_of_the_probe_set_split_among_ranks_equals_one_process_to_reduction_order(
@@ -296,7 +299,7 @@ def test_rank_0_alone_reports_progress_counting_its_share(two_ranks) -> None:
     got = two_ranks[1]
     assert len(got[1]["progress"]) == 0  # rank 1 reports nothing
     done, total, label = got[0]["progress"][-1]
-    # 5 scales: rank 0 has points 0, 2, 4 of the whole sweep and the first of the two layers' sweeps
+    # 5 scales in passes of 2: rank 0 has points 0, 1 and 4 of the whole sweep and the first of the two layers'
     assert done == total == 3 + 5 and label.endswith("(rank 0's share of 2 ranks)")
     assert {report[0] for report in got[0]["progress"]} == set(range(9))  # counted point by point
 

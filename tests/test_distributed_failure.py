@@ -72,8 +72,9 @@ def _wait(process: subprocess.Popen, timeout: float) -> int:
 def test_a_killed_rank_stops_the_other_and_leaves_no_slice(tmp_path) -> None:
     out = tmp_path / "s.h5"
     started = time.monotonic()
+    # one point per pass: one ProbeEvaluator.evaluate per point, so rank 1 dies inside its share of the sweep
     ranks = two_ranks(["slice", str(ROOT / "sample_checkpoints" / "mlp2_digits.pt"), "--layers", "--probe-size", "64", "--device",
-                       "cpu", "--points", "9", "-o", str(out), "--no-plots"],
+                       "cpu", "--points", "9", "--points-per-pass", "1", "-o", str(out), "--no-plots"],
                       "landscape_probe.slicing.evaluator", "ProbeEvaluator.evaluate", at=3)
     took = time.monotonic() - started
     assert ranks[1].returncode == 9

@@ -91,6 +91,16 @@ def slice_command(
     chunk_size: Annotated[int, typer.Option(help="Most probe examples per forward and backward pass: a larger probe "
                                             "set is taken in chunks, its mean loss, gradient and Hessian-vector "
                                             "products accumulated.")] = 1024,
+    points_per_pass: Annotated[
+        str, typer.Option(help="auto, or N: slice points evaluated together, in one torch.func.vmap pass per chunk "
+                          "(faster for small models, same numbers up to rounding); auto takes as many as "
+                          "--memory-budget holds, at most 32; 1: one at a time. One at a time anyway for a "
+                          "TorchScript model, one that fails under vmap, and --measure loss.")
+    ] = "auto",
+    memory_budget: Annotated[
+        str, typer.Option(help="Memory that --points-per-pass auto may give one pass's points (their weights, "
+                          "gradients and saved activations), e.g. 512MiB, 2GiB.")
+    ] = "1GiB",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Results file (default: CHECKPOINT-NAME_slice.h5 here).")
     ] = None,
@@ -134,6 +144,7 @@ def slice_command(
         from landscape_probe.distributed import is_main
         from landscape_probe.figures import parse_formats
         from landscape_probe.slicing.api import slice as slice_model
+        from landscape_probe.slicing.batched_points import parse_points_per_pass
         from landscape_probe.slicing.summary import print_result
 
         parse_formats(formats)
@@ -144,7 +155,7 @@ def slice_command(
             checkpoint, data, scales=explicit_scales, direction=direction, measure=measure, scaling=scaling, norm=norm,
             layers=layers, select=select, include_1d=include_1d, probe_size=probe_size, split=split, loss=loss,
             device=device, dtype=dtype, seed=seed, power_iterations=power_iterations, chunk_size=chunk_size,
-            max_scale=max_scale,
+            max_scale=max_scale, points_per_pass=parse_points_per_pass(points_per_pass), memory_budget=memory_budget,
             min_scale=min_scale, points=points, two_sided=two_sided, arch=arch,
             arch_kwargs=parse_arch_kwargs(arch_kwargs), trust_checkpoint=trust_checkpoint,
             allow_nonfinite=allow_nonfinite, progress=True, output_key=output_key, shard=shard,

@@ -58,6 +58,8 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
     seed: int = 0,
     power_iterations: int = 50,
     chunk_size: int = 1024,
+    points_per_pass: int | str = "auto",
+    memory_budget: str = "1GiB",
     max_scale: float | None = None,
     min_scale: float | None = None,
     points: int = 21,
@@ -116,6 +118,12 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         power_iterations: most Hessian-vector products for λ_max.
         chunk_size: most probe examples per forward and backward pass; a larger probe set is taken in
             chunks and its mean loss and gradient accumulated (the numbers do not depend on it beyond rounding).
+        points_per_pass: ``"auto"`` or N: points evaluated together, in one ``torch.func.vmap`` pass per
+            chunk (the same numbers up to rounding; faster for small models); ``"auto"`` takes as many as
+            ``memory_budget`` holds (at most 32), 1 is one at a time. One at a time anyway for a TorchScript
+            model, a model that fails under vmap, and ``measure="loss"``
+            (:mod:`~landscape_probe.slicing.batched_points`).
+        memory_budget: the memory ``"auto"`` may give one pass's points, e.g. ``"512MiB"``, ``"2GiB"``.
         two_sided: also evaluate −t for every t.
         arch, arch_kwargs, trust_checkpoint: loading options for a checkpoint path (see ``probe info``).
         allow_nonfinite: slice weights holding NaN or infinite values instead of refusing them; the
@@ -160,6 +168,8 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         power_iterations=power_iterations,
         chunk_size=chunk_size,
         measure=measure,
+        points_per_pass=points_per_pass,
+        memory_budget=memory_budget,
     )
     config.check()
     distributed.check_shard("slice", shard, ("work", "data"))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from landscape_probe.slicing import directions
+from landscape_probe.slicing.batched_points import parse_bytes
 from landscape_probe.errors import ProbeError
 from landscape_probe.norms import NORMS
 
@@ -55,6 +56,11 @@ class SliceConfig:
         measure: ``gradient`` (every point's gradient, λ_max at W and every prediction) or ``loss``
             (forward passes only: loss, accuracy, function change and KL; the gradient change, λ_max and
             what needs them are NaN; :mod:`~landscape_probe.slicing.line`).
+        points_per_pass: ``auto`` or N ≥ 1: points evaluated together in one vmapped pass per chunk
+            (:mod:`~landscape_probe.slicing.batched_points`); ``auto`` takes as many as ``memory_budget``
+            holds (at most 32); 1 is one point at a time. A results file records the number the sweep over
+            all layers used.
+        memory_budget: the memory ``auto`` may give the points of one pass, e.g. ``512MiB``, ``2GiB``.
     """
 
     direction: str = "gradient"
@@ -75,6 +81,8 @@ class SliceConfig:
     chunk_size: int = 1024
     fit_points: int = 3
     measure: str = "gradient"
+    points_per_pass: int | str = "auto"
+    memory_budget: str = "1GiB"
 
     @property
     def direction_kind(self) -> str:
@@ -135,6 +143,11 @@ class SliceConfig:
             raise ProbeError(f"--chunk-size must be at least 1 probe example, not {self.chunk_size}.")
         if self.probe_size is not None and self.probe_size < 1:
             raise ProbeError(f"--probe-size must be at least 1, not {self.probe_size}.")
+        if self.points_per_pass != "auto" and not (isinstance(self.points_per_pass, (int, np.integer))
+                                                    and self.points_per_pass >= 1):
+            raise ProbeError(f"--points-per-pass must be auto or a whole number of at least 1, "
+                             f"not '{self.points_per_pass}'.")
+        parse_bytes(self.memory_budget)  # refuses a size it cannot read
         scales = np.asarray(self.scales, dtype=np.float64)
         if scales.size == 0 or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
             raise ProbeError("Scales must be positive finite numbers, e.g. --scales 0.001,0.01,0.1.")

@@ -35,6 +35,8 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -49,7 +51,8 @@ from landscape_probe.models.groups import layer_groups
 from landscape_probe.models.modes import eval_mode
 from landscape_probe.params import Params
 from landscape_probe.progress import PointCounter, Progress  # Progress: ``progress(done, total, label)`` per point
-from landscape_probe.slicing import cached_prefix, directions
+from landscape_probe.slicing import batched_points, cached_prefix, directions
+from landscape_probe.slicing.changes import kl_divergence, ratio_or_nan, record_point
 from landscape_probe.slicing.config import SliceConfig
 from landscape_probe.slicing.evaluator import Evaluation, ProbeEvaluator
 from landscape_probe.slicing.predictions import predict
@@ -100,16 +103,16 @@ def run_slice(
     scales = config.all_scales
     groups = layer_groups(model, layer_names) if config.per_layer else {}
     probe = ProbeShard(x, y, shard)
-    points, my_groups = probe.share(list(range(len(scales)))), probe.share(list(groups.items()))
-    counter = PointCounter(len(points) + len(scales) * len(my_groups), progress)  # this rank's share, under torchrun
+    my_groups = probe.share(list(groups.items()))
 
     nonfinite_weights = any(t.is_floating_point() and not bool(torch.isfinite(t).all())
                             for t in model.state_dict().values())
     if config.measure == "loss":
         from landscape_probe.slicing.line import loss_sweep
 
+        counter = PointCounter(len(probe.share(list(range(len(scales))))), progress)  # this rank's, under torchrun
         whole = loss_sweep(model, probe, loss_name, layer_names, config, counter, other, nonfinite_weights)
-        return _result(whole, {}, scales, model, layer_names, config, loss_name, y)
+        return _result(whole, {}, scales, model, layer_names, replace(config, points_per_pass=1), loss_name, y)
     evaluator = probe.evaluator(ProbeEvaluator(model, probe.x, probe.y, loss_name, layer_names, config.chunk_size,
                                                hold_weights_once=True))
     try:
@@ -120,8 +123,13 @@ def run_slice(
         flat_unit = directions.flat_unit_step(direction, evaluator.base, config.resolved_scaling, config.norm,
                                               sign=-1.0 if negate else 1.0)
         direction = direction if groups else {}  # its memory back before λ_max and the points
+        budget = batched_points.parse_bytes(config.memory_budget)
+        per_pass = batched_points.chosen(evaluator, config.points_per_pass, budget, len(scales))
+        # whole runs of per_pass points to each rank, so that every pass is the one a single process makes
+        points = [i for run in probe.share(batched_points.chunks(len(scales), per_pass)) for i in run]
+        counter = PointCounter(len(points) + len(scales) * len(my_groups), progress)  # this rank's share
         whole = _sweep(evaluator, at_zero, hessian, flat_unit, scales, config, counter, "all layers", nonfinite_weights,
-                       points, probe=probe)
+                       points, per_pass, probe=probe)
         layers, graph = {}, cached_prefix.traced(model) if my_groups else None
         for group, members in my_groups:
             if directions.vanishes(direction, members):  # nothing to step along: recorded as skipped, and why
@@ -134,11 +142,13 @@ def run_slice(
             unit_alone = directions.flat_unit_step({name: direction[name] for name in members}, alone.base,
                                                     config.resolved_scaling, config.norm)
             layers[group] = _sweep(alone, at_zero_alone, hessian_alone, unit_alone, scales, config, counter, group,
-                                   nonfinite_weights, probe=probe)
+                                   nonfinite_weights, None,
+                                   batched_points.chosen(alone, config.points_per_pass, budget, len(scales)),
+                                   probe=probe)
     finally:
         evaluator.give_weights_back()
     layers = probe.gather_items(layers, list(groups))  # the other ranks' layers, under torchrun
-    return _result(whole, layers, scales, model, layer_names, config, loss_name, y)
+    return _result(whole, layers, scales, model, layer_names, replace(config, points_per_pass=per_pass), loss_name, y)
 
 
 def _result(whole: SliceSweep, layers: dict[str, SliceSweep], scales: np.ndarray, model: nn.Module,
@@ -199,6 +209,7 @@ def _sweep(
     label: str,
     nonfinite_weights: bool = False,
     points: list[int] | None = None,
+    per_pass: int = 1,
     *,
     probe: ProbeShard,
 ) -> SliceSweep:
@@ -216,7 +227,8 @@ def _sweep(
     u that is not finite, makes every verdict of the sweep undefined
     (:func:`~landscape_probe.slicing.predictions.predict`).
     ``points``: the indices of ``scales`` evaluated here (the other ranks' are gathered, under ``torchrun``);
-    ``probe``: the examples here, when the ranks divide the probe set (their sums are added up).
+    ``probe``: the examples here, when the ranks divide the probe set (their sums are added up);
+    ``per_pass``: points per vmapped pass (:class:`~landscape_probe.slicing.batched_points.PointPasses`).
     """
     base, g0 = evaluator.base, at_zero.gradient
     unit = P.unflatten(flat_unit, base)  # u held once, as views into flat_unit
@@ -234,13 +246,11 @@ def _sweep(
     g0_parts = [g0[n] for n in names]
     g0_layer_norms = torch.stack(torch._foreach_norm(g0_parts))
     log_p0 = torch.log_softmax(at_zero.outputs.double(), dim=1) if classification else None
-    point = P.unflatten(flat_point, base)  # views: one add per point writes every layer
     columns: dict[str, list[Tensor]] = {"loss": [], "function_change": [], "gradient_change": [], "correct": [],
                                         "kl_divergence": []}
-    for t in scales if points is None else scales[points]:
-        torch.add(evaluator.flat_base, flat_unit, alpha=float(t), out=flat_point)
-        at_t = evaluator.evaluate(point, gradient_into=flat_gradient)
-        _record_point(columns, at_t, at_zero.outputs, g0_parts, names, log_p0, evaluator.y)
+    mine = scales if points is None else scales[points]
+    for at_t in batched_points.PointPasses(evaluator, flat_unit, mine, per_pass, (flat_point, flat_gradient)):
+        record_point(columns, at_t, at_zero.outputs, g0_parts, names, log_p0, evaluator.y)
         counter.advance(label)
     table = {key: torch.stack(values).double().cpu().numpy() for key, values in columns.items() if values}
     table = probe.combined(probe.gather_rows(points, table, len(scales)), totals=("correct",),  # each rank's part
@@ -273,23 +283,6 @@ def _sweep(
     return SliceSweep(**vars(measured), **vars(predicted))
 
 
-def _record_point(
-    columns: dict[str, list[Tensor]], at_t: Evaluation, outputs_at_zero: Tensor, g0_parts: list[Tensor],
-    names: list[str], log_p0: Tensor | None, targets: Tensor,
-) -> None:
-    """Append one point's numbers to ``columns`` as tensors on the device: no host sync, few kernels."""
-    columns["loss"].append(at_t.loss)
-    columns["function_change"].append(torch.dist(at_t.outputs, outputs_at_zero))
-    # torch._foreach_*: one call over all layers (as torch.optim uses them) instead of one per layer;
-    # g(t) is the sweep's gradient buffer, overwritten at the next point, so the difference is taken in place
-    differences = [at_t.gradient[n] for n in names]
-    torch._foreach_sub_(differences, g0_parts)
-    columns["gradient_change"].extend(torch._foreach_norm(differences))
-    if log_p0 is not None:
-        columns["correct"].append((at_t.outputs.argmax(dim=1) == targets.reshape(-1)).sum())
-        columns["kl_divergence"].append(kl_divergence(log_p0, at_t.outputs))
-
-
 def _curvature_at_w(
     hessian: curvature.GradientGraph, flat_unit: Tensor, unit_step_norm: float, config: SliceConfig,
     work: tuple[Tensor, Tensor],
@@ -315,16 +308,3 @@ def _curvature_at_w(
     if usable:
         return top.eigenvalue, top.lanczos.start_rayleigh_quotient * unit_step_norm**2
     return top.eigenvalue, float(flat_unit @ hessian.flat_hessian_vector_product(flat_unit, out=work[0]))
-
-
-def ratio_or_nan(numerator: np.ndarray, denominator: float | np.ndarray) -> np.ndarray:
-    """numerator / denominator, NaN where the denominator is not positive."""
-    denominator = np.asarray(denominator, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
-
-
-def kl_divergence(log_p0: Tensor, logits: Tensor) -> Tensor:
-    """mean_n Σ_c p0 (log p0 − log pt), from log p0 and the logits at t."""
-    log_pt = torch.log_softmax(logits.double(), dim=1)
-    return torch.nn.functional.kl_div(log_pt, log_p0, reduction="batchmean", log_target=True)

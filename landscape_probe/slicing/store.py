@@ -3,8 +3,8 @@
 Root attributes: :func:`~landscape_probe.hdf5.provenance` and what the API adds
 (checkpoint format, architecture, data, split), ``kind = "slice"``, the
 settings (the fields of :class:`~landscape_probe.slicing.config.SliceConfig`
-but the seed, scales, device and batch size, which are stored elsewhere or not
-at all; ``loss`` and ``classification``), and the group attributes of the sweep
+but the seed, scales, device, batch size and memory budget, which are stored
+elsewhere or not at all; ``loss`` and ``classification``), and the group attributes of the sweep
 over all layers (``shape``, ``verdict``, ...). Root datasets: the quantities of
 :class:`~landscape_probe.slicing.result.SliceResult` (``scales``,
 ``layer_names``) and of the sweep over all layers
@@ -38,9 +38,9 @@ from landscape_probe.slicing.result import CALIBRATED, SliceResult, SliceSweep, 
 if TYPE_CHECKING:
     import h5py
 
-NOT_SETTINGS = ("seed", "scales", "device", "chunk_size", "loss")
-"""Fields of SliceConfig that are not root settings: provenance (seed, device), a dataset, not stored, or
-``loss``, which holds the loss used (the result's ``loss_name``)."""
+NOT_SETTINGS = ("seed", "scales", "device", "chunk_size", "memory_budget", "loss")
+"""Fields of SliceConfig that are not root settings: provenance (seed, device), a dataset, not stored (the
+chunk size, the memory budget), or ``loss``, which holds the loss used (the result's ``loss_name``)."""
 SWEEP_ATTRIBUTES = group_attributes(SliceSweep)
 LAYERS_GROUP = "layers"
 

@@ -17,6 +17,7 @@ from landscape_probe.cli import app
 from landscape_probe.layout import quantities
 from landscape_probe.models.zoo import build_model
 from landscape_probe.slicing.result import SliceSweep
+from tests.cli_outcomes import one_sentence_exit_2
 
 runner = CliRunner()
 ARGS = {"name": "mlp", "in_features": 64, "num_outputs": 10, "depth": 3, "width": 8}
@@ -196,6 +197,25 @@ def test_bad_options_exit_2_with_one_sentence(checkpoint, tmp_path, options, mes
     assert message in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize("options", [["--points-per-pass", "0"], ["--points-per-pass", "many"],
+                                     ["--memory-budget", "lots"], ["--memory-budget", "0.1B"]])
+def test_bad_points_per_pass_or_memory_budget_is_one_sentence(checkpoint, tmp_path, options):
+    args = ["slice", str(checkpoint), *FAST, "--output", str(tmp_path / "x.h5"), "--no-plots", *options]
+    assert options[0] in one_sentence_exit_2(runner.invoke(app, args))
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_the_points_per_pass_used_are_recorded(results, checkpoint, tmp_path):
+    """auto under the default budget takes the three points of a tiny model in one pass; 2 is taken as given."""
+    path, _ = results
+    two = tmp_path / "two.h5"
+    words = ["slice", str(checkpoint), *FAST, "--points-per-pass", "2", "--output", str(two), "--no-plots"]
+    assert runner.invoke(app, words).exit_code == 0
+    for file, expected in ((path, 3), (two, 2)):
+        with h5py.File(file, "r") as h5:
+            assert h5.attrs["points_per_pass"] == expected and "memory_budget" not in h5.attrs
 
 
 def test_checkpoint_without_data_needs_data_option(tmp_path):

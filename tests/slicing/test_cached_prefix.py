@@ -66,9 +66,10 @@ def test_layers_before_the_cut_run_only_for_the_prefix(monkeypatch):
     calls = {"cut": 0, "whole": 0}
     key = ["cut"]
     model.hidden[0].register_forward_hook(lambda *args: calls.__setitem__(key[0], calls[key[0]] + 1))
-    run_slice(model, x, y, "cross_entropy", config(select="output.weight", chunk_size=1024))
+    one_per_pass = config(select="output.weight", chunk_size=1024, points_per_pass=1)  # a forward call per point
+    run_slice(model, x, y, "cross_entropy", one_per_pass)
     key[0] = "whole"
-    without_cuts(model, x, y, config(select="output.weight", chunk_size=1024), monkeypatch)
+    without_cuts(model, x, y, one_per_pass, monkeypatch)
     # both: the whole sweep (W, λ_max's products do not run the forward again, 4 points); then the layer alone:
     # the cut runs the first layer once (the prefix), the whole model once more per evaluation
     assert calls["whole"] - calls["cut"] == 1 + 4 - 1
