@@ -120,7 +120,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
             chunks and its mean loss and gradient accumulated (the numbers do not depend on it beyond rounding).
         points_per_pass: ``"auto"`` or N: points evaluated together, in one ``torch.func.vmap`` pass per
             chunk (the same numbers up to rounding; faster for small models); ``"auto"`` takes as many as
-            ``memory_budget`` holds (at most 32), 1 is one at a time. One at a time anyway for a TorchScript
+            ``memory_budget`` holds (on a CPU, at most 24 MiB a pass; at most 32 points), 1 is one at a time. One at a time anyway for a TorchScript
             model, a model that fails under vmap, and ``measure="loss"``
             (:mod:`~landscape_probe.slicing.batched_points`).
         memory_budget: the memory ``"auto"`` may give one pass's points, e.g. ``"512MiB"``, ``"2GiB"``.

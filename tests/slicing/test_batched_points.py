@@ -97,6 +97,17 @@ def test_saved_bytes_are_the_activations_the_backward_pass_needs():
     assert chosen(evaluator, "auto", 3 * per_point, points=21) == 3
 
 
+def test_auto_keeps_a_cpu_pass_within_its_cap_whatever_the_budget(monkeypatch):
+    model = nn.Sequential(nn.Linear(5, 7, bias=False), nn.Tanh(), nn.Linear(7, 3, bias=False)).double()
+    x, y = regression_data(10)
+    evaluator = ProbeEvaluator(model, x, y, "mse", ["0.weight", "2.weight"], batch_size=4)
+    per_point = batched_points._saved_bytes(evaluator) + WEIGHT_COPIES * (5 * 7 + 7 * 3) * 8
+    monkeypatch.setattr(batched_points, "CPU_PASS_BYTES", 4 * per_point + 1)
+    assert chosen(evaluator, "auto", 2**40, points=21) == 4
+    assert chosen(evaluator, "auto", 2 * per_point, points=21) == 2, "a smaller budget still rules"
+    assert chosen(evaluator, 9, 2**40, points=21) == 9, "a number given is taken as it is"
+
+
 def test_auto_takes_one_point_under_a_tiny_budget_and_all_up_to_the_cap_under_a_large_one():
     model, (x, y) = small_mlp(), class_data()
     evaluator = ProbeEvaluator(model, x, y, "cross_entropy", ["0.weight", "2.weight"])
