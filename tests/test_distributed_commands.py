@@ -65,7 +65,7 @@ def calls(output: Path | None = None, progress=False) -> dict:
     return {
         # passes of 2 points: rank 0 takes points 0, 1 and 4, rank 1 points 2 and 3
         "slice_layers": lp.slice(net, data, layers=True, progress=progress, points_per_pass=2, **SLICE),
-        "slice_auto": lp.slice(net, data, **SLICE),  # all 5 points in one pass, on rank 0
+        "slice_one_pass": lp.slice(net, data, points_per_pass=5, **SLICE),  # all 5 points in one pass, on rank 0
         "slice_loss": lp.slice(net, data, direction="random", measure="loss", **SLICE),
         "slice_data_layers": lp.slice(net, data, layers=True, **divided, **SLICE),
         # the parts in chunks of 7: the summed products of ChunkedHessian
@@ -184,7 +184,7 @@ def test_slice_points_and_layers_split_among_ranks_equal_one_process_bit_for_bit
     assert {key.split("/")[1] for key in one_process if key.startswith("slice_layers/")} == {"", "0.weight",
                                                                                              "2.weight"}
     compare(two_ranks, one_process, "slice_loss/", rtol=0)
-    compare(two_ranks, one_process, "slice_auto/", rtol=0)
+    compare(two_ranks, one_process, "slice_one_pass/", rtol=0)
 
 
 def test_slice_of_the_probe_set_split_among_ranks_equals_one_process_to_reduction_order(

@@ -93,9 +93,8 @@ def slice_command(
                                             "products accumulated.")] = 1024,
     points_per_pass: Annotated[
         str, typer.Option(help="auto, or N: slice points evaluated together, in one torch.func.vmap pass per chunk "
-                          "(faster for small models, same numbers up to rounding); auto takes as many as "
-                          "--memory-budget holds (on a CPU at most 24 MiB a pass: past the caches batching is "
-                          "slower), at most 32; 1: one at a time. One at a time anyway for a "
+                          "(same numbers up to rounding); auto: on a GPU as many as --memory-budget holds, at "
+                          "most 32, on a CPU 1 (batching measured no faster there); 1: one at a time. One at a time anyway for a "
                           "TorchScript model, one that fails under vmap, and --measure loss.")
     ] = "auto",
     memory_budget: Annotated[

@@ -119,9 +119,9 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         chunk_size: most probe examples per forward and backward pass; a larger probe set is taken in
             chunks and its mean loss and gradient accumulated (the numbers do not depend on it beyond rounding).
         points_per_pass: ``"auto"`` or N: points evaluated together, in one ``torch.func.vmap`` pass per
-            chunk (the same numbers up to rounding; faster for small models); ``"auto"`` takes as many as
-            ``memory_budget`` holds (on a CPU, at most 24 MiB a pass; at most 32 points), 1 is one at a time. One at a time anyway for a TorchScript
-            model, a model that fails under vmap, and ``measure="loss"``
+            chunk (the same numbers up to rounding); ``"auto"`` takes as many as ``memory_budget`` holds on a
+            GPU (at most 32) and 1 on a CPU, where batching measured no faster. One at a time anyway for a
+            TorchScript model, a model that fails under vmap, and ``measure="loss"``
             (:mod:`~landscape_probe.slicing.batched_points`).
         memory_budget: the memory ``"auto"`` may give one pass's points, e.g. ``"512MiB"``, ``"2GiB"``.
         two_sided: also evaluate −t for every t.

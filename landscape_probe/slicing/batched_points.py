@@ -28,8 +28,8 @@ which vmap does not copy, left out), and the copies the point, its chunk's
 gradient and its accumulated gradient. ``per_point`` is thus at least four
 times the weights' bytes (1.6 GB at 100M float32 parameters), so a big model
 gets K = 1 under the default budget (1 GiB) and the one-at-a-time sweep, with
-its fixed flat buffers. On a CPU the budget is at most :data:`CPU_PASS_BYTES`
-(24 MiB): past the caches a bigger pass is slower, not faster.
+its fixed flat buffers. On a CPU ``auto`` is 1: there a whole slice measured
+no faster batched (see :func:`chosen`); ask for N to batch there anyway.
 
 One point at a time, for the whole sweep, where vmap cannot go: a TorchScript
 model, an evaluator that is not a ``ProbeEvaluator`` (or one summing over
@@ -43,8 +43,8 @@ Example:
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
     >>> evaluator = ProbeEvaluator(model, torch.randn(16, 4), torch.randint(0, 3, (16,)), "cross_entropy",
     ...                            ["0.weight", "2.weight"])
-    >>> chosen(evaluator, "auto", parse_bytes("1GiB"), points=21)
-    21
+    >>> chosen(evaluator, "auto", parse_bytes("1GiB"), points=21), budgeted(evaluator, evaluator, 2**30, points=21)
+    (1, 21)
     >>> [len(at.outputs) for at in PointPasses(evaluator, torch.ones_like(evaluator.flat_base), [0.1, 0.2, 0.3], 2)]
     [16, 16, 16]
 """
@@ -67,10 +67,6 @@ CAP = 32
 WEIGHT_COPIES = 3
 """Copies of the perturbed weights each batched point holds: the point, its chunk's gradient, its summed gradient."""
 DEFAULT_BUDGET = "1GiB"
-CPU_PASS_BYTES = 24 * 2**20
-"""On a CPU, ``auto`` keeps a pass within this many bytes whatever the budget: once a pass's activations
-outgrow the caches, batching stops paying (16-layer sample, one thread: probe set 512, 2.8 MiB a point,
-K = 8 was 1.14× one at a time and K = 21 0.97×; probe set 64, 1.2 MiB a point, K = 21 was 1.5×)."""
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
 
@@ -108,14 +104,28 @@ def chunks(count: int, per_pass: int) -> list[list[int]]:
 def chosen(evaluator: Any, points_per_pass: int | str, budget: int, points: int) -> int:
     """The points per pass: ``points_per_pass`` itself, or the most the ``budget`` (bytes) holds for ``auto``.
 
-    1 where the evaluator cannot be batched (see the module's docstring). Under ``--shard data`` the ranks
-    measure their own chunk and take the mean, so that every rank takes the same K.
+    ``auto`` is 1 on a CPU: there a whole 21-point slice measured no faster batched (16-layer sample,
+    one thread, 11 alternating runs, one at a time / batched: 1.01 at probe set 64 with K = 20, 0.98 at 512
+    with K = 8; 2-layer sample at 512, K = 21: 1.02), though the points' passes alone are 1.1–1.5× faster
+    (``benchmarks/batched_points.py``): the rest of the slice, and measuring the activations, take it back.
+    1 also where the evaluator cannot be batched (see the module's docstring).
     """
     inner = _batchable(evaluator)
     if inner is None or points <= 1:
         return 1
     if points_per_pass != "auto":
         return max(1, min(int(points_per_pass), points))
+    if inner.flat_base.device.type == "cpu":
+        return 1
+    return budgeted(evaluator, inner, budget, points)
+
+
+def budgeted(evaluator: Any, inner: ProbeEvaluator, budget: int, points: int) -> int:
+    """``auto``'s K on a GPU: as many points as ``budget`` (bytes) holds, at most ``points`` and :data:`CAP`.
+
+    Under ``--shard data`` (``evaluator`` a ``SummedEvaluator`` around ``inner``) the ranks measure their own
+    chunk and take the mean, so that every rank takes the same K.
+    """
     per_point = _saved_bytes(inner) + WEIGHT_COPIES * inner.flat_base.numel() * inner.flat_base.element_size()
     if inner is not evaluator:
         import torch
@@ -124,8 +134,6 @@ def chosen(evaluator: Any, points_per_pass: int | str, budget: int, points: int)
 
         total = distributed.all_reduce_sum(torch.tensor([per_point], dtype=torch.int64, device=inner.x.device))
         per_point = int(total.item()) // distributed.world_size()
-    if inner.flat_base.device.type == "cpu":
-        budget = min(budget, CPU_PASS_BYTES)
     return max(1, min(budget // max(per_point, 1), points, CAP))
 
 

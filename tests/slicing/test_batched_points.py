@@ -12,7 +12,7 @@ from torch import nn
 from landscape_probe.errors import ProbeError
 from landscape_probe.params import unflatten
 from landscape_probe.slicing import batched_points
-from landscape_probe.slicing.batched_points import CAP, WEIGHT_COPIES, PointPasses, chosen, parse_bytes
+from landscape_probe.slicing.batched_points import CAP, WEIGHT_COPIES, PointPasses, budgeted, chosen, parse_bytes
 from landscape_probe.slicing.engine import run_slice
 from landscape_probe.slicing.evaluator import ProbeEvaluator
 from landscape_probe.slicing.result import SliceSweep
@@ -50,10 +50,10 @@ def test_batched_points_give_the_one_at_a_time_numbers(loss, monkeypatch):
                         lambda evaluator, points: passes.append(len(points)) or evaluate_points(evaluator, points))
     results = {per_pass: run_slice(small_mlp(), x, y, loss, f64_config(
         scales=SCALES, two_sided=True, per_layer=True, chunk_size=5, points_per_pass=per_pass, power_iterations=40))
-        for per_pass in (1, 3, "auto")}
-    assert [results[k].config.points_per_pass for k in (1, 3, "auto")] == [1, 3, 2 * len(SCALES)]
+        for per_pass in (1, 3, 2 * len(SCALES))}
+    assert [results[k].config.points_per_pass for k in results] == [1, 3, 2 * len(SCALES)]
     assert passes == [3, 3, 3, 3, 2] * 4 + [14] * 4  # 14 points: the whole sweep's and each layer's
-    for per_pass in (3, "auto"):
+    for per_pass in (3, 2 * len(SCALES)):
         assert_same_sweep(results[per_pass].whole, results[1].whole)
         assert list(results[per_pass].layers) == ["0.weight", "2.weight", "4.weight"]
         for name, sweep in results[per_pass].layers.items():
@@ -93,27 +93,17 @@ def test_saved_bytes_are_the_activations_the_backward_pass_needs():
     saved = (4 * 7 + 7 * 3 + 4 * 3) * 8
     assert batched_points._saved_bytes(evaluator) == saved
     per_point = saved + WEIGHT_COPIES * (5 * 7 + 7 * 3) * 8
-    assert chosen(evaluator, "auto", 3 * per_point + per_point - 1, points=21) == 3
-    assert chosen(evaluator, "auto", 3 * per_point, points=21) == 3
-
-
-def test_auto_keeps_a_cpu_pass_within_its_cap_whatever_the_budget(monkeypatch):
-    model = nn.Sequential(nn.Linear(5, 7, bias=False), nn.Tanh(), nn.Linear(7, 3, bias=False)).double()
-    x, y = regression_data(10)
-    evaluator = ProbeEvaluator(model, x, y, "mse", ["0.weight", "2.weight"], batch_size=4)
-    per_point = batched_points._saved_bytes(evaluator) + WEIGHT_COPIES * (5 * 7 + 7 * 3) * 8
-    monkeypatch.setattr(batched_points, "CPU_PASS_BYTES", 4 * per_point + 1)
-    assert chosen(evaluator, "auto", 2**40, points=21) == 4
-    assert chosen(evaluator, "auto", 2 * per_point, points=21) == 2, "a smaller budget still rules"
-    assert chosen(evaluator, 9, 2**40, points=21) == 9, "a number given is taken as it is"
+    assert budgeted(evaluator, evaluator, 3 * per_point + per_point - 1, points=21) == 3
+    assert budgeted(evaluator, evaluator, 3 * per_point, points=21) == 3
 
 
 def test_auto_takes_one_point_under_a_tiny_budget_and_all_up_to_the_cap_under_a_large_one():
     model, (x, y) = small_mlp(), class_data()
     evaluator = ProbeEvaluator(model, x, y, "cross_entropy", ["0.weight", "2.weight"])
-    assert chosen(evaluator, "auto", 1000, points=21) == 1
-    assert chosen(evaluator, "auto", 2**40, points=21) == 21
-    assert chosen(evaluator, "auto", 2**40, points=50) == CAP
+    assert chosen(evaluator, "auto", 2**40, points=21) == 1, "on a CPU, where batching measured no faster"
+    assert budgeted(evaluator, evaluator, 1000, points=21) == 1
+    assert budgeted(evaluator, evaluator, 2**40, points=21) == 21
+    assert budgeted(evaluator, evaluator, 2**40, points=50) == CAP
     assert chosen(evaluator, 8, 1, points=21) == 8 and chosen(evaluator, 40, 1, points=21) == 21
 
 
