@@ -56,3 +56,17 @@ def test_dead_relu_layer_is_skipped_not_an_error():
     x, y = class_data()
     result = run_slice(model, x, y, "cross_entropy", f64_config(per_layer=True, include_1d=True))
     assert list(result.skipped_layers) == ["0.weight", "0.bias", "2.weight"] and list(result.layers) == ["2.bias"]
+
+
+def test_advice_on_sweeps_of_groups_of_layers_is_one_sentence():
+    import dataclasses
+
+    import pytest
+
+    from landscape_probe.errors import ProbeError
+
+    x, y = class_data()
+    result = run_slice(_used(), x, y, "cross_entropy", f64_config(per_layer=True, select="*weight"))
+    grouped = dataclasses.replace(result, layers={"block 0": result.layers["0.weight"]})
+    with pytest.raises(ProbeError, match="groups of layers"):
+        advice_from_slice(grouped, 0.5)
