@@ -87,7 +87,6 @@ class Recorder:
         self._steps: list[Tensor] = []  # one row per step kept on the device: loss, ||g||, then ||W_l|| per layer
         self._updates: list[Tensor] = []  # one row per update: its relative size per layer
         self._parameters = list(model.parameters())
-        self._before_norms: tuple[Params, Tensor] | None = None  # record_step's W_s and ||W_{s,l}||, for record_update
 
     def snapshot(self) -> Params:
         """A copy of the layers as they are now (W_s, before the update)."""
@@ -98,8 +97,7 @@ class Recorder:
 
         The numbers stay on the device (no host synchronisation) until :meth:`flush`; η_s is a host number.
         """
-        weight_norms = self._norms(before)
-        self._before_norms = (before, weight_norms)
+        weight_norms = self._norms(list(before.values()))
         gradients = [p.grad for p in self._parameters if p.grad is not None]
         # one norm per tensor in one call (torch._foreach_*, as torch.optim uses it), then their norm in float64
         norms = [norm.to(weight_norms.device) for norm in torch._foreach_norm(gradients)]  # no-op on one device
@@ -110,10 +108,9 @@ class Recorder:
 
     def record_update(self, before: Params, *, diagnosed: bool) -> None:
         """||W_{s+1,l} − W_{s,l}|| / ||W_{s,l}|| (and, at a diagnostic step, the spectral shift), kept until a flush."""
-        kept, self._before_norms = self._before_norms, None
-        before_norms = kept[1] if kept is not None and kept[0] is before else self._norms(before)
-        differences = torch._foreach_sub(list(self.layers.values()), [before[n] for n in self.layers])
-        self._updates.append(self._norms(dict(zip(self.layers, differences))) / before_norms)
+        earlier = [before[n] for n in self.layers]
+        steps = torch._foreach_sub(list(self.layers.values()), earlier)
+        self._updates.append(self._norms(steps) / self._norms(earlier))
         if diagnosed:
             self.flush()
             self.records["spectral_shift"].append(
@@ -135,11 +132,11 @@ class Recorder:
             self.records["relative_update"].extend(torch.stack(self._updates).cpu().tolist())
         self._steps, self._updates = [], []
 
-    def _norms(self, layers: Params) -> Tensor:
+    def _norms(self, layers: list[Tensor]) -> Tensor:
         """||·||_F of each layer, in float64, as one tensor on the model's device (empty without layers)."""
         if not layers:
             return torch.zeros(0, dtype=torch.float64, device=next(self.model.parameters()).device)
-        return torch.stack(torch._foreach_norm(list(layers.values()))).double()
+        return torch.stack(torch._foreach_norm(layers)).double()
 
     def record_diagnostics(self, step: int, learning_rate: float, weight_decay: float,
                            optimizer: torch.optim.Optimizer | None = None) -> None:
