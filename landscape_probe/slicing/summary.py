@@ -105,9 +105,9 @@ def print_result(result: SliceResult, console: Console) -> None:
         console.print(f"[yellow]{whole.nonfinite_points} scale(s) overflowed (inf/NaN recorded).[/]")
     if result.layers:
         _print_layers(result, console)
+        _print_advice(result, console)
     for name, why in result.skipped_layers.items():
         console.print(f"[yellow]{name}: no sweep of its own; {why}.[/]", highlight=False)
-        _print_advice(result, console)
 
 
 def _print_loss_only(result: SliceResult, console: Console) -> None:

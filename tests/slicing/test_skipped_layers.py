@@ -44,7 +44,9 @@ def test_a_layer_with_zero_gradient_is_skipped_and_the_others_equal_the_model_wi
         assert with_unused.layers[f"used.{name}"].lambda_max == sweep.lambda_max
     back = read_slice(with_unused.save(tmp_path / "slice.h5"))
     assert back.skipped_layers == with_unused.skipped_layers and list(back.layers) == list(with_unused.layers)
-    assert "unused.weight: no sweep of its own" in summary_text(back, width=200)
+    text = summary_text(back, width=200)
+    assert "unused.weight: no sweep of its own" in text
+    assert "Advice (relative gradient change" in text and "Advice (relative gradient change" in summary_text(alone)
     assert advice_from_slice(back, 0.5).layer_names == ["used.0.weight", "used.2.weight"]
 
 
