@@ -44,6 +44,18 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def figure(values: list[float], spec: str = ".3f") -> str:
+    """``median (min–max)`` of ``values``, each written with the format ``spec``."""
+    return f"{statistics.median(values):{spec}} ({min(values):{spec}}–{max(values):{spec}})"
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages, for the header of a benchmark's output."""
+    import os
+
+    return ", ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def _figure(values: list[float]) -> str:
     return f"{statistics.median(values):8.3f} ({min(values):.3f}–{max(values):.3f})"
 
@@ -69,9 +81,7 @@ def rotated_times(runs: dict, repeats: int) -> dict[str, list[float]]:
 def print_against_floor_and_peer(times: dict[str, list[float]], header: str, ours: str, peer: str,
                                  target: str) -> bool:
     """Print every run's time and its ratio to ``times["floor"]``, then ours over the peer's; False without a peer."""
-    import os
-
-    print(f"{header}, 1 thread, load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"{header}, 1 thread, load average {load_average()}")
     for name, values in times.items():
         ratios = [v / f for v, f in zip(values, times["floor"], strict=True)]
         print(f"  {name:<30} {_figure(values)} s   {_figure(ratios)}× the floor")

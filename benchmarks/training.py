@@ -18,11 +18,9 @@ Run: ``OMP_NUM_THREADS=1 python benchmarks/training.py [--repeats 7] [--depth 4]
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 
 import torch
-from landscape import rotated_times
+from landscape import figure, load_average, rotated_times
 
 import landscape_probe as lp
 from landscape_probe.data.datasets import load_dataset
@@ -62,13 +60,12 @@ def main() -> None:
     times = rotated_times({"bare loop": bare, "lp.train, no diagnostics": train(0),
                            "lp.train, default diagnostics": train(50)}, args.repeats)
     print(f"mlp depth {args.depth} width 64 on digits, {args.epochs} epochs of batch {batch}, fromage, 1 thread, "
-          f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+          f"load average {load_average()}")
     for name, values in times.items():
-        print(f"  {name:<32} {statistics.median(values):.3f} s ({min(values):.3f}–{max(values):.3f})")
+        print(f"  {name:<32} {figure(values)} s")
 
     def ratio(a: str, b: str) -> str:
-        values = [p / q for p, q in zip(times[a], times[b], strict=True)]
-        return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
+        return figure([p / q for p, q in zip(times[a], times[b], strict=True)], ".2f")
 
     print(f"  default diagnostics / none: {ratio('lp.train, default diagnostics', 'lp.train, no diagnostics')}"
           "  (target ≤ 1.5)")

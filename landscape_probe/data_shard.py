@@ -63,8 +63,8 @@ class SummedGraph:
 
     It offers what the curvature estimators use of
     :class:`~landscape_probe.curvature.hessian.GradientGraph`: ``leaves``,
-    ``loss``, ``gradient``, ``hessian_vector_product``,
-    ``flat_hessian_vector_product`` and ``release``.
+    ``loss``, ``gradient``, ``flat_hessian_vector_product``,
+    ``add_hessian_vector_product`` and ``release``.
 
     Args:
         graph: the ``GradientGraph`` (or ``ChunkedHessian``) of L_r at W on this rank, or of (n_r / N)·L_r
@@ -98,11 +98,6 @@ class SummedGraph:
     def add_hessian_vector_product(self, vector: Any, out: Any) -> Any:
         """``out += H v``, with the summed product."""
         return out.add_(self.flat_hessian_vector_product(vector))
-
-    def hessian_vector_product(self, vector: Any) -> Any:
-        from landscape_probe import params as P
-
-        return P.unflatten(self.flat_hessian_vector_product(P.flatten(vector)), self.leaves)
 
 
 class ProbeShard:

@@ -104,17 +104,14 @@ def share(items: list[Any]) -> list[Any]:
     return items[rank()::world_size()]
 
 
-def check_shard(command: str, shard: str, supported: tuple[str, ...]) -> None:
-    """Refuse a ``--shard`` the command does not offer (``work``: its points, layers or runs; ``data``: its probe set).
+def check_shard(shard: str) -> None:
+    """Refuse a ``--shard`` that is neither ``work`` (points, layers, cells or runs) nor ``data`` (the probe set).
 
     Raises:
-        ProbeError: for a value that is not ``work`` or ``data``, or one ``command`` does not support.
+        ProbeError: for any other value.
     """
     if shard not in SHARDS:
         raise ProbeError(f"Unknown --shard '{shard}'; use one of {', '.join(SHARDS)}.")
-    if shard not in supported:
-        raise ProbeError(f"probe {command} does not support --shard {shard}; use --shard "
-                         f"{' or '.join(supported)}.")
 
 
 SHARDS = ("work", "data")

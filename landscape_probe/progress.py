@@ -62,12 +62,8 @@ class PointCounter:
     def __init__(self, total: int, progress: Progress | None) -> None:
         self.done, self.total, self.progress = 0, total, progress
 
-    def advance(self, label: str) -> None:
-        self.done += 1
-        self.note(label)
-
-    def skip(self, label: str, count: int) -> None:
-        """Count ``count`` points of ``label`` as done without evaluating them (a layer with no sweep)."""
+    def advance(self, label: str, count: int = 1) -> None:
+        """``count`` more points of ``label`` done (a layer with no sweep counts all its points at once)."""
         self.done += count
         self.note(label)
 

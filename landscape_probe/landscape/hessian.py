@@ -108,7 +108,7 @@ def hessian(
 
     settings = _settings(top_k, iterations, tolerance, trace_samples, trace_tolerance, density_runs, density_steps,
                          per_layer, select, include_1d, split, dtype, seed)
-    distributed.check_shard("hessian", shard, ("work", "data"))
+    distributed.check_shard(shard)
     if distributed.launched() and shard == "work" and not per_layer:
         raise ProbeError("probe hessian --shard work divides the layer blocks of --per-layer among the ranks, so "
                          "without --per-layer use --shard data (the probe set divided) or one process.")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from landscape_probe.figures import new_figure, save_figures, subplots
+from landscape_probe.figures import save_figures, subplots
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -122,7 +122,7 @@ def plane(
     ys = parse_range(y, "--y") if y is not None else None if trajectory is not None else parse_range("-1:1:21")
     from landscape_probe import distributed
 
-    distributed.check_shard("plane", shard, ("work", "data"))
+    distributed.check_shard(shard)
     with distributed.process_group(device):
         previous, main = None, distributed.is_main()  # under torchrun only rank 0 opens the results file
         if output is not None and resume:

@@ -172,7 +172,7 @@ def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe 
         memory_budget=memory_budget,
     )
     config.check()
-    distributed.check_shard("slice", shard, ("work", "data"))
+    distributed.check_shard(shard)
     with distributed.process_group(device):
         return _slice(model, data, config, loaded_from=(arch, arch_kwargs, trust_checkpoint, allow_nonfinite),
                       split=split, loss=loss, seed=seed, progress=progress,

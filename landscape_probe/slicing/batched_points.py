@@ -2,9 +2,10 @@
 
 One point of a slice is one forward and one backward pass over the probe set
 (:meth:`~landscape_probe.slicing.evaluator.ProbeEvaluator.evaluate`). For a
-small model those passes are short, and K points cost less taken together
-(``benchmarks/batched_points.py``; ``benchmarks/run.py``'s target-4 rows):
-per probe chunk, one vmapped forward pass
+small model on a GPU those passes are short, and K points are expected to cost
+less taken together (unmeasured; on a CPU they measured no cheaper:
+``benchmarks/batched_points.py``, ``benchmarks/run.py``'s target-4 rows): per
+probe chunk, one vmapped forward pass
 
     vmap(w ↦ (ℓ_b(w), F_b(w)))(W + t_1·u, ..., W + t_K·u),   ℓ_b(w) = (n_b / N)·L_b(w),
 
@@ -43,7 +44,7 @@ Example:
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
     >>> evaluator = ProbeEvaluator(model, torch.randn(16, 4), torch.randint(0, 3, (16,)), "cross_entropy",
     ...                            ["0.weight", "2.weight"])
-    >>> chosen(evaluator, "auto", parse_bytes("1GiB"), points=21), budgeted(evaluator, evaluator, 2**30, points=21)
+    >>> chosen(evaluator, "auto", parse_bytes("1GiB"), points=21), budgeted(evaluator, 2**30, points=21)
     (1, 21)
     >>> [len(at.outputs) for at in PointPasses(evaluator, torch.ones_like(evaluator.flat_base), [0.1, 0.2, 0.3], 2)]
     [16, 16, 16]
@@ -66,7 +67,6 @@ CAP = 32
 """Most points per pass that ``auto`` chooses: past it, vmap's batched products gain nothing more."""
 WEIGHT_COPIES = 3
 """Copies of the perturbed weights each batched point holds: the point, its chunk's gradient, its summed gradient."""
-DEFAULT_BUDGET = "1GiB"
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
 
@@ -106,8 +106,8 @@ def chosen(evaluator: Any, points_per_pass: int | str, budget: int, points: int)
 
     ``auto`` is 1 on a CPU: there a whole 21-point slice measured no faster batched (16-layer sample,
     one thread, 11 alternating runs, one at a time / batched: 1.01 at probe set 64 with K = 20, 0.98 at 512
-    with K = 8; 2-layer sample at 512, K = 21: 1.02), though the points' passes alone are 1.1–1.5× faster
-    (``benchmarks/batched_points.py``): the rest of the slice, and measuring the activations, take it back.
+    with K = 8; 2-layer sample at 512, K = 21: 1.02), nor the points' passes alone (1.00–1.08× at K = 4, 8
+    and 21, probe set 512, ``benchmarks/batched_points.py``).
     1 also where the evaluator cannot be batched (see the module's docstring).
     """
     inner = _batchable(evaluator)
@@ -117,15 +117,16 @@ def chosen(evaluator: Any, points_per_pass: int | str, budget: int, points: int)
         return max(1, min(int(points_per_pass), points))
     if inner.flat_base.device.type == "cpu":
         return 1
-    return budgeted(evaluator, inner, budget, points)
+    return budgeted(evaluator, budget, points)
 
 
-def budgeted(evaluator: Any, inner: ProbeEvaluator, budget: int, points: int) -> int:
+def budgeted(evaluator: Any, budget: int, points: int) -> int:
     """``auto``'s K on a GPU: as many points as ``budget`` (bytes) holds, at most ``points`` and :data:`CAP`.
 
-    Under ``--shard data`` (``evaluator`` a ``SummedEvaluator`` around ``inner``) the ranks measure their own
+    Under ``--shard data`` (``evaluator`` a ``SummedEvaluator``) the ranks measure their own
     chunk and take the mean, so that every rank takes the same K.
     """
+    inner = _batchable(evaluator)
     per_point = _saved_bytes(inner) + WEIGHT_COPIES * inner.flat_base.numel() * inner.flat_base.element_size()
     if inner is not evaluator:
         import torch

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from landscape_probe.curvature.hessian import GradientGraph, differentiable_twice
-from landscape_probe.params import Params, flatten, unflatten
+from landscape_probe.params import Params
 
 if TYPE_CHECKING:
     from landscape_probe.slicing.evaluator import Evaluation, ProbeEvaluator
@@ -58,10 +58,6 @@ class ChunkedHessian:
     def release(self) -> None:
         """Mark it released (it keeps no graph); a product asked for afterwards raises, as on a kept graph."""
         self.released = True
-
-    def hessian_vector_product(self, vector: Params) -> Params:
-        """``H v`` as a parameter dict."""
-        return unflatten(self.flat_hessian_vector_product(flatten(vector)), self.leaves)
 
     def flat_hessian_vector_product(self, vector: Tensor, out: Tensor | None = None) -> Tensor:
         """``H v`` on flat vectors, into ``out`` (overwritten) when given."""

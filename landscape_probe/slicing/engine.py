@@ -116,7 +116,8 @@ def run_slice(
     evaluator = probe.evaluator(ProbeEvaluator(model, probe.x, probe.y, loss_name, layer_names, config.chunk_size,
                                                hold_weights_once=True))
     try:
-        at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base, len(probe.x) <= config.chunk_size)
+        keep_graph = len(probe.x) <= config.chunk_size  # the whole probe set in one chunk: keep its graph
+        at_zero, hessian = evaluator.evaluate_with_hessian(evaluator.base, keep_graph)
         negate = config.direction_kind == "gradient" and not groups  # u from g(0), no copy of −g(0) (same numbers)
         direction = at_zero.gradient if negate else direction_at_w(config, evaluator, at_zero, hessian, other,
                                                                    device, dtype)
@@ -134,11 +135,11 @@ def run_slice(
         for group, members in my_groups:
             if directions.vanishes(direction, members):  # nothing to step along: recorded as skipped, and why
                 layers[group] = directions.VANISHED
-                counter.skip(group, len(scales))
+                counter.advance(group, len(scales))
                 continue
             alone = probe.evaluator(cached_prefix.evaluator_alone(model, probe.x, probe.y, loss_name, members,
                                                                   config.chunk_size, graph))
-            at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base, len(probe.x) <= config.chunk_size)
+            at_zero_alone, hessian_alone = alone.evaluate_with_hessian(alone.base, keep_graph)
             unit_alone = directions.flat_unit_step({name: direction[name] for name in members}, alone.base,
                                                     config.resolved_scaling, config.norm)
             layers[group] = _sweep(alone, at_zero_alone, hessian_alone, unit_alone, scales, config, counter, group,

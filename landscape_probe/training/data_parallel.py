@@ -47,7 +47,7 @@ def uses_data_parallel(shard: str | None, runs: int) -> bool:
         ProbeError: for a ``shard`` that is neither ``work`` nor ``data``.
     """
     if shard is not None:
-        distributed.check_shard("train", shard, ("work", "data"))
+        distributed.check_shard(shard)
     return distributed.launched() and (shard or ("data" if runs == 1 else "work")) == "data"
 
 

@@ -58,6 +58,8 @@ def squared_norms_and_sum(model: nn.Module, loss_fn: LossFn, inputs: Tensor, tar
     owners = _owners(model)
     if owners is None or has_tied_parameters(model) or not all(p.requires_grad for p in model.parameters()):
         return None
+    if any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and (m.training or m.running_var is None) for m in owners):
+        return None  # batch statistics couple the examples
     seen: dict[nn.Module, list[Any]] = {module: [] for module in owners}
 
     def keep(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
@@ -73,9 +75,6 @@ def squared_norms_and_sum(model: nn.Module, loss_fn: LossFn, inputs: Tensor, tar
             outputs = model(inputs)
             if not isinstance(outputs, Tensor) or any(len(calls) > 1 for calls in seen.values()):
                 return None
-            if any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and (m.training or m.running_var is None)
-                   for m in owners):
-                return None  # batch statistics couple the examples
             losses = torch.func.vmap(lambda o, y: loss_fn(o.unsqueeze(0), y.unsqueeze(0)))(outputs, targets)
             sums = torch.autograd.grad(losses.sum(), list(parameters.values()), allow_unused=True)
     finally:

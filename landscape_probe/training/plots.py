@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from landscape_probe.figures import new_figure, save_figures, subplots
+from landscape_probe.figures import save_figures, subplots
 from landscape_probe.training.result import TrainResult
 from landscape_probe.training.store import RunResult, summary_rows
 

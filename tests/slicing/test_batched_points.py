@@ -93,17 +93,17 @@ def test_saved_bytes_are_the_activations_the_backward_pass_needs():
     saved = (4 * 7 + 7 * 3 + 4 * 3) * 8
     assert batched_points._saved_bytes(evaluator) == saved
     per_point = saved + WEIGHT_COPIES * (5 * 7 + 7 * 3) * 8
-    assert budgeted(evaluator, evaluator, 3 * per_point + per_point - 1, points=21) == 3
-    assert budgeted(evaluator, evaluator, 3 * per_point, points=21) == 3
+    assert budgeted(evaluator, 3 * per_point + per_point - 1, points=21) == 3
+    assert budgeted(evaluator, 3 * per_point, points=21) == 3
 
 
 def test_auto_takes_one_point_under_a_tiny_budget_and_all_up_to_the_cap_under_a_large_one():
     model, (x, y) = small_mlp(), class_data()
     evaluator = ProbeEvaluator(model, x, y, "cross_entropy", ["0.weight", "2.weight"])
     assert chosen(evaluator, "auto", 2**40, points=21) == 1, "on a CPU, where batching measured no faster"
-    assert budgeted(evaluator, evaluator, 1000, points=21) == 1
-    assert budgeted(evaluator, evaluator, 2**40, points=21) == 21
-    assert budgeted(evaluator, evaluator, 2**40, points=50) == CAP
+    assert budgeted(evaluator, 1000, points=21) == 1
+    assert budgeted(evaluator, 2**40, points=21) == 21
+    assert budgeted(evaluator, 2**40, points=50) == CAP
     assert chosen(evaluator, 8, 1, points=21) == 8 and chosen(evaluator, 40, 1, points=21) == 21
 
 
@@ -112,7 +112,7 @@ def test_a_torchscript_model_is_sliced_one_point_at_a_time():
     scripted = torch.jit.script(copy.deepcopy(model))
     evaluator = ProbeEvaluator(scripted, x, y, "cross_entropy", ["0.weight"])
     assert chosen(evaluator, "auto", 2**40, points=21) == 1 and chosen(evaluator, 8, 2**40, points=21) == 1
-    config = f64_config(scales=SCALES, per_layer=True, power_iterations=40)
+    config = f64_config(scales=SCALES, per_layer=True, power_iterations=40, points_per_pass=8)  # asked to batch
     result = run_slice(scripted, x, y, "cross_entropy", config)
     assert result.config.points_per_pass == 1
     assert_same_sweep(result.whole, run_slice(model, x, y, "cross_entropy", config).whole, rtol=1e-10)
@@ -141,7 +141,7 @@ def test_a_model_vmap_cannot_batch_falls_back_and_gives_the_same_numbers():
     assert passes.per_pass == 1  # the first batched pass raised
     one = [float(at_t.loss) for at_t in PointPasses(evaluator, unit, SCALES, per_pass=1)]
     assert losses == one
-    config = f64_config(scales=SCALES, chunk_size=5, power_iterations=40)
+    config = f64_config(scales=SCALES, chunk_size=5, power_iterations=40, points_per_pass=4)  # asked to batch
     batched = run_slice(copy.deepcopy(model), x, y, "cross_entropy", config)
     alone = run_slice(copy.deepcopy(model), x, y, "cross_entropy", f64_config(
         scales=SCALES, chunk_size=5, power_iterations=40, points_per_pass=1))
