@@ -125,12 +125,9 @@ def unflatten(vector: Tensor, like: Params) -> Params:
     needed = numel(like)
     if vector.numel() != needed:
         raise ValueError(f"vector has {vector.numel()} entries but the parameters need {needed}")
-    out: Params = {}
-    offset = 0
-    for k, v in like.items():
-        out[k] = vector[offset : offset + v.numel()].reshape(v.shape)
-        offset += v.numel()
-    return out
+    # one split (a single call for every layer) and a view each: this runs at every point of a sweep
+    pieces = vector.split([v.numel() for v in like.values()])
+    return {k: piece.reshape(v.shape) for (k, v), piece in zip(like.items(), pieces)}
 
 
 def numel(a: Params) -> int:

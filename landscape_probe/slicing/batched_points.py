@@ -13,7 +13,7 @@ and one backward pass of Σ_k ℓ_b(w_k), whose gradient with respect to w_k is
 ∇ℓ_b(w_k) (the points share nothing). Each point's
 loss Σ_b ℓ_b, outputs and gradient Σ_b ∇ℓ_b (summed over chunks in the order
 ``evaluate`` sums them) then go through the same bookkeeping
-(:func:`~landscape_probe.slicing.changes.record_point`); the numbers equal the
+(:mod:`~landscape_probe.slicing.changes`); the numbers equal the
 one-at-a-time ones up to rounding (vmap batches the matrix products).
 
 K is memory: K copies of the weights, of the gradient and of the activations
@@ -155,6 +155,9 @@ class PointPasses:
         self.work = work or (torch.empty_like(flat_unit), torch.empty_like(flat_unit))
 
     def __iter__(self) -> Iterator[Evaluation]:
+        if self.per_pass == 1:  # the views into the work buffers made once for the sweep, not once per point
+            yield from self._one_at_a_time(self.scales)
+            return
         for indices in chunks(len(self.scales), self.per_pass):
             scales = [self.scales[i] for i in indices]
             evaluations = self._batched(scales) if self.per_pass > 1 and len(scales) > 1 else None

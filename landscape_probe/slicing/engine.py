@@ -52,13 +52,13 @@ from landscape_probe.models.modes import eval_mode
 from landscape_probe.params import Params
 from landscape_probe.progress import PointCounter, Progress  # Progress: ``progress(done, total, label)`` per point
 from landscape_probe.slicing import batched_points, cached_prefix, directions
-from landscape_probe.slicing.changes import kl_divergence, ratio_or_nan, record_point
+from landscape_probe.slicing.changes import OutputChanges, ratio_or_nan, record_point
 from landscape_probe.slicing.config import SliceConfig
 from landscape_probe.slicing.evaluator import Evaluation, ProbeEvaluator
 from landscape_probe.slicing.predictions import predict
 from landscape_probe.slicing.result import Measurements, SliceResult, SliceSweep
 
-__all__ = ["Progress", "run_slice", "direction_at_w", "kl_divergence", "ratio_or_nan"]
+__all__ = ["Progress", "run_slice", "direction_at_w", "ratio_or_nan"]
 
 
 def run_slice(
@@ -246,14 +246,14 @@ def _sweep(
 
     g0_parts = [g0[n] for n in names]
     g0_layer_norms = torch.stack(torch._foreach_norm(g0_parts))
-    log_p0 = torch.log_softmax(at_zero.outputs.double(), dim=1) if classification else None
-    columns: dict[str, list[Tensor]] = {"loss": [], "function_change": [], "gradient_change": [], "correct": [],
-                                        "kl_divergence": []}
+    outputs = OutputChanges(at_zero.outputs, evaluator.y if classification else None)
+    columns: dict[str, list[Tensor]] = {"loss": [], "gradient_change": []}
     mine = scales if points is None else scales[points]
     for at_t in batched_points.PointPasses(evaluator, flat_unit, mine, per_pass, (flat_point, flat_gradient)):
-        record_point(columns, at_t, at_zero.outputs, g0_parts, names, log_p0, evaluator.y)
+        record_point(columns, at_t, g0_parts, names, outputs)
         counter.advance(label)
-    table = {key: torch.stack(values).double().cpu().numpy() for key, values in columns.items() if values}
+    table = {key: torch.stack(values) for key, values in columns.items() if values} | outputs.finished()
+    table = {key: values.double().cpu().numpy() for key, values in table.items()}
     table = probe.combined(probe.gather_rows(points, table, len(scales)), totals=("correct",),  # each rank's part
                            means=("kl_divergence",), norms=("function_change",))
     loss = table["loss"]

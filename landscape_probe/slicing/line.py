@@ -41,7 +41,8 @@ from landscape_probe.forward import ForwardEvaluator
 from landscape_probe.losses import classifies
 from landscape_probe.slicing import directions
 from landscape_probe.slicing.config import SliceConfig
-from landscape_probe.slicing.engine import direction_at_w, kl_divergence, ratio_or_nan
+from landscape_probe.slicing.changes import OutputChanges
+from landscape_probe.slicing.engine import direction_at_w, ratio_or_nan
 from landscape_probe.slicing.evaluator import ProbeEvaluator
 from landscape_probe.slicing.predictions import predict_function_only
 from landscape_probe.slicing.result import Measurements, SliceSweep
@@ -129,9 +130,8 @@ def _walk(forward: ForwardEvaluator, names: list[str], unit: dict[str, Tensor], 
     try:
         at_w = forward.run(with_accuracy=False)
         reference = at_w.outputs
-        targets = forward.y.reshape(-1)
-        log_p0 = torch.log_softmax(reference.double(), dim=1) if forward.classification else None
-        losses, changes, correct, kl = [], [], [], []
+        changes = OutputChanges(reference, forward.y if forward.classification else None)
+        losses = []
         for t in scales:
             if flat is not None:
                 torch.add(flat_base, flat_unit, alpha=float(t), out=flat)
@@ -140,19 +140,18 @@ def _walk(forward: ForwardEvaluator, names: list[str], unit: dict[str, Tensor], 
                     torch.add(forward.base[k], unit[k], alpha=float(t), out=forward.slots[k])
             at_t = forward.run(with_accuracy=False)
             losses.append(at_t.loss)
-            changes.append(torch.dist(at_t.outputs, reference))
-            if log_p0 is not None:
-                correct.append((at_t.outputs.argmax(dim=1) == targets).sum())
-                kl.append(kl_divergence(log_p0, at_t.outputs))
+            changes.add(at_t.outputs)
             counter.advance("all layers")
     finally:
         forward.restore()
         if flat is not None:
             forward.unpack(names)
 
-    def host(values: list[Tensor]) -> np.ndarray:
-        return torch.stack(values).double().cpu().numpy() if values else np.zeros(0)
+    columns = changes.finished()
 
-    return {"loss": np.asarray(losses, dtype=np.float64), "function_change": host(changes), "correct": host(correct),
-            "kl_divergence": host(kl), "loss_at_zero": at_w.loss,
+    def host(key: str) -> np.ndarray:
+        return columns[key].double().cpu().numpy() if key in columns else np.zeros(0)
+
+    return {"loss": np.asarray(losses, dtype=np.float64), "function_change": host("function_change"),
+            "correct": host("correct"), "kl_divergence": host("kl_divergence"), "loss_at_zero": at_w.loss,
             "reference_norm": float(torch.linalg.vector_norm(reference, dtype=torch.float64))}

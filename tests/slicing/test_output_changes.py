@@ -1,0 +1,70 @@
+"""OutputChanges (a sweep's ||F(t) − F(0)||, correct answers and KL, a block of points at a time) against
+a per-point float64 loop, and a slice whose blocks hold one point against the default blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from landscape_probe.slicing.changes import OutputChanges
+from landscape_probe.slicing.config import SliceConfig
+from landscape_probe.slicing.engine import run_slice
+from tests.slicing.test_engine import class_data, small_mlp
+
+SWEPT = ("loss", "accuracy", "relative_function_change", "relative_gradient_change", "kl_divergence")
+
+
+def per_point(reference: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, int, float]:
+    """The three numbers of one point written out: a plain loop over the examples."""
+    distance_squared, correct, kl = 0.0, 0, 0.0
+    for row0, row, target in zip(reference.tolist(), outputs.tolist(), targets.tolist(), strict=True):
+        distance_squared += sum((a - b) ** 2 for a, b in zip(row, row0))
+        correct += int(max(range(len(row)), key=row.__getitem__) == target)
+        p0 = np.exp(np.array(row0) - np.logaddexp.reduce(row0))
+        log_pt = np.array(row) - np.logaddexp.reduce(row)
+        kl += float(np.sum(p0 * (np.log(p0) - log_pt)))
+    return distance_squared**0.5, correct, kl / len(targets)
+
+
+@pytest.mark.parametrize("block_points", [1, 3, 100])
+def test_blocks_equal_a_per_point_loop(monkeypatch, block_points):
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.randn(9, 4, generator=generator, dtype=torch.float64)
+    targets = torch.randint(0, 4, (9,), generator=generator)
+    points = [reference + scale * torch.randn(9, 4, generator=generator, dtype=torch.float64)
+              for scale in (0.0, 1e-3, 0.1, 1.0, 3.0, 10.0, 30.0)]
+    monkeypatch.setattr(OutputChanges, "BLOCK_BYTES", block_points * points[0].nbytes)
+    changes = OutputChanges(reference, targets)
+    for outputs in points:
+        changes.add(outputs)
+    columns = changes.finished()
+    expected = np.array([per_point(reference, outputs, targets) for outputs in points])
+    np.testing.assert_allclose(columns["function_change"].numpy(), expected[:, 0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(columns["correct"].numpy(), expected[:, 1])
+    np.testing.assert_allclose(columns["kl_divergence"].numpy(), expected[:, 2], rtol=1e-10, atol=1e-15)
+    assert columns["kl_divergence"][0] == 0.0 and columns["function_change"][0] == 0.0
+
+
+def test_regression_outputs_have_only_the_function_change():
+    reference = torch.zeros(5, 3, dtype=torch.float64)
+    changes = OutputChanges(reference, None)
+    changes.add(torch.full((5, 3), 2.0, dtype=torch.float64))
+    columns = changes.finished()
+    assert set(columns) == {"function_change"}
+    assert float(columns["function_change"][0]) == pytest.approx(2.0 * 15**0.5, rel=1e-15)
+
+
+def test_no_points_give_no_columns():
+    assert OutputChanges(torch.zeros(2, 2), torch.zeros(2, dtype=torch.long)).finished() == {}
+
+
+def test_a_slice_is_the_same_whatever_block_its_points_fall_in(monkeypatch):
+    model, (x, y) = small_mlp(), class_data()
+    config = SliceConfig(scales=(1e-3, 1e-2, 1e-1, 0.5, 2.0), device="cpu", dtype="float64", per_layer=True)
+    whole = run_slice(model, x, y, "cross_entropy", config)
+    monkeypatch.setattr(OutputChanges, "BLOCK_BYTES", 1)  # every point a block of its own
+    one_by_one = run_slice(model, x, y, "cross_entropy", config)
+    for sweep, other in [(whole.whole, one_by_one.whole), *zip(whole.layers.values(), one_by_one.layers.values())]:
+        for name in SWEPT:
+            np.testing.assert_array_equal(getattr(sweep, name), getattr(other, name), err_msg=name)
