@@ -120,6 +120,11 @@ def chosen(evaluator: Any, points_per_pass: int | str, budget: int, points: int)
     return budgeted(evaluator, budget, points)
 
 
+def refused(evaluator: Any) -> bool:
+    """Whether a vmapped pass of ``evaluator`` raised, so that its sweep went one point at a time."""
+    return bool(getattr(_unwrapped(evaluator), "vmap_refused", False))
+
+
 def budgeted(evaluator: Any, budget: int, points: int) -> int:
     """``auto``'s K on a GPU: as many points as ``budget`` (bytes) holds, at most ``points`` and :data:`CAP`.
 
@@ -186,6 +191,7 @@ class PointPasses:
             return evaluate_points(self.evaluator, flat_points)
         except Exception:  # noqa: BLE001 - whatever vmap cannot batch (control flow on values, ...) goes one by one
             self.per_pass = 1
+            _batchable(self.evaluator).vmap_refused = True
             return None
 
 
@@ -241,11 +247,17 @@ def evaluate_points(evaluator: Any, flat_points: Tensor) -> list[Evaluation]:
 
 def _batchable(evaluator: Any) -> ProbeEvaluator | None:
     """The ``ProbeEvaluator`` whose points vmap can batch (inside a ``SummedEvaluator``), or None."""
-    from landscape_probe.data_shard import SummedEvaluator
     from landscape_probe.slicing.evaluator import ProbeEvaluator
 
-    inner = evaluator.evaluator if isinstance(evaluator, SummedEvaluator) else evaluator
-    return inner if isinstance(inner, ProbeEvaluator) and inner.functional else None
+    inner = _unwrapped(evaluator)
+    return inner if isinstance(inner, ProbeEvaluator) and inner.functional and not inner.vmap_refused else None
+
+
+def _unwrapped(evaluator: Any) -> Any:
+    """The evaluator itself, or the one a ``SummedEvaluator`` (``--shard data``) sums over ranks."""
+    from landscape_probe.data_shard import SummedEvaluator
+
+    return evaluator.evaluator if isinstance(evaluator, SummedEvaluator) else evaluator
 
 
 def _saved_bytes(evaluator: ProbeEvaluator) -> int:

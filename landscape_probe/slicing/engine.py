@@ -131,6 +131,9 @@ def run_slice(
         counter = PointCounter(len(points) + len(scales) * len(my_groups), progress)  # this rank's share
         whole = _sweep(evaluator, at_zero, hessian, flat_unit, scales, config, counter, "all layers", nonfinite_weights,
                        points, per_pass, probe=probe)
+        asked = config.points_per_pass
+        if batched_points.refused(evaluator):  # the model raised under vmap: its points, and its layers', one by one
+            per_pass = asked = 1
         layers, graph = {}, cached_prefix.traced(model) if my_groups else None
         for group, members in my_groups:
             if directions.vanishes(direction, members):  # nothing to step along: recorded as skipped, and why
@@ -144,7 +147,7 @@ def run_slice(
                                                     config.resolved_scaling, config.norm)
             layers[group] = _sweep(alone, at_zero_alone, hessian_alone, unit_alone, scales, config, counter, group,
                                    nonfinite_weights, None,
-                                   batched_points.chosen(alone, config.points_per_pass, budget, len(scales)),
+                                   batched_points.chosen(alone, asked, budget, len(scales)),
                                    probe=probe)
     finally:
         evaluator.give_weights_back()

@@ -113,6 +113,7 @@ class ProbeEvaluator:
         self.flat_base = flatten(at_w) if at_w else torch.zeros(0)  # a copy (torch.cat)
         self.base: Params = unflatten(self.flat_base, at_w)  # views into flat_base: W is held once
         self.functional = not isinstance(model, torch.jit.ScriptModule)
+        self.vmap_refused = False  # set once a vmapped pass raised: the sweeps then go one point at a time
         self._slots = _parameter_slots(model, self.layer_names) if self.functional else None
         self._held: list[nn.Parameter] = []
         if hold_weights_once and self._slots is not None:

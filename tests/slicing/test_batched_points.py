@@ -141,11 +141,28 @@ def test_a_model_vmap_cannot_batch_falls_back_and_gives_the_same_numbers():
     assert passes.per_pass == 1  # the first batched pass raised
     one = [float(at_t.loss) for at_t in PointPasses(evaluator, unit, SCALES, per_pass=1)]
     assert losses == one
-    config = f64_config(scales=SCALES, chunk_size=5, power_iterations=40, points_per_pass=4)  # asked to batch
-    batched = run_slice(copy.deepcopy(model), x, y, "cross_entropy", config)
+    config = f64_config(scales=SCALES, chunk_size=5, power_iterations=40, points_per_pass=4, per_layer=True)
+    batched = run_slice(copy.deepcopy(model), x, y, "cross_entropy", config)  # asked to batch
     alone = run_slice(copy.deepcopy(model), x, y, "cross_entropy", f64_config(
-        scales=SCALES, chunk_size=5, power_iterations=40, points_per_pass=1))
-    assert_same_sweep(batched.whole, alone.whole, rtol=0)
+        scales=SCALES, chunk_size=5, power_iterations=40, points_per_pass=1, per_layer=True))
+    assert batched.config.points_per_pass == 1  # the file records what was done, not what was asked
+    for sweep, other in [(batched.whole, alone.whole), *zip(batched.layers.values(), alone.layers.values())]:
+        assert_same_sweep(sweep, other, rtol=0)
+
+
+def test_after_the_whole_model_refused_vmap_the_layers_are_not_tried_again(monkeypatch):
+    torch.manual_seed(0)
+    model, (x, y) = ValueBranch().double(), class_data()
+    tried = []
+    original = batched_points.evaluate_points
+
+    def counted(evaluator, flat_points):
+        tried.append(len(flat_points))
+        return original(evaluator, flat_points)
+
+    monkeypatch.setattr(batched_points, "evaluate_points", counted)
+    run_slice(model, x, y, "cross_entropy", f64_config(scales=SCALES, points_per_pass=4, per_layer=True))
+    assert tried == [4]  # the whole model's first pass only
 
 
 def test_memory_sizes_are_read_in_bytes_and_refused_in_one_sentence():
