@@ -82,6 +82,32 @@ def test_products_accumulate_into_the_given_buffer() -> None:
     assert all(leaf.grad is None for leaf in graph.leaves.values())  # the buffer was lent, not left behind
 
 
+def test_products_equal_backward_from_the_gradient_and_do_not_import_sympy() -> None:
+    # the product backpropagates from the scalar g·v: the same as handing torch v as the gradient's gradient,
+    # which would import sympy (0.8 s) for its shape check on the first call of a process
+    script = """
+import sys, torch
+from landscape_probe import params as P
+from landscape_probe.curvature.hessian import GradientGraph, gaussian_like
+torch.manual_seed(0)
+params = {"a": torch.randn(4, 3, dtype=torch.float64), "b": torch.randn(3, dtype=torch.float64)}
+loss_fn = lambda p: torch.tanh(torch.randn(5, 4, dtype=torch.float64) @ p["a"] + p["b"]).pow(3).sum()
+graph = GradientGraph.at(loss_fn, params)
+v = P.flatten(gaussian_like(params, seed=1))
+product = graph.flat_hessian_vector_product(v)
+assert "sympy" not in sys.modules and "torch.fx.experimental.symbolic_shapes" not in sys.modules
+parts = [part for _, part in graph._differentiable]
+expected = torch.autograd.grad(parts, list(graph.leaves.values()), list(P.unflatten(v, params).values()))
+assert torch.equal(product, P.flatten(dict(zip(params, expected)))), "not bit for bit"
+print("ok")
+"""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
 def test_top_eigenvalue_without_the_basis_matches_the_full_basis_and_dense() -> None:
     params, loss_fn = tiny_problem(seed=2)
     eigenvalues = torch.linalg.eigvalsh(dense_hessian(loss_fn, params))
