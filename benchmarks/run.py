@@ -81,7 +81,11 @@ What the rows measure:
 - *run_slice*: the whole `run_slice` (21 or 50 log-spaced scales, gradient
   direction, relative scaling, float32, no `--layers`): the N + 1 evaluations,
   λ_max by Lanczos started from the step u (4 products here) and uᵀHu free
-  from its first product, the predictions.
+  from its first product, the predictions. Their floating-point operations
+  (counted as for target 1) are the floor of this ratio for this method: N + 1
+  passes and about 4 products of 2 passes each; the time above them is spent
+  outside matrix products (element-wise kernels, the interpreter), a large
+  share on a model whose layers are 64 wide.
 - *one point per pass / 8* (target 4): `run_slice` with the default
   `points_per_pass="auto"`, which on a CPU is one point at a time (the
   *run_slice* rows above), against 8 points per vmapped pass (the best K of
@@ -147,7 +151,8 @@ def pyhessian_peer() -> tuple[str, Callable]:
 def operation_counts(model: torch.nn.Module, criterion: Callable, x: torch.Tensor, y: torch.Tensor,
                      names: list[str], graph: GradientGraph, vector: torch.Tensor) -> dict[str, int]:
     """Floating-point operations (matrix products: what ``FlopCounterMode`` counts) of one forward+backward
-    pass and of one Hessian-vector product by reverse-over-reverse on the kept graph and by forward-over-reverse.
+    pass, of one Hessian-vector product by reverse-over-reverse on the kept graph and by forward-over-reverse,
+    and of a whole 21- and 50-point ``run_slice``.
 
     The arithmetic floor of target 1's per-HVP ratio, whatever the machine: a product differentiates the
     backward pass as well as the forward pass, so it takes about twice a pass's products.
@@ -170,7 +175,9 @@ def operation_counts(model: torch.nn.Module, criterion: Callable, x: torch.Tenso
         return criterion(functional_call(model, params, (x,), strict=False), y)
 
     out = torch.empty_like(vector)
-    return {
+    slices = {f"slice {n}": counted(lambda n=n: run_slice(model, x, y, "cross_entropy", SliceConfig(
+        scales=log_scales(0.1, n), device="cpu"))) for n in (21, 50)}
+    return slices | {
         "pass": counted(lambda: torch.autograd.grad(criterion(model(x), y), weights)),
         "kept-graph HVP": counted(lambda: graph.add_hessian_vector_product(vector, out.zero_())),
         "forward-over-reverse HVP": counted(lambda: jvp(grad(loss_of), (at_w,), (tangent,))),
@@ -291,6 +298,9 @@ def main(repeats: int = 9, clock: str = "wall") -> str:
          ratio("one-shot HVP x10", "kept-graph HVP x10"), ""),
         ("2", "run_slice, 21 points / 21 forward+backward passes", ratio("slice 21", "bare 21"), "≤ 1.6"),
         ("2", "run_slice, 50 points / 50 forward+backward passes", ratio("slice 50", "bare 50"), "≤ 1.3"),
+        ("2", "  floating-point operations of run_slice / the bare loop's, 21 points",
+         [flops["slice 21"] / (21 * flops["pass"])], ""),
+        ("2", "  the same, 50 points", [flops["slice 50"] / (50 * flops["pass"])], ""),
         ("4", "run_slice, 21 points: one point per pass / --points-per-pass 8",
          ratio("slice 21", "slice 21, 8 per pass"), "> 1"),
         ("4", "run_slice, 50 points: one point per pass / --points-per-pass 8",
