@@ -13,7 +13,7 @@ from landscape_probe.cli.app import (
     DebugOption,
     DeviceOption,
     TrustOption,
-    app,
+    commands,
     console,
     parse_arch_kwargs,
     user_errors,
@@ -29,7 +29,7 @@ from landscape_probe.cli.common import (
 )
 
 
-@app.command("advise")
+@commands.command("advise")
 def advise_command(
     checkpoint: Annotated[Path, typer.Argument(help="The checkpoint (any format probe info reads).")],
     data: DataOption = None,

@@ -20,10 +20,22 @@ from rich.markup import escape
 from typer.core import TyperOption
 
 from landscape_probe import __version__
+from landscape_probe.cli.on_demand import OnDemandGroup
 from landscape_probe.errors import ProbeError
+
+commands = typer.Typer(rich_markup_mode="rich", pretty_exceptions_enable=False)
+"""Where each command module registers its command (``@commands.command()``); ``app`` builds one only when it is used."""
+
+
+class ProbeGroup(OnDemandGroup):
+    """The top-level group: ``probe --help`` lists the commands without building them."""
+
+    registry = commands
+
 
 app = typer.Typer(
     name="probe",
+    cls=ProbeGroup,
     help=(
         "How far can you trust a gradient step? Perturb a PyTorch model's weights, measure how its "
         "function and gradient change, and compare with deep relative trust and Euclidean trust."

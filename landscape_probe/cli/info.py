@@ -15,7 +15,7 @@ from landscape_probe.cli.app import (
     ArchOption,
     DebugOption,
     TrustOption,
-    app,
+    commands,
     console,
     parse_arch_kwargs,
     user_errors,
@@ -33,7 +33,7 @@ class InfoConfig:
     allow_nonfinite: bool = False
 
 
-@app.command()
+@commands.command()
 def info(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file of any supported format, or a Hugging Face save_pretrained folder.")],
     arch: ArchOption = None,

@@ -17,7 +17,7 @@ from landscape_probe.cli.app import (
     DebugOption,
     DeviceOption,
     TrustOption,
-    app,
+    commands,
     command_line,
     console,
     parse_arch_kwargs,
@@ -40,7 +40,7 @@ from landscape_probe.cli.common import (
 )
 
 
-@app.command("plane")
+@commands.command("plane")
 def plane_command(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(help="The checkpoint (any format probe info reads).")],

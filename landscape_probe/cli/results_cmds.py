@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from landscape_probe.cli.app import DebugOption, app, console, user_errors
+from landscape_probe.cli.app import DebugOption, commands, console, user_errors
 
-@app.command()
+@commands.command()
 def plot(
     results: Annotated[Path, typer.Argument(help="A results file written by probe slice or probe train.")],
     output: Annotated[
@@ -35,7 +35,7 @@ def plot(
             console.print(f"wrote {path}")
 
 
-@app.command()
+@commands.command()
 def show(
     results: Annotated[Path, typer.Argument(help="A results file written by probe slice or probe train.")],
     debug: DebugOption = False,

@@ -18,7 +18,7 @@ from landscape_probe.cli.app import (
     DebugOption,
     DeviceOption,
     TrustOption,
-    app,
+    commands,
     command_line,
     console,
     parse_arch_kwargs,
@@ -43,7 +43,7 @@ from landscape_probe.cli.common import (
 )
 from landscape_probe.errors import ProbeError
 
-@app.command("slice")
+@commands.command("slice")
 def slice_command(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(help="The checkpoint to slice (any format probe info reads).")],

@@ -17,7 +17,7 @@ from landscape_probe.cli.app import (
     DebugOption,
     DeviceOption,
     TrustOption,
-    app,
+    commands,
     command_line,
     console,
     error_console,
@@ -30,7 +30,7 @@ from landscape_probe.errors import ProbeError
 from landscape_probe.training.summary import print_summary
 
 
-@app.command("train")
+@commands.command("train")
 def train_command(
     ctx: typer.Context,
     optimizer: Annotated[

@@ -1,0 +1,115 @@
+"""The top-level ``probe`` group: a subcommand is built when it is used, and ``probe --help`` builds none.
+
+Typer turns every command's signature into click parameters when it builds a
+group (about 90 ms for the ten commands here), and its rich help imports
+``rich.markdown``, ``rich.syntax`` and ``rich.traceback`` (about 130 ms), yet
+the top-level help needs only the commands' names and one-line summaries. So
+the commands register on a Typer of their own (``commands`` in
+:mod:`landscape_probe.cli.app`), the group looks a command up there and builds
+it only on first use, exactly as typer would have built it, and the top-level
+help is drawn from the registrations (:mod:`landscape_probe.cli.overview`).
+``probe CMD --help``, errors and every command run as before.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+import typer
+import typer.main
+from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandInfo
+
+
+def command_name(info: CommandInfo) -> str:
+    """The name typer gives a registered command: the one given to ``command()``, else the function's, dashed."""
+    return info.name or typer.main.get_command_name(info.callback.__name__)
+
+
+def summary(info: CommandInfo) -> str:
+    """A command's one-line summary in its group's help: the first paragraph of its help text.
+
+    The help text is what typer would use: ``short_help``, else ``help``, else the function's docstring.
+    """
+    text = info.short_help or info.help or inspect.getdoc(info.callback) or ""
+    return inspect.cleandoc(text).split("\n\n")[0].strip()
+
+
+class CommandsOnDemand(Mapping[str, TyperCommand]):
+    """A group's commands by name, each built from its registration when first looked up.
+
+    Listing the names (``iter``, ``keys``, ``in``) builds nothing; ``values()``
+    and ``items()`` build every command.
+    """
+
+    def __init__(self, registry: typer.Typer, rich_markup_mode: Any) -> None:
+        self.registry = registry
+        self.rich_markup_mode = rich_markup_mode
+        self.infos = {command_name(info): info for info in registry.registered_commands}
+        self.built: dict[str, TyperCommand] = {}
+
+    def __getitem__(self, name: str) -> TyperCommand:
+        if name not in self.built:
+            self.built[name] = typer.main.get_command_from_info(
+                self.infos[name],
+                pretty_exceptions_short=self.registry.pretty_exceptions_short,
+                rich_markup_mode=self.rich_markup_mode,
+            )
+        return self.built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.infos)
+
+    def __len__(self) -> int:
+        return len(self.infos)
+
+
+class OnDemandGroup(TyperGroup):
+    """A Typer group whose commands come from ``registry`` and are built on first use.
+
+    Use it as ``typer.Typer(cls=...)`` through a subclass that names the
+    registry; the Typer given ``cls`` keeps the callback and the group's own
+    options, and registers no commands itself.
+    """
+
+    registry: ClassVar[typer.Typer]
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        if self.commands:
+            raise TypeError(f"register the commands on {type(self).__name__}.registry, not on the group's Typer")
+        self.on_demand = CommandsOnDemand(self.registry, self.rich_markup_mode)
+        self.commands = self.on_demand
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        """The commands' names in the order they were registered, building none."""
+        return list(self.commands)
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        """As click's, except that a bare ``probe`` prints the top-level help and exits with 2 itself.
+
+        Click raises ``NoArgsIsHelpError`` there, whose handler in typer
+        imports typer's rich help module only to ignore that error.
+        """
+        if not args and self.no_args_is_help and not ctx.resilient_parsing and self.rich_help():
+            self.format_help(ctx, ctx.make_formatter())
+            ctx.exit(2)
+        return super().parse_args(ctx, args)
+
+    def rich_help(self) -> bool:
+        """Whether typer draws help with rich here (not with ``TYPER_USE_RICH=0`` or no markup mode)."""
+        from typer.core import HAS_RICH
+
+        return bool(HAS_RICH) and self.rich_markup_mode is not None
+
+    def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+        """The top-level help, drawn from the registrations (click's plain help, which builds them, without rich)."""
+        if not self.rich_help():
+            return super().format_help(ctx, formatter)
+        from landscape_probe.cli.overview import print_overview
+
+        infos = self.on_demand.infos
+        print_overview(self, ctx, {name: summary(info) for name, info in infos.items() if not info.hidden})
+        return None
