@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
-import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -202,6 +200,8 @@ def parse_json_object(text: str | None, option: str, example: str) -> dict[str, 
     Raises:
         ProbeError: for text that is not JSON, or JSON that is not an object (``example`` shows one).
     """
+    import json
+
     if text is None:
         return None
     try:
@@ -225,6 +225,8 @@ def command_line(ctx: typer.Context) -> str:
     the command line), so it is right however the command was invoked: from a
     shell, ``python -m landscape_probe`` or a test runner.
     """
+    import shlex
+
     words = ["probe", ctx.info_name or ""]
     for param in ctx.command.params:
         source = ctx.get_parameter_source(param.name)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from landscape_probe.cli.app import (
     ArchKwargsOption,
@@ -60,6 +58,8 @@ def info(
       [bold]probe info net.pt --arch mypkg.models:make_net --arch-kwargs '{"width": 64}' --json[/]
     """
     with user_errors(debug):
+        import json
+
         from landscape_probe.checkpoints.load import WeightsOnly, load_checkpoint
         from landscape_probe.checkpoints.summary import summarize, summarize_weights
 
@@ -79,6 +79,8 @@ def info(
 
 def print_summary(summary: dict[str, Any]) -> None:
     """Print a checkpoint summary (from ``checkpoint.summarize``) as a header and a table."""
+    from rich.table import Table  # not at the top: probe --help stays without it
+
     console.print(f"[bold]{summary['path']}[/]  sha256 {summary['sha256'][:16]}…", highlight=False)
     console.print(f"format: [cyan]{summary['format']}[/]   architecture: [cyan]{summary['architecture']}[/]")
     if summary["data"] is not None or summary["step"] is not None:

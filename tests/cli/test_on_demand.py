@@ -131,7 +131,7 @@ def test_without_rich_the_top_level_help_is_clicks(monkeypatch):
 
 
 def test_help_imports_neither_typers_rich_help_nor_torch():
-    unneeded = ("typer.rich_utils", "rich.markdown", "rich.traceback", "rich.syntax", "torch", "numpy", "h5py")
+    unneeded = ("typer.rich_utils", "rich.markdown", "rich.traceback", "rich.table", "torch", "numpy", "h5py")
     for args in (["--help"], []):
         code = (
             "import sys; from landscape_probe.cli import main; sys.argv = ['probe', *sys.argv[1:]]\n"
