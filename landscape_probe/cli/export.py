@@ -35,4 +35,4 @@ def export(
             raise ProbeError("Give exactly one of --csv FOLDER or --json FILE.")
         written = export_csv(results, csv, overwrite=overwrite) if csv else [export_json(results, json, overwrite=overwrite)]
         for path in written:
-            console.print(f"wrote {path}")
+            console().print(f"wrote {path}")

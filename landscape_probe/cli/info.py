@@ -81,11 +81,12 @@ def print_summary(summary: dict[str, Any]) -> None:
     """Print a checkpoint summary (from ``checkpoint.summarize``) as a header and a table."""
     from rich.table import Table  # not at the top: probe --help stays without it
 
-    console.print(f"[bold]{summary['path']}[/]  sha256 {summary['sha256'][:16]}…", highlight=False)
-    console.print(f"format: [cyan]{summary['format']}[/]   architecture: [cyan]{summary['architecture']}[/]")
+    out = console()
+    out.print(f"[bold]{summary['path']}[/]  sha256 {summary['sha256'][:16]}…", highlight=False)
+    out.print(f"format: [cyan]{summary['format']}[/]   architecture: [cyan]{summary['architecture']}[/]")
     if summary["data"] is not None or summary["step"] is not None:
         label = "default probe set" if summary["format"] == "hugging_face" else "trained on"
-        console.print(f"{label}: {summary['data']}   step: {summary['step']}", highlight=False)
+        out.print(f"{label}: {summary['data']}   step: {summary['step']}", highlight=False)
     totals = summary["totals"]
     table = Table(show_footer=True)
     table.add_column("parameter", footer="total", overflow="fold")
@@ -104,11 +105,11 @@ def print_summary(summary: dict[str, Any]) -> None:
             spectral,
             "yes" if row["is_layer"] else "no",
         )
-    console.print(table)
-    console.print(
+    out.print(table)
+    out.print(
         f"{totals['numel']:,} parameters in {totals['tensors']} tensors; "
         f"{totals['layer_numel']:,} in {totals['layers']} layers (ndim ≥ 2).",
         highlight=False,
     )
     if totals["non_finite"]:
-        console.print(f"[bold red]{totals['non_finite']} tensors hold NaN or infinite values.[/]", highlight=False)
+        out.print(f"[bold red]{totals['non_finite']} tensors hold NaN or infinite values.[/]", highlight=False)

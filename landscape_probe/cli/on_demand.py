@@ -7,20 +7,23 @@ the top-level help needs only the commands' names and one-line summaries. So
 the commands register on a Typer of their own (``commands`` in
 :mod:`landscape_probe.cli.app`), the group looks a command up there and builds
 it only on first use, exactly as typer would have built it, and the top-level
-help is drawn from the registrations (:mod:`landscape_probe.cli.overview`).
-``probe CMD --help``, errors and every command run as before.
+help is click's plain help with the commands' summaries read from the
+registrations. ``probe CMD --help``, errors and every command run as before.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import typer
 import typer.main
 from typer.core import TyperCommand, TyperGroup
 from typer.models import CommandInfo
+
+if TYPE_CHECKING:
+    from typer._click.formatting import HelpFormatter
 
 
 def command_name(info: CommandInfo) -> str:
@@ -88,28 +91,29 @@ class OnDemandGroup(TyperGroup):
         return list(self.commands)
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        """As click's, except that a bare ``probe`` prints the top-level help and exits with 2 itself.
+        """As click's, except that a bare ``probe`` prints the top-level help on standard output and exits with 2.
 
-        Click raises ``NoArgsIsHelpError`` there, whose handler in typer
-        imports typer's rich help module only to ignore that error.
+        Click raises ``NoArgsIsHelpError`` there, whose handler in typer imports
+        typer's rich help module only to ignore that error.
         """
-        if not args and self.no_args_is_help and not ctx.resilient_parsing and self.rich_help():
-            self.format_help(ctx, ctx.make_formatter())
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            typer.echo(ctx.get_help())
             ctx.exit(2)
         return super().parse_args(ctx, args)
 
-    def rich_help(self) -> bool:
-        """Whether typer draws help with rich here (not with ``TYPER_USE_RICH=0`` or no markup mode)."""
-        from typer.core import HAS_RICH
+    def format_help(self, ctx: typer.Context, formatter: HelpFormatter) -> None:
+        """Click's plain help (usage, help text, options, commands), not typer's rich help.
 
-        return bool(HAS_RICH) and self.rich_markup_mode is not None
+        Rich's console alone takes about a quarter of ``import typer``'s time to
+        import, and typer's help module adds ``rich.markdown`` (with markdown-it
+        and pygments) and ``rich.traceback``; ``probe --help`` is to start in
+        at most 1.5 times ``import typer`` (``benchmarks/startup.py``).
+        """
+        super(TyperGroup, self).format_help(ctx, formatter)  # click's own: TyperGroup's would draw with rich
 
-    def format_help(self, ctx: typer.Context, formatter: Any) -> None:
-        """The top-level help, drawn from the registrations (click's plain help, which builds them, without rich)."""
-        if not self.rich_help():
-            return super().format_help(ctx, formatter)
-        from landscape_probe.cli.overview import print_overview
-
-        infos = self.on_demand.infos
-        print_overview(self, ctx, {name: summary(info) for name, info in infos.items() if not info.hidden})
-        return None
+    def format_commands(self, ctx: typer.Context, formatter: HelpFormatter) -> None:
+        """Each visible command with its summary, from the registrations: none is built."""
+        rows = [(name, summary(info)) for name, info in self.on_demand.infos.items() if not info.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)

@@ -126,9 +126,9 @@ def plane_command(
 
         if not is_main():  # under torchrun, rank 0 alone prints and draws
             return
-        print_plane(result, console)
-        console.print(f"wrote {output}")
+        print_plane(result, console())
+        console().print(f"wrote {output}")
         if not no_plots:
             with results_kept(output):
                 for path in result.plot(plots_dir, figure_formats):
-                    console.print(f"wrote {path}")
+                    console().print(f"wrote {path}")

@@ -32,7 +32,7 @@ def plot(
         check_folder(out_dir, "--output")
         written = draw(results, out_dir, chosen)
         for path in written:
-            console.print(f"wrote {path}")
+            console().print(f"wrote {path}")
 
 
 @commands.command()
@@ -47,4 +47,4 @@ def show(
     with user_errors(debug):
         from landscape_probe.results import print_summary
 
-        print_summary(results, console)
+        print_summary(results, console())
