@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from landscape_probe.cli import app
 from landscape_probe.cli.app import commands
+from landscape_probe.cli.on_demand import OnDemandGroup
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "300"}  # no summary wraps, so each row of a panel is one line
@@ -145,3 +146,21 @@ def test_help_imports_neither_rich_nor_torch():
         out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True).stdout
         assert "Commands:" in out and "slice" in out
         assert out.splitlines()[-1] == "loaded: []"
+
+
+def test_commands_registered_on_the_groups_own_typer_are_refused():
+    class Group(OnDemandGroup):
+        registry = typer.Typer()
+
+    stray = typer.Typer(cls=Group)
+
+    @stray.command()
+    def first() -> None:
+        """One."""
+
+    @stray.command()
+    def second() -> None:
+        """Two."""
+
+    with pytest.raises(TypeError, match="register the commands on Group.registry"):
+        typer.main.get_command(stray)
