@@ -13,7 +13,7 @@ from landscape_probe.cli.app import (
     DebugOption,
     DeviceOption,
     TrustOption,
-    app,
+    commands,
     console,
     parse_arch_kwargs,
     user_errors,
@@ -29,7 +29,7 @@ from landscape_probe.cli.common import (
 )
 
 
-@app.command("advise")
+@commands.command("advise")
 def advise_command(
     checkpoint: Annotated[Path, typer.Argument(help="The checkpoint (any format probe info reads).")],
     data: DataOption = None,
@@ -83,9 +83,9 @@ def advise_command(
                         device=device, dtype=dtype, output_key=output_key, arch=arch,
                         arch_kwargs=parse_arch_kwargs(arch_kwargs), trust_checkpoint=trust_checkpoint,
                         progress=True)
-        print_advice(advice, console)
+        print_advice(advice, console())
         if json_path is not None:
             document = {"checkpoint": str(checkpoint), **advice.to_dict()}
             with atomic_path(json_path) as temporary:
                 temporary.write_text(json.dumps(document, indent=2) + "\n")
-            console.print(f"wrote {json_path}", highlight=False)
+            console().print(f"wrote {json_path}", highlight=False)

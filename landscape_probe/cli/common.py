@@ -73,12 +73,12 @@ def save_print_draw(result: Any, output: Path, *, overwrite: bool, printer: Call
         return
     chosen = parse_formats(formats)
     result.save(output, overwrite=overwrite)
-    printer(result, console)
-    console.print(f"wrote {output}")
+    printer(result, console())
+    console().print(f"wrote {output}")
     if not no_plots:
         with results_kept(output):
             for path in result.plot(plots_dir, chosen):
-                console.print(f"wrote {path}")
+                console().print(f"wrote {path}")
 
 
 def note_random_tokens(provenance: dict[str, Any]) -> None:
@@ -88,7 +88,7 @@ def note_random_tokens(provenance: dict[str, Any]) -> None:
     from landscape_probe.distributed import is_main
 
     if json.loads(provenance.get("data") or "{}").get("name") == "tokens" and is_main():
-        console.print("note: no --data given, so the probe set is seeded random token ids from the vocabulary; "
+        console().print("note: no --data given, so the probe set is seeded random token ids from the vocabulary; "
                       "--data text:FILE or jsonl:FILE measures on real text.")
 
 

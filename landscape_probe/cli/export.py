@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from landscape_probe.cli.app import DebugOption, app, console, user_errors
+from landscape_probe.cli.app import DebugOption, commands, console, user_errors
 from landscape_probe.errors import ProbeError
 
 
-@app.command()
+@commands.command()
 def export(
     results: Annotated[Path, typer.Argument(help="A results file written by probe slice or probe train.")],
     csv: Annotated[Path | None, typer.Option("--csv", help="Folder for one CSV table per group and 2-D dataset.")]
@@ -35,4 +35,4 @@ def export(
             raise ProbeError("Give exactly one of --csv FOLDER or --json FILE.")
         written = export_csv(results, csv, overwrite=overwrite) if csv else [export_json(results, json, overwrite=overwrite)]
         for path in written:
-            console.print(f"wrote {path}")
+            console().print(f"wrote {path}")

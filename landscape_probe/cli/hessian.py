@@ -18,7 +18,7 @@ from landscape_probe.cli.app import (
     DebugOption,
     DeviceOption,
     TrustOption,
-    app,
+    commands,
     command_line,
     parse_arch_kwargs,
     user_errors,
@@ -42,7 +42,7 @@ from landscape_probe.cli.common import (
 )
 
 
-@app.command("hessian")
+@commands.command("hessian")
 def hessian_command(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(help="The checkpoint (any format probe info reads).")],

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from landscape_probe.cli.app import (
     ArchKwargsOption,
     ArchOption,
     DebugOption,
     TrustOption,
-    app,
+    commands,
     console,
     parse_arch_kwargs,
     user_errors,
@@ -33,7 +31,7 @@ class InfoConfig:
     allow_nonfinite: bool = False
 
 
-@app.command()
+@commands.command()
 def info(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file of any supported format, or a Hugging Face save_pretrained folder.")],
     arch: ArchOption = None,
@@ -60,6 +58,8 @@ def info(
       [bold]probe info net.pt --arch mypkg.models:make_net --arch-kwargs '{"width": 64}' --json[/]
     """
     with user_errors(debug):
+        import json
+
         from landscape_probe.checkpoints.load import WeightsOnly, load_checkpoint
         from landscape_probe.checkpoints.summary import summarize, summarize_weights
 
@@ -79,11 +79,14 @@ def info(
 
 def print_summary(summary: dict[str, Any]) -> None:
     """Print a checkpoint summary (from ``checkpoint.summarize``) as a header and a table."""
-    console.print(f"[bold]{summary['path']}[/]  sha256 {summary['sha256'][:16]}…", highlight=False)
-    console.print(f"format: [cyan]{summary['format']}[/]   architecture: [cyan]{summary['architecture']}[/]")
+    from rich.table import Table  # not at the top: probe --help stays without it
+
+    out = console()
+    out.print(f"[bold]{summary['path']}[/]  sha256 {summary['sha256'][:16]}…", highlight=False)
+    out.print(f"format: [cyan]{summary['format']}[/]   architecture: [cyan]{summary['architecture']}[/]")
     if summary["data"] is not None or summary["step"] is not None:
         label = "default probe set" if summary["format"] == "hugging_face" else "trained on"
-        console.print(f"{label}: {summary['data']}   step: {summary['step']}", highlight=False)
+        out.print(f"{label}: {summary['data']}   step: {summary['step']}", highlight=False)
     totals = summary["totals"]
     table = Table(show_footer=True)
     table.add_column("parameter", footer="total", overflow="fold")
@@ -102,11 +105,11 @@ def print_summary(summary: dict[str, Any]) -> None:
             spectral,
             "yes" if row["is_layer"] else "no",
         )
-    console.print(table)
-    console.print(
+    out.print(table)
+    out.print(
         f"{totals['numel']:,} parameters in {totals['tensors']} tensors; "
         f"{totals['layer_numel']:,} in {totals['layers']} layers (ndim ≥ 2).",
         highlight=False,
     )
     if totals["non_finite"]:
-        console.print(f"[bold red]{totals['non_finite']} tensors hold NaN or infinite values.[/]", highlight=False)
+        out.print(f"[bold red]{totals['non_finite']} tensors hold NaN or infinite values.[/]", highlight=False)

@@ -18,7 +18,7 @@ from landscape_probe.cli.app import (
     DebugOption,
     DeviceOption,
     TrustOption,
-    app,
+    commands,
     command_line,
     parse_arch_kwargs,
     user_errors,
@@ -40,7 +40,7 @@ from landscape_probe.cli.common import (
 )
 
 
-@app.command("interpolate")
+@commands.command("interpolate")
 def interpolate_command(
     ctx: typer.Context,
     a: Annotated[Path, typer.Argument(help="Checkpoint A (α = 0).")],

@@ -17,7 +17,7 @@ from landscape_probe.cli.app import (
     DebugOption,
     DeviceOption,
     TrustOption,
-    app,
+    commands,
     command_line,
     console,
     parse_arch_kwargs,
@@ -40,7 +40,7 @@ from landscape_probe.cli.common import (
 )
 
 
-@app.command("plane")
+@commands.command("plane")
 def plane_command(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(help="The checkpoint (any format probe info reads).")],
@@ -126,9 +126,9 @@ def plane_command(
 
         if not is_main():  # under torchrun, rank 0 alone prints and draws
             return
-        print_plane(result, console)
-        console.print(f"wrote {output}")
+        print_plane(result, console())
+        console().print(f"wrote {output}")
         if not no_plots:
             with results_kept(output):
                 for path in result.plot(plots_dir, figure_formats):
-                    console.print(f"wrote {path}")
+                    console().print(f"wrote {path}")

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from landscape_probe.cli.app import DebugOption, app, console, user_errors
+from landscape_probe.cli.app import DebugOption, commands, console, user_errors
 
-@app.command()
+@commands.command()
 def plot(
     results: Annotated[Path, typer.Argument(help="A results file written by probe slice or probe train.")],
     output: Annotated[
@@ -32,10 +32,10 @@ def plot(
         check_folder(out_dir, "--output")
         written = draw(results, out_dir, chosen)
         for path in written:
-            console.print(f"wrote {path}")
+            console().print(f"wrote {path}")
 
 
-@app.command()
+@commands.command()
 def show(
     results: Annotated[Path, typer.Argument(help="A results file written by probe slice or probe train.")],
     debug: DebugOption = False,
@@ -47,4 +47,4 @@ def show(
     with user_errors(debug):
         from landscape_probe.results import print_summary
 
-        print_summary(results, console)
+        print_summary(results, console())

@@ -18,7 +18,7 @@ from landscape_probe.cli.app import (
     DebugOption,
     DeviceOption,
     TrustOption,
-    app,
+    commands,
     command_line,
     console,
     parse_arch_kwargs,
@@ -43,7 +43,7 @@ from landscape_probe.cli.common import (
 )
 from landscape_probe.errors import ProbeError
 
-@app.command("slice")
+@commands.command("slice")
 def slice_command(
     ctx: typer.Context,
     checkpoint: Annotated[Path, typer.Argument(help="The checkpoint to slice (any format probe info reads).")],
@@ -162,7 +162,7 @@ def slice_command(
         )
         result = dataclasses.replace(result, provenance={**result.provenance, "command_line": command_line(ctx)})
         if result.config.probe_size < probe_size and is_main():
-            console.print(f"note: the {split} split holds {result.config.probe_size} examples, fewer than "
+            console().print(f"note: the {split} split holds {result.config.probe_size} examples, fewer than "
                           f"--probe-size {probe_size}; all of them are the probe set.")
         note_random_tokens(result.provenance)
         save_print_draw(result, output, overwrite=overwrite, printer=print_result, plots_dir=plots_dir,

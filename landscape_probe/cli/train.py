@@ -17,7 +17,7 @@ from landscape_probe.cli.app import (
     DebugOption,
     DeviceOption,
     TrustOption,
-    app,
+    commands,
     command_line,
     console,
     error_console,
@@ -30,7 +30,7 @@ from landscape_probe.errors import ProbeError
 from landscape_probe.training.summary import print_summary
 
 
-@app.command("train")
+@commands.command("train")
 def train_command(
     ctx: typer.Context,
     optimizer: Annotated[
@@ -164,7 +164,7 @@ def train_command(
         main = is_main()  # under torchrun rank 0 alone reads and writes the output folder, and prints
         if resume and main:
             read_resumable(output)
-            console.print(f"Resuming {output} with its stored options; other options, but --trust-checkpoint "
+            console().print(f"Resuming {output} with its stored options; other options, but --trust-checkpoint "
                           "and --tensorboard, are ignored.")
         result = train(arch or model, None if resume else data or dataset or "digits", **keywords,
                        arch_kwargs=parse_arch_kwargs(arch_kwargs), output_key=output_key, init_from=init_from,
@@ -172,13 +172,13 @@ def train_command(
                        resume=resume, progress=True, command_line=command_line(ctx))
         if not main:
             raise typer.Exit(130 if result.incomplete else 0)
-        print_summary(result.path, console)
+        print_summary(result.path, console())
         if figure_formats:
             with results_kept(result.path):
                 for path in result.plot(output / "plots", figure_formats):
-                    console.print(f"wrote {path}")
+                    console().print(f"wrote {path}")
         if result.incomplete:
-            error_console.print(f"Stopped early; results so far are in {result.path}. "
+            error_console().print(f"Stopped early; results so far are in {result.path}. "
                                 f"Continue with: probe train --resume --output {output}")
             raise typer.Exit(130)
 

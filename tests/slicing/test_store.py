@@ -120,11 +120,8 @@ def test_a_file_of_version_0_1_0_shows_and_plots(tmp_path):
     assert len(list(tmp_path.glob("slice_v0_1_0_*.png"))) == 4
 
 
-def test_summary_is_the_text_probe_show_prints(monkeypatch):
-    from landscape_probe.cli.app import console
-
-    monkeypatch.setattr(console, "width", 100)
-    shown = CliRunner().invoke(app, ["show", str(FIXTURE)])
+def test_summary_is_the_text_probe_show_prints():
+    shown = CliRunner().invoke(app, ["show", str(FIXTURE)], env={"COLUMNS": "100"})
     assert SliceResult.load(FIXTURE).summary(width=100) == shown.output
 
 
