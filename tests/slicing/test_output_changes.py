@@ -1,5 +1,4 @@
-"""OutputChanges (a sweep's ||F(t) − F(0)||, correct answers and KL, a block of points at a time) against
-a per-point float64 loop, and a slice whose blocks hold one point against the default blocks."""
+"""OutputChanges (a sweep's ||F(t) − F(0)||, correct answers and KL) against a float64 loop over the examples."""
 
 from __future__ import annotations
 
@@ -8,11 +7,6 @@ import pytest
 import torch
 
 from landscape_probe.slicing.changes import OutputChanges
-from landscape_probe.slicing.config import SliceConfig
-from landscape_probe.slicing.engine import run_slice
-from tests.slicing.test_engine import class_data, small_mlp
-
-SWEPT = ("loss", "accuracy", "relative_function_change", "relative_gradient_change", "kl_divergence")
 
 
 def per_point(reference: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, int, float]:
@@ -27,14 +21,12 @@ def per_point(reference: torch.Tensor, outputs: torch.Tensor, targets: torch.Ten
     return distance_squared**0.5, correct, kl / len(targets)
 
 
-@pytest.mark.parametrize("block_points", [1, 3, 100])
-def test_blocks_equal_a_per_point_loop(monkeypatch, block_points):
+def test_each_point_equals_a_loop_over_the_examples():
     generator = torch.Generator().manual_seed(0)
     reference = torch.randn(9, 4, generator=generator, dtype=torch.float64)
     targets = torch.randint(0, 4, (9,), generator=generator)
     points = [reference + scale * torch.randn(9, 4, generator=generator, dtype=torch.float64)
               for scale in (0.0, 1e-3, 0.1, 1.0, 3.0, 10.0, 30.0)]
-    monkeypatch.setattr(OutputChanges, "BLOCK_BYTES", block_points * points[0].nbytes)
     changes = OutputChanges(reference, targets)
     for outputs in points:
         changes.add(outputs)
@@ -57,14 +49,3 @@ def test_regression_outputs_have_only_the_function_change():
 
 def test_no_points_give_no_columns():
     assert OutputChanges(torch.zeros(2, 2), torch.zeros(2, dtype=torch.long)).finished() == {}
-
-
-def test_a_slice_is_the_same_whatever_block_its_points_fall_in(monkeypatch):
-    model, (x, y) = small_mlp(), class_data()
-    config = SliceConfig(scales=(1e-3, 1e-2, 1e-1, 0.5, 2.0), device="cpu", dtype="float64", per_layer=True)
-    whole = run_slice(model, x, y, "cross_entropy", config)
-    monkeypatch.setattr(OutputChanges, "BLOCK_BYTES", 1)  # every point a block of its own
-    one_by_one = run_slice(model, x, y, "cross_entropy", config)
-    for sweep, other in [(whole.whole, one_by_one.whole), *zip(whole.layers.values(), one_by_one.layers.values())]:
-        for name in SWEPT:
-            np.testing.assert_array_equal(getattr(sweep, name), getattr(other, name), err_msg=name)
