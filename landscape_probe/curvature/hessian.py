@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from landscape_probe import params as P
+from landscape_probe.curvature.cotangent import backward_with
 from landscape_probe.curvature.lanczos import LanczosResult, largest_magnitude_eigenpair, largest_magnitude_eigenvalue
 from landscape_probe.curvature.random_vectors import gaussian_like, rademacher_like  # noqa: F401 - importable from here
 from landscape_probe.params import Params
@@ -209,11 +210,8 @@ class GradientGraph:
             leaf.grad = piece.view(shape)
         try:
             with torch.enable_grad():
-                # backward from the scalar g·v rather than from g with v as its gradient: the same cotangent v
-                # reaches the graph (exactly: 1 · v), but torch checks given gradients' shapes with sympy, whose
-                # import on the first such call took 0.8 s of every probe slice, probe hessian or train
-                directional = torch.stack([(part * pieces[index]).sum() for index, part in self._differentiable])
-                torch.autograd.backward(directional.sum(), retain_graph=True, inputs=leaves)
+                backward_with([part for _, part in self._differentiable],  # v as g's gradient (see cotangent)
+                              [pieces[index] for index, _ in self._differentiable], inputs=leaves, retain_graph=True)
         finally:
             for leaf in leaves:
                 leaf.grad = None
