@@ -104,10 +104,10 @@ def chunks(count: int, per_pass: int) -> list[list[int]]:
 def chosen(evaluator: Any, points_per_pass: int | str, budget: int, points: int) -> int:
     """The points per pass: ``points_per_pass`` itself, or the most the ``budget`` (bytes) holds for ``auto``.
 
-    ``auto`` is 1 on a CPU: there a whole 21-point slice measured no faster batched (16-layer sample,
-    one thread, 11 alternating runs, one at a time / batched: 1.01 at probe set 64 with K = 20, 0.98 at 512
-    with K = 8; 2-layer sample at 512, K = 21: 1.02), nor the points' passes alone (1.00–1.08× at K = 4, 8
-    and 21, probe set 512, ``benchmarks/batched_points.py``).
+    ``auto`` is 1 on a CPU: there a whole ``probe slice --layers`` process of the 16-layer sample took
+    1.17× as long with K = 8 (vmap's first call imports sympy, 0.5 s), while inside one process a 21- or
+    50-point ``run_slice`` one at a time took 0.99–1.19× as long as batched (medians, five runs of
+    ``benchmarks/run.py``) and the points' passes alone 1.00–1.08× (``benchmarks/batched_points.py``).
     1 also where the evaluator cannot be batched (see the module's docstring).
     """
     inner = _batchable(evaluator)
