@@ -76,16 +76,19 @@ What the rows measure:
   (`torch.utils.flop_counter`, matrix products) instead of timing them: a
   product differentiates the backward pass too, so reverse-over-reverse takes
   about twice a pass's operations, and forward-over-reverse (`torch.func.jvp`
-  of the gradient, which recomputes the forward pass) about three times, so
-  neither way of taking an exact product can meet 1.3 on any machine.
+  of the gradient, which recomputes the forward pass) about three times.
+  Where matrix products dominate the time (wide layers), an exact product
+  thus costs about twice a pass or more; on this 64-wide sample the time
+  outside matrix products moves the timed ratio either way.
 - *run_slice*: the whole `run_slice` (21 or 50 log-spaced scales, gradient
   direction, relative scaling, float32, no `--layers`): the N + 1 evaluations,
   λ_max by Lanczos started from the step u (4 products here) and uᵀHu free
   from its first product, the predictions. Their floating-point operations
-  (counted as for target 1) are the floor of this ratio for this method: N + 1
-  passes and about 4 products of 2 passes each; the time above them is spent
-  outside matrix products (element-wise kernels, the interpreter), a large
-  share on a model whose layers are 64 wide.
+  (counted as for target 1: N + 1 passes and about 4 products of about 2
+  passes each) are what the timed ratio tends to where matrix products
+  dominate; on this 64-wide sample it also carries the time spent outside
+  matrix products (element-wise kernels, the interpreter), which moves it
+  either way.
 - *one point per pass / 8* (target 4): `run_slice` with the default
   `points_per_pass="auto"`, which on a CPU is one point at a time (the
   *run_slice* rows above), against 8 points per vmapped pass (the best K of
@@ -154,8 +157,8 @@ def operation_counts(model: torch.nn.Module, criterion: Callable, x: torch.Tenso
     pass, of one Hessian-vector product by reverse-over-reverse on the kept graph and by forward-over-reverse,
     and of a whole 21- and 50-point ``run_slice``.
 
-    The arithmetic floor of target 1's per-HVP ratio, whatever the machine: a product differentiates the
-    backward pass as well as the forward pass, so it takes about twice a pass's products.
+    What target 1's per-HVP ratio and target 2's ratios tend to where matrix products dominate the time: a
+    product differentiates the backward pass as well as the forward pass, so it takes about twice a pass's.
     """
     from torch.func import functional_call, grad, jvp
     from torch.utils.flop_counter import FlopCounterMode

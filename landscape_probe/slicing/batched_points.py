@@ -106,8 +106,9 @@ def chosen(evaluator: Any, points_per_pass: int | str, budget: int, points: int)
 
     ``auto`` is 1 on a CPU: there a whole ``probe slice --layers`` process of the 16-layer sample took
     1.17× as long with K = 8 (vmap's first call imports sympy, 0.5 s), while inside one process a 21- or
-    50-point ``run_slice`` one at a time took 0.99–1.19× as long as batched (medians, five runs of
-    ``benchmarks/run.py``) and the points' passes alone 1.00–1.08× (``benchmarks/batched_points.py``).
+    50-point ``run_slice`` one at a time took 1.02–1.19× as long as batched (medians of four runs of
+    ``benchmarks/run.py``; 0.99–1.09 in an earlier one) and the points' passes alone 1.00–1.08×
+    (``benchmarks/batched_points.py``).
     1 also where the evaluator cannot be batched (see the module's docstring).
     """
     inner = _batchable(evaluator)
@@ -183,6 +184,10 @@ class PointPasses:
         """The points of ``scales`` in one vmapped pass per chunk; None (and one at a time from now on) if it fails."""
         import torch
 
+        inner = _batchable(self.evaluator)
+        if inner is None:  # TorchScript, or a model that already refused vmap
+            self.per_pass = 1
+            return None
         flat_points = torch.empty((len(scales), self.flat_unit.numel()), dtype=self.flat_unit.dtype,
                                   device=self.flat_unit.device)
         for row, t in zip(flat_points, scales):  # the very values the one-at-a-time path evaluates
@@ -191,7 +196,7 @@ class PointPasses:
             return evaluate_points(self.evaluator, flat_points)
         except Exception:  # noqa: BLE001 - whatever vmap cannot batch (control flow on values, ...) goes one by one
             self.per_pass = 1
-            _batchable(self.evaluator).vmap_refused = True
+            inner.vmap_refused = True
             return None
 
 

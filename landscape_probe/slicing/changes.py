@@ -49,8 +49,9 @@ class OutputChanges:
     point is taken as it comes: tried a block of points at a time, the stacked
     outputs fell out of the cache and cost more (21 points of 512 × 100 logits:
     23–35 ms against 15–19 ms). KL is ``Σ p0 (log p0 − log pt) / n`` with p0
-    taken once, the same numbers as ``kl_div(..., log_target=True)``, which
-    takes exp of the target at every call (6× the time at 100 classes).
+    taken once, the same numbers as ``kl_div(..., log_target=True)`` (tested),
+    which takes exp of the target at every call (21 points of 512 × 100 logits,
+    ``timeit``: 5 ms against 30 ms).
 
     Args:
         reference: F(0), the outputs at W (n × C).

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from landscape_probe.cli import app
 from landscape_probe.cli.app import commands
-from landscape_probe.cli.on_demand import OnDemandGroup
+from landscape_probe.cli.on_demand import OnDemandGroup, command_name
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "300"}  # no summary wraps, so each row of a panel is one line
@@ -127,7 +127,7 @@ def test_only_the_command_used_is_built(built_names, args, built, exit_code):
 @pytest.mark.parametrize(
     "args",
     [["--version"], ["slcie"], ["--bogus"], ["info"], ["plot", "--bogus"]]
-    + [[command_info.name or command_info.callback.__name__, "--help"] for command_info in commands.registered_commands],
+    + [[command_name(command_info), "--help"] for command_info in commands.registered_commands],
 )
 def test_everything_else_is_what_plain_typer_does(args):
     ours, theirs = invoked(app, args, {"COLUMNS": "120"}), invoked(eager_app(), args, {"COLUMNS": "120"})

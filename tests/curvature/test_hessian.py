@@ -83,8 +83,8 @@ def test_products_accumulate_into_the_given_buffer() -> None:
 
 
 def test_products_equal_backward_from_the_gradient_and_do_not_import_sympy() -> None:
-    # the product backpropagates from the scalar g·v: the same as handing torch v as the gradient's gradient,
-    # which would import sympy (0.8 s) for its shape check on the first call of a process
+    # the product hands v to the graph through a scalar root (curvature/cotangent.py): the same as handing
+    # torch v as the gradient's gradient, which would import sympy (0.8 s) for its shape check on the first call
     script = """
 import sys, torch
 from landscape_probe import params as P

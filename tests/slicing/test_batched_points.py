@@ -141,6 +141,8 @@ def test_a_model_vmap_cannot_batch_falls_back_and_gives_the_same_numbers():
     assert passes.per_pass == 1  # the first batched pass raised
     one = [float(at_t.loss) for at_t in PointPasses(evaluator, unit, SCALES, per_pass=1)]
     assert losses == one
+    again = PointPasses(evaluator, unit, SCALES, per_pass=4)  # asked again: one at a time, not tried again
+    assert [float(at_t.loss) for at_t in again] == one and again.per_pass == 1
     config = f64_config(scales=SCALES, chunk_size=5, power_iterations=40, points_per_pass=4, per_layer=True)
     batched = run_slice(copy.deepcopy(model), x, y, "cross_entropy", config)  # asked to batch
     alone = run_slice(copy.deepcopy(model), x, y, "cross_entropy", f64_config(

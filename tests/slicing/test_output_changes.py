@@ -36,6 +36,10 @@ def test_each_point_equals_a_loop_over_the_examples():
     np.testing.assert_array_equal(columns["correct"].numpy(), expected[:, 1])
     np.testing.assert_allclose(columns["kl_divergence"].numpy(), expected[:, 2], rtol=1e-10, atol=1e-15)
     assert columns["kl_divergence"][0] == 0.0 and columns["function_change"][0] == 0.0
+    log_p0 = torch.log_softmax(reference, dim=1)
+    kl_div = torch.stack([torch.nn.functional.kl_div(torch.log_softmax(outputs, dim=1), log_p0, reduction="batchmean",
+                                                     log_target=True) for outputs in points])
+    assert torch.equal(columns["kl_divergence"], kl_div)  # what it replaced, to the bit
 
 
 def test_regression_outputs_have_only_the_function_change():
