@@ -53,7 +53,7 @@ def shard_of(x: Any, y: Any) -> tuple[Any, Any, float]:
     if count < ranks:
         raise ProbeError(f"--shard data needs at least one example per rank: the probe set holds {count} "
                          f"examples for {ranks} ranks.")
-    mine = torch.arange(count).tensor_split(ranks)[distributed.rank()]
+    mine = distributed.contiguous_part(torch.arange(count))
     index = mine.to(x.device)
     return x[index], y[index.to(y.device)], len(mine) / count
 

@@ -104,6 +104,12 @@ def share(items: list[Any]) -> list[Any]:
     return items[rank()::world_size()]
 
 
+def contiguous_part(items: Any) -> Any:
+    """This rank's contiguous part of a tensor's rows (``tensor_split``: the first ``len % world_size()`` ranks
+    get one row more), for ``--shard data``'s division of a probe set or of a training batch."""
+    return items.tensor_split(world_size())[rank()]
+
+
 def check_shard(shard: str) -> None:
     """Refuse a ``--shard`` that is neither ``work`` (points, layers, cells or runs) nor ``data`` (the probe set).
 

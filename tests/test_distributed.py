@@ -139,3 +139,13 @@ def test_shard_data_in_one_process_is_the_whole_probe_set() -> None:
     planes = [lp.plane(net, data, measure="gradient", shard=shard, **GRID, **kwargs) for shard in ("work", "data")]
     for name in ("loss", "relative_gradient_change"):
         np.testing.assert_array_equal(getattr(planes[1], name), getattr(planes[0], name), err_msg=name)
+
+
+def test_contiguous_parts_cover_the_rows_once_in_order(monkeypatch):
+    parts = []
+    for rank in range(3):
+        monkeypatch.setattr(distributed, "world_size", lambda: 3)
+        monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
+        parts.append(distributed.contiguous_part(torch.arange(7)))
+    assert [len(part) for part in parts] == [3, 2, 2]
+    assert torch.equal(torch.cat(parts), torch.arange(7))

@@ -82,7 +82,7 @@ def check_data_parallel(config: TrainConfig, model: nn.Module) -> None:
 
 def part_of(batch: Tensor) -> tuple[Tensor, float]:
     """This rank's contiguous part of the batch's indices, and its weight b_r / B."""
-    mine = batch.tensor_split(distributed.world_size())[distributed.rank()]
+    mine = distributed.contiguous_part(batch)
     return mine, len(mine) / len(batch)
 
 
