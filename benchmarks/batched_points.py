@@ -28,7 +28,7 @@ import torch
 from landscape import figure, load_average, rotated_times, sample_problem
 
 from landscape_probe.devices import resolve_device
-from landscape_probe.params import select_layers, unflatten
+from landscape_probe.params import flatten, select_layers, unflatten
 from landscape_probe.slicing.batched_points import evaluate_points
 from landscape_probe.slicing.evaluator import ProbeEvaluator
 
@@ -45,15 +45,15 @@ def main() -> None:
     evaluator = ProbeEvaluator(model, x, y, "cross_entropy", select_layers(model))
     step = torch.randn(evaluator.flat_base.shape, generator=torch.Generator().manual_seed(0)).to(device) * 1e-2
 
+    def stacked(evaluations: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """The points' losses and flat gradients, one row per point."""
+        return torch.stack([at.loss for at in evaluations]), torch.stack([flatten(at.gradient) for at in evaluations])
+
     def one_at_a_time(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        evaluations = [evaluator.evaluate(unflatten(point, evaluator.base)) for point in points]
-        return (torch.stack([at.loss for at in evaluations]),
-                torch.stack([torch.cat([g.reshape(-1) for g in at.gradient.values()]) for at in evaluations]))
+        return stacked([evaluator.evaluate(unflatten(point, evaluator.base)) for point in points])
 
     def batched(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        evaluations = evaluate_points(evaluator, points)
-        return (torch.stack([at.loss for at in evaluations]),
-                torch.stack([torch.cat([g.reshape(-1) for g in at.gradient.values()]) for at in evaluations]))
+        return stacked(evaluate_points(evaluator, points))
 
     def synchronised(fn, points):
         def run() -> None:

@@ -24,11 +24,12 @@ Run on a GPU machine: ``python benchmarks/gpu_slice.py [--depth 17] [--repeats 3
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
 import torch
+
+from landscape import figure as _figure
 
 import landscape_probe as lp
 from landscape_probe.models.zoo import build_model
@@ -40,10 +41,6 @@ def _synchronised(fn) -> float:
     fn()
     torch.cuda.synchronize()
     return time.perf_counter() - start
-
-
-def _figure(values: list[float]) -> str:
-    return f"{statistics.median(values):.3f} ({min(values):.3f}–{max(values):.3f})"
 
 
 def main() -> None:

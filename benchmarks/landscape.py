@@ -44,9 +44,9 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def figure(values: list[float], spec: str = ".3f") -> str:
-    """``median (min–max)`` of ``values``, each written with the format ``spec``."""
-    return f"{statistics.median(values):{spec}} ({min(values):{spec}}–{max(values):{spec}})"
+def figure(values: list[float], spec: str = ".3f", width: str = "") -> str:
+    """``median (min–max)`` of ``values``, each written with the format ``spec`` (the median padded to ``width``)."""
+    return f"{statistics.median(values):{width}{spec}} ({min(values):{spec}}–{max(values):{spec}})"
 
 
 def load_average() -> str:
@@ -57,7 +57,7 @@ def load_average() -> str:
 
 
 def _figure(values: list[float]) -> str:
-    return f"{statistics.median(values):8.3f} ({min(values):.3f}–{max(values):.3f})"
+    return figure(values, width="8")
 
 
 def sample_problem(probe_size: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:

@@ -44,7 +44,13 @@ import torch
 
 from landscape_probe import params as P
 from landscape_probe.checkpoints.load import load_checkpoint
-from landscape_probe.curvature.hessian import GradientGraph, gaussian_like, hessian_vector_product, top_eigenpair
+from landscape_probe.curvature.hessian import (
+    GradientGraph,
+    gaussian_like,
+    hessian_vector_product,
+    hessian_vector_product_forward_over_reverse,
+    top_eigenpair,
+)
 from landscape_probe.data.datasets import load_dataset_spec, probe_set
 from landscape_probe.losses import loss_function
 from landscape_probe.params import select_layers
@@ -151,8 +157,8 @@ def pyhessian_peer() -> tuple[str, Callable]:
     return "PyHessian 0.1 (pip package)", run
 
 
-def operation_counts(model: torch.nn.Module, criterion: Callable, x: torch.Tensor, y: torch.Tensor,
-                     names: list[str], graph: GradientGraph, vector: torch.Tensor) -> dict[str, int]:
+def operation_counts(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bare: Callable[[int], None],
+                     evaluator: ProbeEvaluator, graph: GradientGraph, vector: torch.Tensor) -> dict[str, int]:
     """Floating-point operations (matrix products: what ``FlopCounterMode`` counts) of one forward+backward
     pass, of one Hessian-vector product by reverse-over-reverse on the kept graph and by forward-over-reverse,
     and of a whole 21- and 50-point ``run_slice``.
@@ -160,7 +166,6 @@ def operation_counts(model: torch.nn.Module, criterion: Callable, x: torch.Tenso
     What target 1's per-HVP ratio and target 2's ratios tend to where matrix products dominate the time: a
     product differentiates the backward pass as well as the forward pass, so it takes about twice a pass's.
     """
-    from torch.func import functional_call, grad, jvp
     from torch.utils.flop_counter import FlopCounterMode
 
     def counted(fn: Callable[[], object]) -> int:
@@ -169,21 +174,14 @@ def operation_counts(model: torch.nn.Module, criterion: Callable, x: torch.Tenso
             fn()
         return mode.get_total_flops()
 
-    named = dict(model.named_parameters())
-    weights = [named[name] for name in names]
-    at_w = {name: w.detach() for name, w in zip(names, weights)}
-    tangent = P.unflatten(vector, at_w)
-
-    def loss_of(params: dict[str, torch.Tensor]) -> torch.Tensor:
-        return criterion(functional_call(model, params, (x,), strict=False), y)
-
     out = torch.empty_like(vector)
     slices = {f"slice {n}": counted(lambda n=n: run_slice(model, x, y, "cross_entropy", SliceConfig(
         scales=log_scales(0.1, n), device="cpu"))) for n in (21, 50)}
     return slices | {
-        "pass": counted(lambda: torch.autograd.grad(criterion(model(x), y), weights)),
+        "pass": counted(lambda: bare(1)),
         "kept-graph HVP": counted(lambda: graph.add_hessian_vector_product(vector, out.zero_())),
-        "forward-over-reverse HVP": counted(lambda: jvp(grad(loss_of), (at_w,), (tangent,))),
+        "forward-over-reverse HVP": counted(lambda: hessian_vector_product_forward_over_reverse(
+            evaluator.loss_fn, evaluator.base, P.unflatten(vector, evaluator.base))),
     }
 
 
@@ -277,7 +275,7 @@ def main(repeats: int = 9, clock: str = "wall") -> str:
     def ratio(a: str, b: str) -> list[float]:
         return [ta / tb for ta, tb in zip(times[a], times[b])]
 
-    flops = operation_counts(model, criterion, x, y, names, graph, vector)
+    flops = operation_counts(model, x, y, bare, evaluator, graph, vector)
     ours_4 = outputs["ours 1e-4"]
     lambdas_21 = [float(out.whole.lambda_max) for out in outputs["slice 21"]]
     rows = [

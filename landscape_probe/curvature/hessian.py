@@ -208,10 +208,9 @@ class GradientGraph:
         leaves = list(self.leaves.values())
         for leaf, piece, shape in zip(leaves, out.split(self._sizes), self._shapes):
             leaf.grad = piece.view(shape)
-        try:
-            with torch.enable_grad():
-                backward_with([part for _, part in self._differentiable],  # v as g's gradient (see cotangent)
-                              [pieces[index] for index, _ in self._differentiable], inputs=leaves, retain_graph=True)
+        try:  # backward_with enables grad itself, so this works under no_grad too
+            backward_with([part for _, part in self._differentiable],  # v as g's gradient (see cotangent)
+                          [pieces[index] for index, _ in self._differentiable], inputs=leaves, retain_graph=True)
         finally:
             for leaf in leaves:
                 leaf.grad = None

@@ -157,8 +157,13 @@ class PointPasses:
                  work: tuple[Tensor, Tensor] | None = None) -> None:
         import torch
 
-        self.evaluator, self.flat_unit, self.scales, self.per_pass = evaluator, flat_unit, list(scales), per_pass
+        self.evaluator, self.flat_unit, self.scales, self._asked = evaluator, flat_unit, list(scales), per_pass
         self.work = work or (torch.empty_like(flat_unit), torch.empty_like(flat_unit))
+
+    @property
+    def per_pass(self) -> int:
+        """The points per pass asked for, or 1 where vmap cannot batch the evaluator (TorchScript, or it refused)."""
+        return self._asked if _batchable(self.evaluator) is not None else 1
 
     def __iter__(self) -> Iterator[Evaluation]:
         if self.per_pass == 1:  # the views into the work buffers made once for the sweep, not once per point
@@ -184,10 +189,6 @@ class PointPasses:
         """The points of ``scales`` in one vmapped pass per chunk; None (and one at a time from now on) if it fails."""
         import torch
 
-        inner = _batchable(self.evaluator)
-        if inner is None:  # TorchScript, or a model that already refused vmap
-            self.per_pass = 1
-            return None
         flat_points = torch.empty((len(scales), self.flat_unit.numel()), dtype=self.flat_unit.dtype,
                                   device=self.flat_unit.device)
         for row, t in zip(flat_points, scales):  # the very values the one-at-a-time path evaluates
@@ -195,8 +196,7 @@ class PointPasses:
         try:
             return evaluate_points(self.evaluator, flat_points)
         except Exception:  # noqa: BLE001 - whatever vmap cannot batch (control flow on values, ...) goes one by one
-            self.per_pass = 1
-            inner.vmap_refused = True
+            _batchable(self.evaluator).vmap_refused = True  # and so per_pass reads 1 from now on
             return None
 
 

@@ -58,7 +58,7 @@ from landscape_probe.slicing.evaluator import Evaluation, ProbeEvaluator
 from landscape_probe.slicing.predictions import predict
 from landscape_probe.slicing.result import Measurements, SliceResult, SliceSweep
 
-__all__ = ["Progress", "run_slice", "direction_at_w", "ratio_or_nan"]
+__all__ = ["Progress", "run_slice", "direction_at_w"]
 
 
 def run_slice(

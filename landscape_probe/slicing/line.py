@@ -41,8 +41,8 @@ from landscape_probe.forward import ForwardEvaluator
 from landscape_probe.losses import classifies
 from landscape_probe.slicing import directions
 from landscape_probe.slicing.config import SliceConfig
-from landscape_probe.slicing.changes import OutputChanges
-from landscape_probe.slicing.engine import direction_at_w, ratio_or_nan
+from landscape_probe.slicing.changes import OutputChanges, ratio_or_nan
+from landscape_probe.slicing.engine import direction_at_w
 from landscape_probe.slicing.evaluator import ProbeEvaluator
 from landscape_probe.slicing.predictions import predict_function_only
 from landscape_probe.slicing.result import Measurements, SliceSweep
