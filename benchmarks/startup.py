@@ -39,15 +39,23 @@ COMMANDS = {
     "probe": ["-m", "landscape_probe"],
     "probe slice --help": ["-m", "landscape_probe", "slice", "--help"],
 }
+EXIT_CODES = {"probe": 2}  # bare probe prints the help and exits with 2; every other command with 0
 FLOOR = "import typer"
 
 
-def timed_run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system, from the children's resource usage) of one fresh process."""
+def timed_run(command: list[str], env: dict[str, str], exit_code: int = 0) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, from the children's resource usage) of one fresh process.
+
+    A process that ends with another exit code stops the benchmark: a traceback is no fast start-up.
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    finished = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              check=False)
     wall = time.perf_counter() - start
+    if finished.returncode != exit_code:
+        raise SystemExit(f"{' '.join(command)} exited with {finished.returncode}, not {exit_code}:\n"
+                         f"{finished.stderr.decode(errors='replace')}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -61,13 +69,13 @@ def main() -> None:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     names = list(COMMANDS)
     for name in names:
-        timed_run([args.python, *COMMANDS[name]], env)
+        timed_run([args.python, *COMMANDS[name]], env, EXIT_CODES.get(name, 0))
     walls: dict[str, list[float]] = {name: [] for name in names}
     cpus: dict[str, list[float]] = {name: [] for name in names}
     print(f"{args.python}, {args.repeats} rotated repeats; load average (1, 5, 15 min) before: {load_average()}")
     for repeat in range(args.repeats):
         for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
-            wall, cpu = timed_run([args.python, *COMMANDS[name]], env)
+            wall, cpu = timed_run([args.python, *COMMANDS[name]], env, EXIT_CODES.get(name, 0))
             walls[name].append(wall)
             cpus[name].append(cpu)
     print(f"load average after: {load_average()}\n")

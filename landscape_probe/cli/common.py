@@ -67,12 +67,24 @@ def save_print_draw(result: Any, output: Path, *, overwrite: bool, printer: Call
     Under ``torchrun`` rank 0 alone does this; the other ranks never open the file.
     """
     from landscape_probe.distributed import is_main
+
+    if is_main():
+        result.save(output, overwrite=overwrite)
+    print_and_draw(result, output, printer=printer, plots_dir=plots_dir, no_plots=no_plots, formats=formats)
+
+
+def print_and_draw(result: Any, output: Path, *, printer: Callable[[Any, Any], None], plots_dir: Path,
+                   no_plots: bool, formats: str) -> None:
+    """Print the summary of a result saved at ``output``, then draw its figures (a failure there keeps the file).
+
+    Under ``torchrun`` rank 0 alone does this.
+    """
+    from landscape_probe.distributed import is_main
     from landscape_probe.figures import parse_formats
 
     if not is_main():
         return
     chosen = parse_formats(formats)
-    result.save(output, overwrite=overwrite)
     printer(result, console())
     console().print(f"wrote {output}")
     if not no_plots:

@@ -65,6 +65,9 @@ class CommandsOnDemand(Mapping[str, TyperCommand]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.infos)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.infos  # Mapping's own would look the command up, and so build it
+
     def __len__(self) -> int:
         return len(self.infos)
 
@@ -83,8 +86,7 @@ class OnDemandGroup(TyperGroup):
         super().__init__(**attrs)
         if self.commands:
             raise TypeError(f"register the commands on {type(self).__name__}.registry, not on the group's Typer")
-        self.on_demand = CommandsOnDemand(self.registry, self.rich_markup_mode)
-        self.commands = self.on_demand
+        self.commands: CommandsOnDemand = CommandsOnDemand(self.registry, self.rich_markup_mode)
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         """The commands' names in the order they were registered, building none."""
@@ -113,7 +115,7 @@ class OnDemandGroup(TyperGroup):
 
     def format_commands(self, ctx: typer.Context, formatter: HelpFormatter) -> None:
         """Each visible command with its summary, from the registrations: none is built."""
-        rows = [(name, summary(info)) for name, info in self.on_demand.infos.items() if not info.hidden]
+        rows = [(name, summary(info)) for name, info in self.commands.infos.items() if not info.hidden]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)

@@ -19,9 +19,7 @@ from landscape_probe.cli.app import (
     TrustOption,
     commands,
     command_line,
-    console,
     parse_arch_kwargs,
-    results_kept,
     user_errors,
 )
 from landscape_probe.cli.common import (
@@ -36,6 +34,7 @@ from landscape_probe.cli.common import (
     ProbeSizeOption,
     ShardOption,
     SplitOption,
+    print_and_draw,
     run_name,
 )
 
@@ -109,7 +108,7 @@ def plane_command(
         from landscape_probe.landscape.plane import plane
         from landscape_probe.landscape.summary import print_plane
 
-        figure_formats = parse_formats(formats)
+        parse_formats(formats)  # a wrong --format is refused before the plane is computed
         output = output or Path.cwd() / f"{run_name(checkpoint)}_plane.h5"
         plots_dir = plots or output.with_name(output.stem + "_plots")
         if not no_plots:
@@ -122,13 +121,5 @@ def plane_command(
             resume=resume, overwrite=overwrite, progress=True, output_key=output_key,
             command_line=command_line(ctx), shard=shard,
         )
-        from landscape_probe.distributed import is_main
-
-        if not is_main():  # under torchrun, rank 0 alone prints and draws
-            return
-        print_plane(result, console())
-        console().print(f"wrote {output}")
-        if not no_plots:
-            with results_kept(output):
-                for path in result.plot(plots_dir, figure_formats):
-                    console().print(f"wrote {path}")
+        print_and_draw(result, output, printer=print_plane, plots_dir=plots_dir, no_plots=no_plots,
+                       formats=formats)  # lp.plane saved the file itself

@@ -10,7 +10,6 @@ import sys
 
 import pytest
 import typer
-import typer.core
 import typer.main
 from typer.testing import CliRunner
 
@@ -124,6 +123,13 @@ def test_only_the_command_used_is_built(built_names, args, built, exit_code):
     assert built_names == built
 
 
+def test_asking_whether_a_command_exists_builds_none(built_names):
+    group = typer.main.get_command(app)
+    assert "slice" in group.commands and "nonesuch" not in group.commands
+    assert sorted(group.commands) == sorted(command_name(info) for info in commands.registered_commands)
+    assert built_names == []
+
+
 @pytest.mark.parametrize(
     "args",
     [["--version"], ["slcie"], ["--bogus"], ["info"], ["plot", "--bogus"]]
@@ -136,7 +142,7 @@ def test_everything_else_is_what_plain_typer_does(args):
 
 
 def test_help_imports_neither_rich_nor_torch():
-    unneeded = ("rich", "typer.rich_utils", "torch", "numpy", "h5py")
+    unneeded = ("rich", "typer.rich_utils", "torch", "numpy", "h5py", "matplotlib")
     for args in (["--help"], []):
         code = (
             "import sys; from landscape_probe.cli import main; sys.argv = ['probe', *sys.argv[1:]]\n"
