@@ -91,7 +91,7 @@ def parse_points_per_pass(text: str) -> int | str:
     """
     if text.strip().lower() == "auto":
         return "auto"
-    if not text.strip().isdigit() or int(text) < 1:
+    if not text.strip().isdecimal() or int(text) < 1:  # isdigit would pass '²', which int() refuses
         raise ProbeError(f"Cannot read --points-per-pass '{text}'; write auto or a whole number of at least 1.")
     return int(text)
 

@@ -199,7 +199,7 @@ def test_bad_options_exit_2_with_one_sentence(checkpoint, tmp_path, options, mes
     assert not (tmp_path / "x.h5").exists()
 
 
-@pytest.mark.parametrize("options", [["--points-per-pass", "0"], ["--points-per-pass", "many"],
+@pytest.mark.parametrize("options", [["--points-per-pass", "0"], ["--points-per-pass", "many"], ["--points-per-pass", "²"],
                                      ["--memory-budget", "lots"], ["--memory-budget", "0.1B"]])
 def test_bad_points_per_pass_or_memory_budget_is_one_sentence(checkpoint, tmp_path, options):
     args = ["slice", str(checkpoint), *FAST, "--output", str(tmp_path / "x.h5"), "--no-plots", *options]
