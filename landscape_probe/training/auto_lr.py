@@ -32,8 +32,8 @@ def auto_learning_rates(config: Any, dataset: Any, optimizers: tuple[str, ...], 
     """
     from landscape_probe.data.datasets import probe_set
     from landscape_probe.slicing.advice import LR_RULES, advise
-    from landscape_probe.training.loop import init_model, model_args_for
-    from landscape_probe.training.user_model import factory_args, start_from
+    from landscape_probe.training.loop import run_model
+    from landscape_probe.training.user_model import start_from
 
     uncovered = [name for name in optimizers if name not in LR_RULES]
     if uncovered:
@@ -42,8 +42,7 @@ def auto_learning_rates(config: Any, dataset: Any, optimizers: tuple[str, ...], 
     x, y = probe_set(dataset, AUTO_PROBE_SIZE, seed=config.seeds[0], split="train")
     rates: dict[str, dict[str, float]] = {name: {} for name in optimizers}
     for depth in config.depths:
-        model_args = model_args_for(config, dataset, depth) if factory is None else factory_args(factory)
-        model = init_model(model_args, config.seeds[0], factory)
+        _, model = run_model(config, dataset, depth, config.seeds[0], factory)
         if initial_weights is not None:
             start_from(model, initial_weights, config.init_from or "?")
         advice = advise(model, (x, y), threshold=config.auto_lr_threshold, loss=config.loss, device=config.device,

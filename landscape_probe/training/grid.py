@@ -45,7 +45,7 @@ from landscape_probe.hdf5 import check_writable
 from landscape_probe.layout import loss_units
 from landscape_probe.losses import loss_for
 from landscape_probe.training.data_parallel import check_data_parallel, uses_data_parallel
-from landscape_probe.training.loop import TrainConfig, init_model, model_args_for, train_run
+from landscape_probe.training.loop import TrainConfig, run_model, train_run
 from landscape_probe.optim import default_learning_rate
 from landscape_probe.training.result import TrainResult
 from landscape_probe.training.run_queue import RunQueue
@@ -54,7 +54,7 @@ from landscape_probe.training.store import RunResult, run_name
 from landscape_probe.training.tensorboard import RunLog
 from landscape_probe.training.trajectory import FOLDER as TRAJECTORY
 from landscape_probe.training.trajectory import snapshot_writer
-from landscape_probe.training.user_model import ModelFactory, factory_args, read_initial_weights
+from landscape_probe.training.user_model import ModelFactory, read_initial_weights
 
 RESULTS_NAME = "results.h5"
 RunProgressFn = Callable[[str, int, int, float], None]
@@ -163,8 +163,7 @@ def train_grid(
     plan = planned_runs(config)
     data_parallel = uses_data_parallel(shard, len(plan))
     if data_parallel:
-        args = model_args_for(config, dataset, config.depths[0]) if factory is None else factory_args(factory)
-        check_data_parallel(config, init_model(args, config.seeds[0], factory))
+        check_data_parallel(config, run_model(config, dataset, config.depths[0], config.seeds[0], factory)[1])
     folder = Path(output_dir) if output_dir is not None else None
     results_path = folder / RESULTS_NAME if folder is not None else None
     main = distributed.is_main()  # under torchrun rank 0 alone reads and writes the output folder

@@ -119,6 +119,13 @@ def init_model(model_args: dict[str, Any], seed: int, factory: ModelFactory | No
     return model
 
 
+def run_model(config: TrainConfig, dataset: Dataset, depth: int, seed: int,
+              factory: ModelFactory | None) -> tuple[dict[str, Any], nn.Module]:
+    """A run's model arguments (the zoo's, or the factory's import path and keywords) and its model at ``seed``."""
+    model_args = model_args_for(config, dataset, depth) if factory is None else factory_args(factory)
+    return model_args, init_model(model_args, seed, factory)
+
+
 def chosen_output(config: TrainConfig, dataset: Dataset, factory: ModelFactory | None, key: str | None) -> str:
     """The output every run trains on: ``key``, else ``logits``, else the first tensor (``""``: one tensor).
 
@@ -127,8 +134,7 @@ def chosen_output(config: TrainConfig, dataset: Dataset, factory: ModelFactory |
     Raises:
         ProbeError: for a key the model's outputs lack, or outputs holding no tensor.
     """
-    model_args = model_args_for(config, dataset, config.depths[0]) if factory is None else factory_args(factory)
-    model = init_model(model_args, config.seeds[0], factory)
+    _, model = run_model(config, dataset, config.depths[0], config.seeds[0], factory)
     with selecting_output(model, key) as choice, evaluating(model), torch.no_grad():
         model(dataset.x_train[:2])
     return choice.text
@@ -199,8 +205,7 @@ def train_run(
             over the ranks, and evaluate each epoch's sets split among them (:mod:`.data_parallel`).
     """
     device = resolve_device(config.device)
-    model_args = model_args_for(config, dataset, depth) if factory is None else factory_args(factory)
-    model = init_model(model_args, seed, factory)
+    model_args, model = run_model(config, dataset, depth, seed, factory)
     if initial_weights is not None:
         start_from(model, initial_weights, config.init_from or "?")
     attach_selection(model, config.output_key or None)  # the loss, diagnostics and evaluation see one tensor

@@ -21,7 +21,7 @@ Without ``torchrun``, or when every rank trains every run together (``--shard da
 hands every run, in order, to each process, and each run is recorded as it finishes.
 
 Example:
-    >>> queue = RunQueue(3, shared=False, record=print, rebuild=None)
+    >>> queue = RunQueue(3, shared=False, record=print, rebuild=lambda run: run)
     >>> [index for index in queue]
     [0, 1, 2]
 """
@@ -64,7 +64,7 @@ class RunQueue:
     """
 
     def __init__(self, count: int, *, shared: bool, record: Callable[[Any], None],
-                 rebuild: Callable[[Any], Any] | None) -> None:
+                 rebuild: Callable[[Any], Any]) -> None:
         self.count, self.record, self.rebuild = count, record, rebuild
         self.store = _sweep_store() if shared else None
         self.rank, self.ranks, self.main = distributed.rank(), distributed.world_size(), distributed.is_main()
@@ -169,7 +169,7 @@ class RunQueue:
                 self.store.delete_key(key)
                 self.received.add(index)
         for run in arrived:
-            self.record(self.rebuild(run) if self.rebuild is not None else run)
+            self.record(self.rebuild(run))
 
 
 def _sweep_store() -> Any:
