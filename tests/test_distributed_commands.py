@@ -24,6 +24,8 @@ import torch
 
 import landscape_probe as lp
 from landscape_probe import distributed
+from landscape_probe.losses import loss_function
+from landscape_probe.training import loop
 from tests.test_distributed import free_port, net_and_data
 
 SLICE = {"scales": (0.001, 0.01, 0.1, 0.5, 1.0), "device": "cpu", "dtype": "float64", "seed": 3}
@@ -78,6 +80,9 @@ def calls(output: Path | None = None, progress=False) -> dict:
         "hessian_work": lp.hessian(net, data, per_layer=True, **HESSIAN),
         "train": lp.train("mlp:width=6", train_data, output=output, **TRAIN),
         "interpolate": lp.interpolate(net, other_net(net), data, range="-0.5:1.5:9", device="cpu", dtype="float64"),
+        # probe train --shard data's evaluation: blocks of 5 dealt out among the ranks, their totals added in order
+        "evaluate_split": loop.evaluate(net, loss_function("cross_entropy"), data[0].double(), data[1], batch_size=5,
+                                        split=distributed.launched()),
         # one run: under torchrun each batch is divided among the ranks by default
         "train_data_one": lp.train(double_net, float64_split(), optimizers="adam", **DATA_PARALLEL),
         "train_data": lp.train(double_net, float64_split(), optimizers=("momentum", "fromage", "muon"), shard="data",
@@ -117,6 +122,8 @@ def numbers(results: dict) -> dict[str, np.ndarray]:
             for name in ("alphas", "loss", "accuracy", "relative_function_change", "drt_prediction",
                          "barrier_height", "loss_a", "loss_b"):
                 out[f"interpolate/{name}"] = np.asarray(getattr(result, name), dtype=float)
+        elif key == "evaluate_split":
+            out[key] = np.asarray(result, dtype=float)
         elif key.startswith("hessian"):
             for name in ("eigenvalues", "trace", "density", "loss_at_point", "gradient_norm", "layer_eigenvalues",
                          "layer_traces"):
