@@ -165,9 +165,10 @@ def largest_magnitude_eigenvalue(
 
     Args:
         add_product: ``(q, out) ↦ out += A q``, in place, on flat vectors of ``start``'s shape.
-        start: the first Krylov vector (any non-zero norm); not modified.
+        start: the first Krylov vector (any non-zero norm); not modified, unless it is ``work[0]``.
         iterations, tolerance: as in :func:`largest_magnitude_eigenpair`.
-        work: the two buffers (like ``start``, neither ``start`` itself) to run in; none: two new ones.
+        work: the two buffers (like ``start``) to run in; none: two new ones. The first may be ``start`` itself,
+            which is then overwritten (its memory serves the iteration); the second may not.
 
     Returns:
         The :class:`LanczosResult` with ``eigenvector=None``.
@@ -175,6 +176,8 @@ def largest_magnitude_eigenvalue(
     if start.ndim != 1 or not 0 < float(start.norm()) < float("inf"):
         raise ValueError("Lanczos needs a flat start vector with a positive, finite norm.")
     current, other = (torch.empty_like(start), torch.empty_like(start)) if work is None else work
+    if other.data_ptr() == start.data_ptr():
+        raise ValueError("Lanczos's second work buffer cannot be its start vector (the first one can).")
     torch.div(start, start.norm(), out=current)
     other.zero_()  # q_{j−1}, then w, then q_{j+1}: the second and last buffer
     alphas: list[float] = []

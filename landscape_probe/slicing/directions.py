@@ -182,16 +182,16 @@ def vanishes(direction: Params, members: list[str]) -> bool:
 
 
 def flat_unit_step(direction: Params, params: Params, scaling: str, norm: str = "frobenius",
-                   sign: float = 1.0) -> Tensor:
+                   sign: float = 1.0, out: Tensor | None = None) -> Tensor:
     """:func:`unit_step` (or d itself for ``scaling="none"``) written straight into one flat tensor, laid out as
     ``params.flatten(params)``: u is held once, with no per-layer copy made on the way.
 
     ``sign=-1`` gives the step of −d, with the sign folded into each scale
     factor, so that −g(0) need not be made to step along it: the numbers are
     the same, ``(−d)·s = d·(−s)`` exactly in floating point, and every norm of
-    −d is that of d.
+    −d is that of d. ``out``: a flat buffer that receives u (overwritten) instead of a new one.
     """
-    flat = P.empty_flat(params)
+    flat = P.empty_flat(params) if out is None else out
     unit = P.unflatten(flat, params)
     if scaling == "none":
         for name, part in unit.items():

@@ -35,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -129,8 +130,10 @@ def run_slice(
         # whole runs of per_pass points to each rank, so that every pass is the one a single process makes
         points = [i for run in probe.share(batched_points.chunks(len(scales), per_pass)) for i in run]
         counter = PointCounter(len(points) + len(scales) * len(my_groups), progress)  # this rank's share
+        rebuilt = (lambda out: directions.flat_unit_step(at_zero.gradient, evaluator.base, config.resolved_scaling,
+                                                         config.norm, sign=-1.0, out=out)) if negate else None
         whole = _sweep(evaluator, at_zero, hessian, flat_unit, scales, config, counter, "all layers", nonfinite_weights,
-                       points, per_pass, probe=probe)
+                       points, per_pass, probe=probe, rebuild_unit=rebuilt)
         asked = config.points_per_pass
         if batched_points.refused(evaluator):  # the model raised under vmap: its points, and its layers', one by one
             per_pass = asked = 1
@@ -216,6 +219,7 @@ def _sweep(
     per_pass: int = 1,
     *,
     probe: ProbeShard,
+    rebuild_unit: Callable[[Tensor], Tensor] | None = None,
 ) -> SliceSweep:
     """Evaluate W + t·u at every scale and set the predictions beside the measurements.
 
@@ -225,14 +229,18 @@ def _sweep(
     once: W, g(0), u, and two that Lanczos's three-term recurrence uses when its
     basis would not fit (:func:`~landscape_probe.curvature.lanczos.basis_fits`),
     then W + t·u (one add writes every layer) and g(t) (accumulated in place by
-    :meth:`ProbeEvaluator.evaluate`) at every point. The points' numbers
+    :meth:`ProbeEvaluator.evaluate`) at every point. With ``rebuild_unit`` (u
+    from g(0), which stays), the recurrence runs in u's own buffer and u is
+    written again afterwards, the same numbers, so one vector fewer is live
+    beside the products' temporaries. The points' numbers
     stay on the device until the sweep ends (one copy to the host per column,
     not one per number). ``nonfinite_weights`` (W holds NaN or ±inf), or a step
     u that is not finite, makes every verdict of the sweep undefined
     (:func:`~landscape_probe.slicing.predictions.predict`).
     ``points``: the indices of ``scales`` evaluated here (the other ranks' are gathered, under ``torchrun``);
     ``probe``: the examples here, when the ranks divide the probe set (their sums are added up);
-    ``per_pass``: points per vmapped pass (:class:`~landscape_probe.slicing.batched_points.PointPasses`).
+    ``per_pass``: points per vmapped pass (:class:`~landscape_probe.slicing.batched_points.PointPasses`);
+    ``rebuild_unit``: writes u into the buffer it is given.
     """
     base, g0 = evaluator.base, at_zero.gradient
     unit = P.unflatten(flat_unit, base)  # u held once, as views into flat_unit
@@ -240,12 +248,18 @@ def _sweep(
     names = evaluator.layer_names
     classification = classifies(evaluator.y)
     unit_step_norm = float(P.norm(unit))
-    flat_point, flat_gradient = torch.empty_like(flat_unit), torch.empty_like(flat_unit)
+    in_place = (rebuild_unit is not None and 0.0 < unit_step_norm < float("inf")  # else Lanczos starts elsewhere
+                and not basis_fits(flat_unit, config.power_iterations))
+    flat_gradient = torch.empty_like(flat_unit)
+    flat_point = flat_unit if in_place else torch.empty_like(flat_unit)  # Lanczos's first vector, then W + t·u
 
     counter.note(f"{label}: λ_max")
     lambda_max, curvature_along_unit = _curvature_at_w(hessian, flat_unit, unit_step_norm, config,
                                                        (flat_point, flat_gradient))
     hessian.release()
+    if in_place:
+        rebuild_unit(flat_unit)
+        flat_point = torch.empty_like(flat_unit)
 
     g0_parts = [g0[n] for n in names]
     g0_layer_norms = torch.stack(torch._foreach_norm(g0_parts))

@@ -79,10 +79,15 @@ def test_weights_held_once_are_the_models_own_and_unchanged() -> None:
                                rtol=0, atol=0)
 
 
-def test_three_term_lanczos_gives_the_full_basis_numbers(monkeypatch) -> None:
-    """The recurrence used for models whose Lanczos basis does not fit: λ_max to its tolerance, the rest equal."""
+@pytest.mark.parametrize("direction", ["gradient", "random"])
+def test_three_term_lanczos_gives_the_full_basis_numbers(monkeypatch, direction: str) -> None:
+    """The recurrence used for models whose Lanczos basis does not fit: λ_max to its tolerance, the rest equal.
+
+    Along the gradient the recurrence runs in u's own buffer and u is rebuilt from g(0) afterwards: the points
+    step along the same u, bit for bit.
+    """
     model, (x, y) = small_mlp(), class_data()
-    config = f64_config(power_tolerance=1e-12)
+    config = f64_config(power_tolerance=1e-12, direction=direction)
     full = engine.run_slice(copy.deepcopy(model), x, y, "cross_entropy", config)
     monkeypatch.setattr(engine, "basis_fits", lambda *args: False)
     short = engine.run_slice(copy.deepcopy(model), x, y, "cross_entropy", config)
