@@ -14,10 +14,12 @@ def resolve_device(name: str) -> "torch.device":
 
     ``auto`` picks CUDA when a GPU is visible and the CPU otherwise. Under ``torchrun``
     (``LOCAL_RANK`` set, more than one process), ``auto`` and ``cuda`` mean this rank's own GPU,
-    ``cuda:LOCAL_RANK``.
+    ``cuda:LOCAL_RANK``, and ``cuda:N`` is refused: it would put every rank on one GPU, which NCCL
+    does not allow.
 
     Raises:
-        ProbeError: for an unknown name, or CUDA asked for where there is none.
+        ProbeError: for an unknown name, CUDA asked for where there is none, a GPU index that is not
+            there, or ``cuda:N`` under ``torchrun``.
     """
     import os
 
@@ -33,6 +35,17 @@ def resolve_device(name: str) -> "torch.device":
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise ProbeError(f"--device {name} was asked for but no CUDA GPU is visible; use --device cpu or auto.")
-        return torch.device(name)
+        if name == "cuda":
+            return torch.device(name)
+        index = name.removeprefix("cuda:")
+        if local is not None:
+            raise ProbeError(f"--device {name} would put every torchrun rank on one GPU; use --device cuda, which "
+                             "gives each rank its own (cuda:LOCAL_RANK).")
+        if not index.isascii() or not index.isdigit():
+            raise ProbeError(f"Unknown device '{name}'; use one of auto, cpu, cuda, cuda:N with N a GPU number.")
+        if int(index) >= torch.cuda.device_count():
+            raise ProbeError(f"--device {name} was asked for but this machine has "
+                             f"{torch.cuda.device_count()} visible GPU(s), numbered from 0.")
+        return torch.device("cuda", int(index))
     raise ProbeError(f"Unknown device '{name}'; use one of auto, cpu, cuda, cuda:N.")
 

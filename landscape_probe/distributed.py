@@ -77,7 +77,8 @@ def process_group(device: str) -> Iterator[None]:
     """Join the ranks for the duration of the block (nothing happens without ``torchrun``).
 
     Uses the process group a user's script already started, if any, and leaves it to them;
-    otherwise starts one (NCCL for a CUDA device, else Gloo) and ends it afterwards.
+    otherwise starts one (NCCL for a CUDA device, with this rank's own GPU made the current one, else Gloo)
+    and ends it afterwards.
     """
     if not launched():
         yield
@@ -88,6 +89,10 @@ def process_group(device: str) -> Iterator[None]:
     created = not dist.is_initialized()
     if created:
         gpu = device != "cpu" and torch.cuda.is_available()
+        if gpu:  # NCCL's object collectives put their bytes on the current GPU, which is 0 unless set
+            from landscape_probe.devices import resolve_device
+
+            torch.cuda.set_device(resolve_device(device))
         dist.init_process_group("nccl" if gpu else "gloo", timeout=timedelta(seconds=timeout_s()))
     try:
         yield

@@ -149,3 +149,49 @@ def test_contiguous_parts_cover_the_rows_once_in_order(monkeypatch):
         parts.append(distributed.contiguous_part(torch.arange(7)))
     assert [len(part) for part in parts] == [3, 2, 2]
     assert torch.equal(torch.cat(parts), torch.arange(7))
+
+
+@pytest.mark.parametrize("device", ["auto", "cuda"])
+def test_under_torchrun_each_rank_makes_its_own_gpu_current_before_nccl_starts(monkeypatch, device: str) -> None:
+    """NCCL's object collectives (behind gather) put their bytes on the current GPU: rank 1 must be on cuda:1.
+
+    No GPU here: CUDA and the process group are stood in for, and the calls recorded in order.
+    """
+    import torch.distributed as dist
+
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda where: calls.append(("set_device", where)))
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend, **kw: calls.append(("init", backend)))
+    monkeypatch.setattr(dist, "barrier", lambda *a, **kw: None)
+    monkeypatch.setattr(dist, "destroy_process_group", lambda *a, **kw: calls.append(("destroy", None)))
+    with distributed.process_group(device):
+        pass
+    assert calls == [("set_device", torch.device("cuda", 1)), ("init", "nccl"), ("destroy", None)]
+    calls.clear()
+    with distributed.process_group("cpu"):  # Gloo on the CPU: no GPU made current
+        pass
+    assert calls == [("init", "gloo"), ("destroy", None)]
+
+
+def test_a_numbered_gpu_is_refused_under_torchrun_and_where_it_is_not_there(monkeypatch) -> None:
+    from landscape_probe.devices import resolve_device
+    from landscape_probe.errors import ProbeError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ProbeError, match="2 visible GPU"):
+        resolve_device("cuda:2")
+    for bad in ("cuda:x", "cuda:", "cuda:²", "cuda:-1"):
+        with pytest.raises(ProbeError, match="Unknown device"):
+            resolve_device(bad)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert resolve_device("cuda") == torch.device("cuda", 1)
+    with pytest.raises(ProbeError, match="every torchrun rank on one GPU"):
+        resolve_device("cuda:0")

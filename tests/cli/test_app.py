@@ -63,6 +63,7 @@ def test_resolve_device(gpu, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2 if gpu else 0)
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto") == torch.device("cuda" if gpu else "cpu")
     if gpu:
