@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from landscape_probe.errors import ProbeError
@@ -49,3 +51,45 @@ def resolve_device(name: str) -> "torch.device":
         return torch.device("cuda", int(index))
     raise ProbeError(f"Unknown device '{name}'; use one of auto, cpu, cuda, cuda:N.")
 
+
+
+@contextlib.contextmanager
+def exact_float32() -> Iterator[None]:
+    """For the block (or the decorated call), float32 convolutions and matrix products in full float32 on CUDA.
+
+    On NVIDIA GPUs since Ampere, torch runs cuDNN convolutions in TF32 by default
+    (``torch.backends.cudnn.allow_tf32``), and a user may have turned TF32 on for
+    matrix products too (``torch.set_float32_matmul_precision("high")``). TF32 keeps
+    10 bits of mantissa: each product's inputs are rounded to about 5e-4 relative,
+    far more than the changes a slice measures at small scales, so the measured
+    relative changes, Hessian-vector products and planes would no longer be the
+    CPU's numbers to float32 rounding. Every measuring entry point (``run_slice``,
+    ``lp.slice``, ``lp.plane``, ``lp.hessian``, ``lp.interpolate``) runs inside this
+    block; training does not.
+
+    A flag that is on is turned off for the block and on again afterwards. The legacy
+    flags are used because their setters keep torch's legacy and new precision
+    settings in step (setting only the new ``fp32_precision`` ones leaves the two
+    disagreeing, which later calls refuse); a flag that cannot be read (a state already
+    mixing the two APIs) is left alone. Nothing changes on a CPU.
+
+    Example:
+        >>> with exact_float32():
+        ...     pass
+    """
+    import torch
+
+    turned_off = []
+    for flags in (torch.backends.cudnn, torch.backends.cuda.matmul):
+        try:
+            on = bool(flags.allow_tf32)
+        except RuntimeError:  # the user's settings already mix the legacy and new APIs: not ours to touch
+            continue
+        if on:
+            flags.allow_tf32 = False
+            turned_off.append(flags)
+    try:
+        yield
+    finally:
+        for flags in turned_off:
+            flags.allow_tf32 = True

@@ -42,6 +42,7 @@ import numpy as np
 from torch import nn
 
 from landscape_probe.curvature.hessian_direction import RESTART_SEEDS  # shared with --direction hessian:K
+from landscape_probe.devices import exact_float32
 from landscape_probe.errors import ProbeError
 from landscape_probe.landscape.hessian_result import HessianResult
 from landscape_probe.progress import Progress, progress_callback
@@ -50,6 +51,7 @@ TRACE_SEEDS, DENSITY_SEEDS = 1_000_000, 2_000_000
 DENSITY_GRID_POINTS = 512
 
 
+@exact_float32()  # no TF32 on a GPU: see devices.exact_float32
 def hessian(
     model: nn.Module | str | Path,
     data: Any = None,

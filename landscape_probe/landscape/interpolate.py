@@ -19,12 +19,14 @@ import numpy as np
 from torch import nn
 
 from landscape_probe import distributed
+from landscape_probe.devices import exact_float32
 from landscape_probe.errors import ProbeError
 from landscape_probe.landscape.interpolation import InterpolationResult, barrier_height
 from landscape_probe.progress import Progress, progress_callback
 
 
 
+@exact_float32()  # no TF32 on a GPU: see devices.exact_float32
 def interpolate(
     a: nn.Module | str | Path,
     b: nn.Module | str | Path,

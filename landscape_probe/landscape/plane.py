@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from landscape_probe.devices import exact_float32
 from landscape_probe.errors import ProbeError
 from landscape_probe.landscape.plane_result import DIRECTIONS, MEASURES, PlaneResult
 from landscape_probe.progress import Progress, progress_callback
@@ -46,6 +47,7 @@ SAVE_EVERY_S = 30.0
 """How often a plane given ``output`` is saved while its grid fills, so that an interruption loses little."""
 
 
+@exact_float32()  # no TF32 on a GPU: see devices.exact_float32
 def plane(
     model: nn.Module | str | Path,
     data: Any = None,

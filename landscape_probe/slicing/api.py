@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from landscape_probe.devices import exact_float32
 from landscape_probe.errors import ProbeError
 from landscape_probe.progress import Progress, progress_callback
 
@@ -38,6 +39,7 @@ __all__ = ["slice"]
 
 
 
+@exact_float32()  # no TF32 on a GPU: see devices.exact_float32
 def slice(  # noqa: A001 - the public name is lp.slice, as the command is probe slice
     model: nn.Module | str | Path,
     data: Any = None,

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from landscape_probe import params as P
 from landscape_probe.curvature import hessian as curvature
 from landscape_probe.curvature.lanczos import basis_fits
+from landscape_probe.devices import exact_float32
 from landscape_probe.data_shard import ProbeShard
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import classifies
@@ -62,6 +63,7 @@ from landscape_probe.slicing.result import Measurements, SliceResult, SliceSweep
 __all__ = ["Progress", "run_slice", "direction_at_w"]
 
 
+@exact_float32()  # no TF32 on a GPU: see devices.exact_float32
 def run_slice(
     model: nn.Module,
     x: Tensor,
