@@ -197,10 +197,24 @@ def _system_refusal(err: Exception) -> str | None:
 
     if is_disk_full(err):
         return "The disk is full (no space left on device); free some space and run the command again."
+    if _out_of_memory(err):
+        return ("The machine ran out of memory for this work; make it smaller (a smaller --probe-size or "
+                "--chunk-size, --points-per-pass 1, fewer points, or a smaller batch for probe train) or run it "
+                "on a device with more memory.")
     if not isinstance(err, OSError) or err.errno not in _USER_FIXABLE:
         return None
     where = f" '{err.filename}'" if err.filename else ""
     return f"Cannot use{where}: {_USER_FIXABLE[err.errno]}."
+
+
+def _out_of_memory(err: Exception) -> bool:
+    """A GPU allocation that failed (``torch.OutOfMemoryError``), or the CPU allocator's refusal."""
+    import sys
+
+    torch = sys.modules.get("torch")  # an error raised by torch means torch is already imported
+    if torch is not None and isinstance(err, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    return isinstance(err, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(err)
 
 
 _USER_FIXABLE = {

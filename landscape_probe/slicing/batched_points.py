@@ -195,6 +195,8 @@ class PointPasses:
             torch.add(self.evaluator.flat_base, self.flat_unit, alpha=float(t), out=row)
         try:
             return evaluate_points(self.evaluator, flat_points)
+        except torch.OutOfMemoryError:  # not vmap's refusal: the device's, which the user must hear about
+            raise
         except Exception:  # noqa: BLE001 - whatever vmap cannot batch (control flow on values, ...) goes one by one
             _batchable(self.evaluator).vmap_refused = True  # and so per_pass reads 1 from now on
             return None

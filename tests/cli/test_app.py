@@ -51,6 +51,21 @@ def test_user_errors_exit_codes(error, code, text, capsys):
     assert "Traceback" not in err
 
 
+def test_running_out_of_memory_is_one_sentence_the_user_can_act_on(capsys):
+    import torch
+
+    cpu_refusal = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                               "memory: you tried to allocate 40000000000000 bytes. Error code 12")
+    for error in (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), cpu_refusal):
+        with pytest.raises(typer.Exit) as excinfo:
+            with user_errors(debug=False):
+                raise error
+        assert excinfo.value.exit_code == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert err.startswith("Error: The machine ran out of memory") and "--points-per-pass 1" in err
+        assert "Internal error" not in err and "Traceback" not in err
+
+
 def test_user_errors_debug_shows_traceback(capsys):
     with pytest.raises(typer.Exit):
         with user_errors(debug=True):

@@ -167,6 +167,19 @@ def test_after_the_whole_model_refused_vmap_the_layers_are_not_tried_again(monke
     assert tried == [4]  # the whole model's first pass only
 
 
+def test_running_out_of_memory_in_a_batched_pass_is_raised_not_taken_for_a_vmap_refusal(monkeypatch):
+    """A device that ran out of memory is not a model vmap cannot batch: quietly going one point at a time would
+    record a false reason (and, under --shard data, let one rank's passes differ from the others')."""
+    model, (x, y) = small_mlp(), class_data()
+
+    def out_of_memory(evaluator, flat_points):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(batched_points, "evaluate_points", out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):
+        run_slice(model, x, y, "cross_entropy", f64_config(scales=SCALES, points_per_pass=4))
+
+
 def test_memory_sizes_are_read_in_bytes_and_refused_in_one_sentence():
     assert parse_bytes("512MiB") == 512 * 2**20 and parse_bytes("2GiB") == 2 * 2**30
     assert parse_bytes("1.5GB") == 1_500_000_000 and parse_bytes("4096") == 4096
