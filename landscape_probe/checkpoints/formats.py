@@ -148,7 +148,9 @@ def exported_batch_size(program: torch.export.ExportedProgram) -> int | None:
 
 def run_in_chunks(module: nn.Module, batch: int) -> None:
     """Make ``module(x)`` run its own forward on chunks of exactly ``batch`` examples and concatenate the outputs."""
-    forward = module.forward
+
+    def forward(*args: Any) -> Tensor:  # the class's forward when called, so a recompiled graph is the one run
+        return type(module).forward(module, *args)
 
     def chunked(x: Tensor, *rest: Any) -> Tensor:
         if len(x) == batch:

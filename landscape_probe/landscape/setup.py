@@ -103,7 +103,7 @@ def probe_problem(
     from landscape_probe.data.inputs import dataset_for
     from landscape_probe.devices import resolve_device
     from landscape_probe.losses import loss_for
-    from landscape_probe.models.modes import eval_mode
+    from landscape_probe.models.modes import eval_mode, placed
     from landscape_probe.models.outputs import attach_selection, key_or_recorded
 
     if dtype not in DTYPES:
@@ -115,7 +115,7 @@ def probe_problem(
     choice, _ = attach_selection(module, key_or_recorded(output_key, loaded))
     check_model_accepts(module, dataset)
     x, y = probe_set(dataset, probe_size, seed, split)
-    module = eval_mode(module.to(device=used_device, dtype=torch_dtype))
+    module = eval_mode(placed(module, used_device, torch_dtype))
     x = x.to(device=used_device, dtype=torch_dtype if torch.is_floating_point(x) else x.dtype)
     y = y.to(device=used_device, dtype=torch_dtype if torch.is_floating_point(y) else y.dtype)
     return ProbeProblem(model=module, loaded=loaded, x=x, y=y, loss_name=loss_for(dataset, loss),

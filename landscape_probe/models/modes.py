@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from torch import nn
 
@@ -37,6 +38,32 @@ def eval_mode(model: nn.Module) -> nn.Module:
         for module in model.modules():
             module.training = False
         return model
+
+
+def placed(model: nn.Module, device: Any, dtype: Any) -> nn.Module:
+    """``model.to(device=device, dtype=dtype)``, with a graph module's own device arguments moved too.
+
+    A ``torch.export`` program's module (or any ``torch.fx`` graph module) writes
+    the device it was exported on into the graph as a fixed argument of the
+    tensors it makes (``arange`` for positions, ``zeros``, ``full``); ``.to`` moves
+    the weights but not those, which then meet the weights on another device and
+    are refused. Those arguments are set to ``device`` here (the graph recompiled);
+    any other module is only moved.
+    """
+    import torch
+
+    model = model.to(device=device, dtype=dtype)
+    target = torch.device(device)
+    for module in model.modules():
+        if not isinstance(module, torch.fx.GraphModule):
+            continue
+        moved = [node for node in module.graph.nodes
+                 if node.kwargs.get("device") is not None and torch.device(node.kwargs["device"]) != target]
+        for node in moved:
+            node.update_kwarg("device", target)
+        if moved:
+            module.recompile()
+    return model
 
 
 @contextlib.contextmanager

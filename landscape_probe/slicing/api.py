@@ -299,7 +299,7 @@ def _call_text(model: Any, data: Any, config: Any) -> str:
 @contextlib.contextmanager
 def _left_as_given(module: nn.Module) -> Iterator[None]:
     """Put a user's module back on its device, dtype and train/eval mode after the slice moved it."""
-    from landscape_probe.models.modes import evaluating
+    from landscape_probe.models.modes import evaluating, placed
 
     first = next(module.parameters(), None)
     where = (first.device, first.dtype) if first is not None else None
@@ -308,4 +308,4 @@ def _left_as_given(module: nn.Module) -> Iterator[None]:
             yield
     finally:
         if where is not None:
-            module.to(device=where[0], dtype=where[1])
+            placed(module, where[0], where[1])

@@ -50,7 +50,7 @@ from landscape_probe.data_shard import ProbeShard
 from landscape_probe.errors import ProbeError
 from landscape_probe.losses import classifies
 from landscape_probe.models.groups import layer_groups
-from landscape_probe.models.modes import eval_mode
+from landscape_probe.models.modes import eval_mode, placed
 from landscape_probe.params import Params
 from landscape_probe.progress import PointCounter, Progress  # Progress: ``progress(done, total, label)`` per point
 from landscape_probe.slicing import batched_points, cached_prefix, directions
@@ -97,7 +97,7 @@ def run_slice(
     config.check()
     device = resolve_device(config.device)
     dtype = torch.float64 if config.dtype == "float64" else torch.float32
-    model = eval_mode(model.to(device=device, dtype=dtype))
+    model = eval_mode(placed(model, device, dtype))
     x = x.to(device=device, dtype=dtype if torch.is_floating_point(x) else x.dtype)
     y = y.to(device=device, dtype=dtype if torch.is_floating_point(y) else y.dtype)
     layer_names = P.select_layers(model, config.select, config.include_1d)

@@ -104,7 +104,7 @@ def stepped_model(
     import torch
 
     from landscape_probe.losses import loss_function
-    from landscape_probe.models.modes import eval_mode
+    from landscape_probe.models.modes import eval_mode, placed
     from landscape_probe.optim import build_optimizer, optimizer_key
     from landscape_probe.optim.stepping import take_step
 
@@ -112,7 +112,7 @@ def stepped_model(
     config = (saved.config if saved is not None else None) or {}
     run = (saved.run if saved is not None else None) or {}
     state = saved.optimizer if saved is not None and optimizer_key(str(run.get("optimizer", ""))) == name else None
-    after = eval_mode(copy.deepcopy(model).to(device=device, dtype=dtype))
+    after = eval_mode(placed(copy.deepcopy(model), device, dtype))
     optimizer = build_optimizer(
         name, after, lr if lr is not None else run.get("lr") if state is not None else None,
         momentum=float(config.get("momentum", 0.9)), weight_decay=float(config.get("weight_decay", 0.0)),
