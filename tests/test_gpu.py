@@ -3,10 +3,13 @@
 Skipped where no CUDA GPU is visible, which is the case in CI; run them on a
 GPU machine with ``python -m pytest -m gpu tests/test_gpu.py``. Each test
 does the same work on ``cpu`` and ``cuda`` and compares what is recorded.
+``PROBE_GPU_TEST_DEVICE=cpu`` runs them with the CPU in CUDA's place (the
+CUDA-only checks skipped), to try the tests themselves on a machine without one.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +20,14 @@ from typer.testing import CliRunner
 import landscape_probe as lp
 from landscape_probe.cli import app
 
+OTHER = os.environ.get("PROBE_GPU_TEST_DEVICE", "cuda")
+"""The device compared with the CPU: CUDA, unless the tests themselves are being tried on a CPU."""
+
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+    pytest.mark.skipif(OTHER == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA GPU"),
 ]
+only_on_cuda = pytest.mark.skipif(OTHER != "cuda", reason="checks CUDA itself")
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_checkpoints"
 MEASURED = (
@@ -47,14 +54,14 @@ def _same_slice(cpu: lp.SliceResult, cuda: lp.SliceResult) -> None:
 def test_slice_of_the_deep_sample_on_cuda_matches_cpu(direction: str) -> None:
     kwargs = dict(probe_size=256, points=7, max_scale=0.5, direction=direction, seed=3)
     cpu = lp.slice(SAMPLES / "mlp16_digits.pt", device="cpu", **kwargs)
-    cuda = lp.slice(SAMPLES / "mlp16_digits.pt", device="cuda", **kwargs)
+    cuda = lp.slice(SAMPLES / "mlp16_digits.pt", device=OTHER, **kwargs)
     _same_slice(cpu, cuda)
 
 
 def test_per_layer_slice_on_cuda_matches_cpu() -> None:
     kwargs = dict(probe_size=256, points=5, max_scale=0.5, layers=True)
     cpu = lp.slice(SAMPLES / "mlp2_digits.pt", device="cpu", **kwargs)
-    cuda = lp.slice(SAMPLES / "mlp2_digits.pt", device="cuda", **kwargs)
+    cuda = lp.slice(SAMPLES / "mlp2_digits.pt", device=OTHER, **kwargs)
     assert sorted(cuda.layers) == sorted(cpu.layers) and cuda.layers
     _same_slice(cpu, cuda)
 
@@ -62,7 +69,7 @@ def test_per_layer_slice_on_cuda_matches_cpu() -> None:
 def test_training_on_cuda_matches_cpu_and_its_checkpoint_slices_on_either(tmp_path: Path) -> None:
     kwargs = dict(optimizers=("sgd", "fromage"), epochs=1, depth=2, width=16, diagnostics_every=5)
     cpu = lp.train("mlp", "digits", device="cpu", **kwargs)
-    cuda = lp.train("mlp", "digits", device="cuda", output=tmp_path / "runs", **kwargs)
+    cuda = lp.train("mlp", "digits", device=OTHER, output=tmp_path / "runs", **kwargs)
     for run_cpu, run_cuda in zip(cpu.runs, cuda.runs, strict=True):
         assert run_cpu.name == run_cuda.name
         _close(run_cpu.loss, run_cuda.loss, rtol=1e-3)
@@ -70,7 +77,7 @@ def test_training_on_cuda_matches_cpu_and_its_checkpoint_slices_on_either(tmp_pa
         _close(run_cpu.epoch_test_accuracy, run_cuda.epoch_test_accuracy, atol=1e-2)
     checkpoint = next((tmp_path / "runs").glob("fromage*/checkpoint.pt"))
     on_cpu = lp.slice(checkpoint, device="cpu", probe_size=128, points=4)
-    on_cuda = lp.slice(checkpoint, device="cuda", probe_size=128, points=4)
+    on_cuda = lp.slice(checkpoint, device=OTHER, probe_size=128, points=4)
     _same_slice(on_cpu, on_cuda)
 
 
@@ -78,7 +85,7 @@ def test_cnn_slice_on_cuda_matches_cpu(tmp_path: Path) -> None:
     lp.train("cnn:depth=2,channels=4", "digits", optimizers="adam", epochs=1, device="cpu", output=tmp_path / "cnn")
     checkpoint = next((tmp_path / "cnn").glob("*/checkpoint.pt"))
     kwargs = dict(probe_size=128, points=5, max_scale=0.3, layers=True)
-    _same_slice(lp.slice(checkpoint, device="cpu", **kwargs), lp.slice(checkpoint, device="cuda", **kwargs))
+    _same_slice(lp.slice(checkpoint, device="cpu", **kwargs), lp.slice(checkpoint, device=OTHER, **kwargs))
 
 
 def test_training_probe_follows_a_loop_on_cuda(tmp_path: Path) -> None:
@@ -98,18 +105,18 @@ def test_training_probe_follows_a_loop_on_cuda(tmp_path: Path) -> None:
             probe.step(loss)
         return probe.result()
 
-    cpu, cuda = run("cpu"), run("cuda")
+    cpu, cuda = run("cpu"), run(OTHER)
     for name in ("loss", "weight_norm", "gradient_norm"):
         _close(getattr(cpu.runs[0], name), getattr(cuda.runs[0], name), rtol=1e-4)
 
 
 def test_cli_slice_and_train_with_device_cuda(tmp_path: Path) -> None:
     runner = CliRunner()
-    sliced = runner.invoke(app, ["slice", str(SAMPLES / "mlp2_digits.pt"), "--device", "cuda", "--points", "3",
+    sliced = runner.invoke(app, ["slice", str(SAMPLES / "mlp2_digits.pt"), "--device", OTHER, "--points", "3",
                                  "--probe-size", "64", "--output", str(tmp_path / "s.h5"), "--no-plots"])
     assert sliced.exit_code == 0, sliced.output
-    assert lp.load(tmp_path / "s.h5").config.device.startswith("cuda")
-    trained = runner.invoke(app, ["train", "--device", "cuda", "--optimizer", "adam", "--depth", "2", "--epochs", "1",
+    assert lp.load(tmp_path / "s.h5").config.device.startswith(OTHER)
+    trained = runner.invoke(app, ["train", "--device", OTHER, "--optimizer", "adam", "--depth", "2", "--epochs", "1",
                                   "--output", str(tmp_path / "t"), "--no-plots"])
     assert trained.exit_code == 0, trained.output
 
@@ -126,14 +133,71 @@ def _synchronisations_of_training(steps: int) -> int:
         torch.cuda.set_sync_debug_mode("warn")
         try:
             lp.train("mlp", "digits", optimizers="sgd", epochs=1, batch_size=-(-examples // steps),
-                     diagnostics_every=0, device="cuda")
+                     diagnostics_every=0, device=OTHER)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     return sum("synchroniz" in str(w.message) for w in caught)
 
 
+@only_on_cuda
 def test_a_training_step_waits_for_the_gpu_once_at_most() -> None:
     """Per extra step, one synchronisation at most: the divergence check; the records are copied in blocks."""
     few, many = _synchronisations_of_training(20), _synchronisations_of_training(80)
     assert few > 0, "no synchronisation reported: the sync debug mode caught nothing (the records are read back)"
     assert (many - few) / 60 <= 1.1, f"{few} synchronisations in 20 steps, {many} in 80"
+
+
+@only_on_cuda
+def test_auto_batches_points_on_cuda_and_gives_the_one_at_a_time_numbers() -> None:
+    kwargs = dict(probe_size=256, points=7, max_scale=0.5, device=OTHER)
+    batched = lp.slice(SAMPLES / "mlp16_digits.pt", **kwargs)  # points_per_pass="auto"
+    alone = lp.slice(SAMPLES / "mlp16_digits.pt", points_per_pass=1, **kwargs)
+    assert batched.config.points_per_pass > 1, "auto did not batch on CUDA"
+    _same_slice(alone, batched)
+
+
+def test_hessian_plane_and_interpolate_on_cuda_match_cpu() -> None:
+    sample, other = SAMPLES / "mlp16_digits.pt", SAMPLES / "mlp2_digits.pt"
+    spectra = [lp.hessian(sample, top_k=2, iterations=60, trace_samples=20, density_runs=2, density_steps=20,
+                          probe_size=256, device=device) for device in ("cpu", OTHER)]
+    _close(spectra[0].eigenvalues, spectra[1].eigenvalues, rtol=1e-2)
+    _close(spectra[0].trace_samples, spectra[1].trace_samples, rtol=1e-2, atol=1e-4)  # the same Rademacher z
+    _close(spectra[0].loss_at_point, spectra[1].loss_at_point)
+    planes = [lp.plane(sample, x="-1:1:5", y="-1:1:5", measure="gradient", probe_size=128, device=device)
+              for device in ("cpu", OTHER)]
+    for name in ("loss", "relative_function_change", "relative_gradient_change"):
+        _close(getattr(planes[0], name), getattr(planes[1], name))
+    _close(planes[0].lambda_max, planes[1].lambda_max, rtol=1e-2)
+    lines = [lp.interpolate(other, other, range="0:1:3", probe_size=128, device=device) for device in ("cpu", OTHER)]
+    _close(lines[0].loss, lines[1].loss)
+
+
+def test_loss_line_float64_and_eigenvector_slices_on_cuda_match_cpu() -> None:
+    sample = SAMPLES / "mlp2_digits.pt"
+    for kwargs, rtol in ((dict(measure="loss", direction="random"), 2e-3), (dict(dtype="float64"), 1e-9),
+                         (dict(direction="eigenvector"), 2e-2)):
+        cpu, cuda = (lp.slice(sample, device=device, probe_size=128, points=5, max_scale=0.3, **kwargs)
+                     for device in ("cpu", OTHER))
+        _close(cpu.loss, cuda.loss, rtol=rtol)
+        _close(cpu.relative_function_change, cuda.relative_function_change, rtol=rtol)
+
+
+def test_an_exported_program_with_tensors_of_its_own_slices_on_cuda(tmp_path: Path) -> None:
+    """torch.export writes the export device into the tensors the graph makes (here positions, with arange)."""
+
+    class WithPositions(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first, self.second = torch.nn.Linear(64, 32), torch.nn.Linear(32, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            hidden = torch.tanh(self.first(x)) + torch.arange(32, device=x.device, dtype=x.dtype) / 32
+            return self.second(hidden)
+
+    torch.manual_seed(0)
+    batch = torch.export.Dim("batch", min=2)
+    program = torch.export.export(WithPositions(), (torch.randn(4, 64),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(tmp_path / "positions.pt2"))
+    cpu, cuda = (lp.slice(tmp_path / "positions.pt2", "digits", device=device, probe_size=128, points=4)
+                 for device in ("cpu", OTHER))
+    _same_slice(cpu, cuda)
