@@ -39,6 +39,7 @@ from landscape_probe.checkpoints.architecture import (
     build_recorded,
     check_model_args,
     infer_architecture,
+    is_import_path,
     load_weights,
     state_dict_in,
 )
@@ -65,10 +66,8 @@ CUSTOM = "custom"
 
 
 class WeightsOnly(ProbeError):
-    """A file of bare weights with no architecture given and none inferred; ``state_dict`` holds them.
-
-    ``probe info`` lists such tensors anyway; running the model needs ``--arch``.
-    """
+    """Weights with no architecture given and none inferred, or one whose builder is not trusted; ``state_dict``
+    holds them. ``probe info`` lists such tensors anyway; running the model needs ``--arch`` (or the trust)."""
 
     def __init__(self, message: str, state_dict: dict[str, Tensor]) -> None:
         super().__init__(message)
@@ -170,7 +169,7 @@ def _from_file(path: Path, kind: str, arch: str | None, arch_kwargs: dict[str, A
             return _checkpoint(path, "export", read_export(path, trust))
         if kind == "safetensors":
             return _from_state_dict(path, "safetensors", read_safetensors(path), arch, arch_kwargs)
-        return _from_pickle(path, read_torch_file(path, trust), arch, arch_kwargs)
+        return _from_pickle(path, read_torch_file(path, trust), arch, arch_kwargs, trust)
 
 
 def save_checkpoint(
@@ -213,20 +212,20 @@ def _class_name(model: nn.Module) -> str:
     return getattr(model, "original_name", None) or type(model).__name__
 
 
-def _from_pickle(path: Path, payload: Any, arch: str | None, arch_kwargs: dict[str, Any] | None) -> LoadedCheckpoint:
+def _from_pickle(path: Path, payload: Any, arch: str | None, arch_kwargs: dict[str, Any] | None,
+                 trust: bool) -> LoadedCheckpoint:
     if isinstance(payload, nn.Module):
         return _checkpoint(path, "pickled_module", payload)
     if isinstance(payload, dict) and payload.get("format") == FORMAT_NAME:
-        return _self_describing(path, payload, arch, arch_kwargs)
+        return _self_describing(path, payload, arch, arch_kwargs, trust)
     state_dict = state_dict_in(payload)
     if state_dict is None:
         raise ProbeError(f"Checkpoint '{path}' holds no model weights (found {_payload_summary(payload)}).")
     return _from_state_dict(path, "state_dict", state_dict, arch, arch_kwargs)
 
 
-def _self_describing(
-    path: Path, payload: dict[str, Any], arch: str | None = None, arch_kwargs: dict[str, Any] | None = None
-) -> LoadedCheckpoint:
+def _self_describing(path: Path, payload: dict[str, Any], arch: str | None = None,
+                     arch_kwargs: dict[str, Any] | None = None, trust: bool = False) -> LoadedCheckpoint:
     version = payload.get("format_version", FORMAT_VERSION)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ProbeError(f"Checkpoint '{path}' has format_version {version!r}; it must be a whole number from 1 to {FORMAT_VERSION}.")
@@ -236,7 +235,7 @@ def _self_describing(
     if not isinstance(model_args, dict) or not _holds_only_tensors(state_dict):
         raise ProbeError(f"Checkpoint '{path}' says it is a landscape_probe checkpoint but lacks model_args or state_dict.")
     if model_args.get("name") == CUSTOM:
-        model, architecture = _custom_model(path, model_args, state_dict, arch, arch_kwargs)
+        model, architecture = _custom_model(path, model_args, state_dict, arch, arch_kwargs, trust)
     else:
         check_model_args(model_args, state_dict, f"Checkpoint '{path}'")
         model, architecture = build_on_meta(model_args), _describe_args(model_args)
@@ -257,12 +256,20 @@ def _self_describing(
 
 def _custom_model(
     path: Path, model_args: dict[str, Any], state_dict: dict[str, Tensor], arch: str | None,
-    arch_kwargs: dict[str, Any] | None,
+    arch_kwargs: dict[str, Any] | None, trust: bool = False,
 ) -> tuple[nn.Module, str]:
-    """A user's own model (:func:`~landscape_probe.checkpoints.architecture.build_recorded`) and how it reads."""
+    """A user's own model (:func:`~landscape_probe.checkpoints.architecture.build_recorded`) and how it reads;
+    calling the function the file names runs code the file chose, so it needs ``trust`` (or the user's ``arch``)."""
     if arch is not None:
         model, zoo_args = build_architecture(arch, arch_kwargs or {}, state_dict)
         return model, _describe_args(zoo_args) if zoo_args else f"{arch} ({_class_name(model)})"
+    if not trust and is_import_path(str(model_args.get("factory", ""))):
+        raise WeightsOnly(
+            f"Checkpoint '{path}' records its model as built by {model_args.get('factory', '?')}, and building it "
+            "would run code the file names; if you trust the file pass --trust-checkpoint (trust_checkpoint=True "
+            "in Python), or name the function yourself with --arch module:function.",
+            state_dict,
+        )
     model = build_recorded(path, model_args)
     kwargs = model_args.get("arch_kwargs") or {}
     shown = f"{model_args['factory']}(**{json.dumps(kwargs, sort_keys=True)})" if kwargs else model_args["factory"]

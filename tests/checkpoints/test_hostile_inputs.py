@@ -192,6 +192,48 @@ def test_train_init_from_a_pickled_module_needs_trust_checkpoint(tmp_path: Path)
                                rtol=1e-6)
 
 
+ZOO_LINEAR = {"name": "mlp", "depth": 1, "width": 8, "in_features": 64, "num_outputs": 10}
+
+
+def _checkpoint_naming_a_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: Path) -> Path:
+    """A well-formed run checkpoint (plain tensors, safe to unpickle) whose recorded builder is a function that
+    leaves ``target`` behind: what an attacker would point at ``os:system`` with a command."""
+    from landscape_probe.checkpoints.load import save_checkpoint
+    from landscape_probe.models.zoo import build_model
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "leaves_a_mark.py").write_text(
+        "from pathlib import Path\nimport torch\n\n"
+        "from landscape_probe.models.zoo import build_model\n\n"
+        "def build(mark):\n    Path(mark).write_text('ran')\n    return build_model(" + repr(ZOO_LINEAR) + ")\n")
+    monkeypatch.syspath_prepend(str(code))
+    path = tmp_path / "names_a_builder.pt"
+    model_args = {"name": "custom", "factory": "leaves_a_mark:build", "arch_kwargs": {"mark": str(target)}}
+    save_checkpoint(path, build_model(ZOO_LINEAR), model_args, data={"name": "digits"})
+    return path
+
+
+def test_a_checkpoint_never_runs_the_builder_it_names_without_trust(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "created_by_builder"
+    path = _checkpoint_naming_a_builder(tmp_path, monkeypatch, target)
+    out = tmp_path / "out.h5"
+    for command in (["slice", str(path), "--output", str(out), *FAST_SLICE],
+                    ["slice", str(SAMPLES / "mlp2_digits.pt"), "--direction", f"checkpoint:{path}", "--output",
+                     str(out), *FAST_SLICE]):
+        text = one_sentence_exit_2(invoke(command))
+        assert "leaves_a_mark:build" in text and "--trust-checkpoint" in text
+    listed = invoke(["info", str(path)])  # the tensors are still listed, from the file alone
+    assert listed.exit_code == 0 and "output.weight" in listed.output
+    trained = invoke(["train", "--init-from", str(path), "--arch", "mlp:depth=1", *TRAIN_TINY[2:],
+                      "--output", str(tmp_path / "run")])  # its weights start a run of a model the user names
+    assert not target.exists() and not out.exists(), "the recorded builder ran without --trust-checkpoint"
+    assert trained.exit_code == 0, trained.output
+    sliced = invoke(["slice", str(path), "--trust-checkpoint", "--output", str(out), *FAST_SLICE])
+    assert sliced.exit_code == 0 and target.exists()  # the flag is what lets it run
+
+
 def test_refusals_name_the_offending_member(tmp_path: Path) -> None:
     target = tmp_path / "created_by_payload"
     _pt2_with_pickled_weight(tmp_path / "a.pt2", target)

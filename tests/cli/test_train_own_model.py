@@ -50,7 +50,7 @@ def _data_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_train_your_model_on_your_data_and_slice_it_without_options(
+def test_train_your_model_on_your_data_and_slice_it_trusting_its_builder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     arch = _user_module(tmp_path, monkeypatch, "own_models_a")
@@ -64,11 +64,13 @@ def test_train_your_model_on_your_data_and_slice_it_without_options(
     with h5py.File(out / "results.h5") as h5:
         assert h5["runs/sgd_lr0.1_depth2_seed0/loss"].shape == (2,)  # the file's 40 examples: 32 to train on, batch 16
     checkpoint = out / "sgd_lr0.1_depth2_seed0" / "checkpoint.pt"
-    loaded = load_checkpoint(checkpoint)
+    loaded = load_checkpoint(checkpoint, trust=True)
     assert loaded.model[0].weight.shape == (5, 3) and loaded.data["name"] == str(data)
     assert loaded.architecture.startswith(f'{arch}(**{{"hidden": 5}})')
+    refused = one_sentence_exit_2(runner.invoke(app, ["slice", str(checkpoint), "--device", "cpu", "--no-plots"]))
+    assert arch in refused and "--trust-checkpoint" in refused  # the file names code to run: the user must agree
     sliced = runner.invoke(app, ["slice", str(checkpoint), "--scales", "0.01,0.1", "--device", "cpu",
-                                 "--no-plots", "--output", str(tmp_path / "s.h5")])
+                                 "--trust-checkpoint", "--no-plots", "--output", str(tmp_path / "s.h5")])
     assert sliced.exit_code == 0, sliced.output
     assert "own_models_a:make_net" in " ".join(sliced.output.split())
 
@@ -107,7 +109,8 @@ def test_a_checkpoint_whose_import_path_does_not_resolve_says_what_to_pass(
     checkpoint = tmp_path / "run" / run.runs[0].name / "checkpoint.pt"
     (tmp_path / "code" / "own_models_b.py").rename(tmp_path / "code" / "moved_models.py")
     monkeypatch.delitem(sys.modules, "own_models_b")
-    text = one_sentence_exit_2(runner.invoke(app, ["slice", str(checkpoint), "--device", "cpu", "--no-plots"]))
+    text = one_sentence_exit_2(runner.invoke(app, ["slice", str(checkpoint), "--device", "cpu", "--no-plots",
+                                                   "--trust-checkpoint"]))
     assert "own_models_b:make_net" in text and "--arch" in text and "PYTHONPATH" in text
     sliced = runner.invoke(app, ["slice", str(checkpoint), "--arch", "moved_models:make_net", "--arch-kwargs",
                                  '{"hidden": 3}', "--scales", "0.1", "--device", "cpu", "--no-plots",

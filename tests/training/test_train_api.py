@@ -69,7 +69,8 @@ def test_a_users_model_trains_and_its_checkpoint_rebuilds_it_by_import_path(tmp_
     assert torch.load(checkpoint, weights_only=True)["model_args"]["factory"] == "test_train_api:make_net"
     run.model.eval()
     x, _ = _tensors()
-    for loaded in (load_checkpoint(checkpoint), load_checkpoint(checkpoint, arch="test_train_api:make_net")):
+    built = (load_checkpoint(checkpoint, trust=True), load_checkpoint(checkpoint, arch="test_train_api:make_net"))
+    for loaded in built:
         with torch.no_grad():
             torch.testing.assert_close(loaded.model(x), run.model(x), rtol=0, atol=0)
 
