@@ -16,6 +16,7 @@ from landscape_probe.cli.app import (
     commands,
     console,
     parse_arch_kwargs,
+    say_wrote,
     user_errors,
 )
 from landscape_probe.cli.common import (
@@ -88,4 +89,4 @@ def advise_command(
             document = {"checkpoint": str(checkpoint), **advice.to_dict()}
             with atomic_path(json_path) as temporary:
                 temporary.write_text(json.dumps(document, indent=2) + "\n")
-            console().print(f"wrote {json_path}", highlight=False)
+            say_wrote(json_path)

@@ -55,14 +55,21 @@ def console() -> Console:
     """
     from rich.console import Console
 
-    return Console()
+    return Console(emoji=False)  # a range like 1:-1:5 in a message is text, not the :-1: emoji
 
 
 def error_console() -> Console:
     """A rich console on standard error, made when called (see :func:`console`)."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, emoji=False)
+
+
+def say_wrote(path: Any) -> None:
+    """``wrote PATH`` on standard output, the path as it is (brackets in a file name are not markup)."""
+    from rich.markup import escape
+
+    console().print(f"wrote {escape(str(path))}", highlight=False)
 
 
 _typer_value_column = getattr(TyperOption, "display_type_rich", None)

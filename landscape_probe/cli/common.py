@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from landscape_probe.cli.app import console, results_kept
+from landscape_probe.cli.app import console, results_kept, say_wrote
 
 DataOption = Annotated[
     str | None,
@@ -86,11 +86,11 @@ def print_and_draw(result: Any, output: Path, *, printer: Callable[[Any, Any], N
         return
     chosen = parse_formats(formats)
     printer(result, console())
-    console().print(f"wrote {output}")
+    say_wrote(output)
     if not no_plots:
         with results_kept(output):
             for path in result.plot(plots_dir, chosen):
-                console().print(f"wrote {path}")
+                say_wrote(path)
 
 
 def note_random_tokens(provenance: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from landscape_probe.cli.app import DebugOption, commands, console, user_errors
+from landscape_probe.cli.app import DebugOption, commands, say_wrote, user_errors
 from landscape_probe.errors import ProbeError
 
 
@@ -35,4 +35,4 @@ def export(
             raise ProbeError("Give exactly one of --csv FOLDER or --json FILE.")
         written = export_csv(results, csv, overwrite=overwrite) if csv else [export_json(results, json, overwrite=overwrite)]
         for path in written:
-            console().print(f"wrote {path}")
+            say_wrote(path)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from landscape_probe.cli.app import DebugOption, commands, console, user_errors
+from landscape_probe.cli.app import DebugOption, commands, console, say_wrote, user_errors
 
 @commands.command()
 def plot(
@@ -32,7 +32,7 @@ def plot(
         check_folder(out_dir, "--output")
         written = draw(results, out_dir, chosen)
         for path in written:
-            console().print(f"wrote {path}")
+            say_wrote(path)
 
 
 @commands.command()

@@ -17,13 +17,14 @@ from landscape_probe.cli.app import (
     DebugOption,
     DeviceOption,
     TrustOption,
-    commands,
     command_line,
+    commands,
     console,
     error_console,
     parse_arch_kwargs,
     parse_json_object,
     results_kept,
+    say_wrote,
     user_errors,
 )
 from landscape_probe.errors import ProbeError
@@ -79,7 +80,7 @@ def train_command(
     tensorboard: Annotated[
         Path | None,
         typer.Option("--tensorboard", help="Also write each run's curves and diagnostics for TensorBoard to this "
-                     "folder while it trains (pip install 'landscape_probe[tensorboard]'); results.h5 stays the record."),
+                     "folder while it trains (pip install 'landscape_probe\\[tensorboard]'); results.h5 stays the record."),
     ] = None,
     data: Annotated[
         str | None, typer.Option("--data", help="Data set: digits, mnist1d, synthetic:k=v,..., or a .npz/.pt file "
@@ -176,7 +177,7 @@ def train_command(
         if figure_formats:
             with results_kept(result.path):
                 for path in result.plot(output / "plots", figure_formats):
-                    console().print(f"wrote {path}")
+                    say_wrote(path)
         if result.incomplete:
             error_console().print(f"Stopped early; results so far are in {result.path}. "
                                 f"Continue with: probe train --resume --output {output}")

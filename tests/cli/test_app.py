@@ -129,3 +129,19 @@ def test_command_line_rebuilds_what_the_user_typed():
     assert result.exit_code == 0, result.output
     assert seen == ["probe run 'my file.pt' --name a --name b --layers --no-plots"]
 
+
+
+def test_what_the_user_typed_is_printed_as_typed_not_as_markup(tmp_path):
+    """Brackets in a path are not rich markup, a range like 1:-1:5 is not the :-1: emoji, and --help shows the extra."""
+    from pathlib import Path
+
+    samples = Path(__file__).resolve().parents[2] / "sample_checkpoints"
+    output = tmp_path / "o[red]x.h5"
+    sliced = runner.invoke(app, ["slice", str(samples / "mlp2_digits.pt"), "--scales", "0.1", "--probe-size", "8",
+                                 "--power-iterations", "2", "--device", "cpu", "--no-plots", "-o", str(output)])
+    assert sliced.exit_code == 0 and output.is_file()
+    assert f"wrote {output}" in "".join(sliced.output.split("\n"))  # rich may wrap a long path
+    refused = runner.invoke(app, ["slice", str(samples / "mlp2_digits.pt"), "--scales", "0.1:-1:3", "--no-plots"])
+    assert refused.exit_code == 2 and "0.1:-1:3" in " ".join(refused.stderr.split())
+    helped = runner.invoke(app, ["train", "--help"], terminal_width=200, env={"COLUMNS": "200"})
+    assert "landscape_probe[tensorboard]" in helped.output
