@@ -1,0 +1,109 @@
+"""Training as it runs on a GPU, checked on the CPU: what is saved, where tensors live, what is left untouched.
+
+No GPU is needed: a file claiming CUDA storage stands in for one written on a GPU, a tensor subclass that
+a weights-only load refuses stands in for a GPU tensor (its ``.cpu()`` copy is plain, as a GPU tensor's is),
+and the ``meta`` device stands in for a device other than the data's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils._pytree import tree_flatten, tree_map_only
+
+from landscape_probe.data.datasets import Dataset
+from landscape_probe.devices import portable
+from landscape_probe.optim import OPTIMIZERS, build_optimizer
+from landscape_probe.training import grid
+from landscape_probe.training.loop import TrainConfig
+from landscape_probe.training.records import RECORDED
+from landscape_probe.training.result import TrainResult
+
+CONFIG = TrainConfig(optimizers=("adam",), width=8, epochs=2, batch_size=16, diagnostics_every=2,
+                     diagnostic_batch_size=8, sharpness_iterations=3, dataset="tiny")
+
+
+class OnAccelerator(torch.Tensor):
+    """A CPU tensor standing in for one on a GPU: ``torch.load(weights_only=True)`` refuses it, its ``.cpu()`` is plain."""
+
+    def cpu(self, *args, **kwargs) -> torch.Tensor:
+        return super().cpu(*args, **kwargs).as_subclass(torch.Tensor)
+
+
+def _same_records(runs: list, reference: list) -> None:
+    expected = {run.name: run for run in reference}
+    for run in runs:
+        for name in RECORDED:
+            np.testing.assert_array_equal(run.records[name], expected[run.name].records[name], err_msg=name)
+        assert run.completed and run.steps == expected[run.name].steps
+
+
+def test_a_grid_cut_short_on_a_gpu_resumes_on_a_machine_without_one(
+    tiny_data: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_request
+) -> None:
+    whole = grid.train_grid(CONFIG, tiny_data, tmp_path / "whole")
+    grid.train_grid(CONFIG, tiny_data, tmp_path / "cut", should_stop=stop_request(4))
+    (resume_file,) = (tmp_path / "cut").glob("*/resume.pt")
+    saved = torch.load(resume_file, weights_only=True)
+    with monkeypatch.context() as patch:  # every storage recorded as on cuda:0, as torch.save writes a GPU's
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        torch.save(saved, resume_file)
+    with pytest.raises(RuntimeError, match="CUDA"):
+        torch.load(resume_file, weights_only=True)  # what a machine without a GPU says to a plain load
+    resumed = grid.train_grid(CONFIG, tiny_data, tmp_path / "cut", resume=True)
+    _same_records(TrainResult.load(resumed.path).runs, TrainResult.load(whole.path).runs)
+
+
+def test_the_resume_file_and_the_checkpoints_optimizer_state_are_saved_from_the_cpu(
+    tiny_data: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_request
+) -> None:
+    trained_on_the_cpu = grid.train_run
+
+    def trained_on_a_gpu(*args, **kwargs):
+        run = trained_on_the_cpu(*args, **kwargs)
+        run.state = tree_map_only(torch.Tensor, lambda t: t.as_subclass(OnAccelerator), run.state)
+        return run
+
+    monkeypatch.setattr(grid, "train_run", trained_on_a_gpu)
+    grid.train_grid(CONFIG, tiny_data, tmp_path, should_stop=stop_request(4))
+    (folder,) = (path.parent for path in tmp_path.glob("*/resume.pt"))
+    resume = torch.load(folder / "resume.pt", weights_only=True)  # refused if a GPU tensor was saved as is
+    optimizer = torch.load(folder / "checkpoint.pt", weights_only=True)["optimizer"]
+    tensors = [t for t in tree_flatten([resume, optimizer])[0] if isinstance(t, torch.Tensor)]
+    assert tensors and all(type(t) is torch.Tensor and t.device.type == "cpu" for t in tensors)
+    assert torch.equal(resume["state"]["optimizer"]["state"][0]["exp_avg"], optimizer["state"][0]["exp_avg"])
+
+
+@pytest.mark.parametrize("name", ["adam", "kfac", "soap", "muon", "nero", "schedulefree_adamw"])
+def test_an_optimizer_state_saved_on_the_cpu_loads_onto_the_devices_of_its_parameters(name: str) -> None:
+    """What resuming does with the CPU copy: ``load_state_dict`` puts every floating tensor beside its parameter."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+    optimizer = build_optimizer(name, model, OPTIMIZERS[name].default_lr)
+    for _ in range(2):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(torch.randn(8, 6)), torch.arange(8) % 3).backward()
+        optimizer.step()
+    saved = portable(optimizer.state_dict())
+    elsewhere = model.to("meta")  # the run's device, other than the file's
+    moved = build_optimizer(name, elsewhere, OPTIMIZERS[name].default_lr)
+    moved.load_state_dict(saved)
+    # torch keeps Adam's step count on the CPU on purpose (no kernel launch to increment it)
+    floating = [t for key, t in _leaves(moved.state_dict()) if key != "step" and t.is_floating_point()]
+    assert floating and all(t.device.type == "meta" for t in floating)
+
+
+def _leaves(value, key=None):
+    """(key, tensor) for every tensor in nested dicts and lists, with the key of the dict that holds it."""
+    if isinstance(value, torch.Tensor):
+        yield key, value
+    elif isinstance(value, dict):
+        for inner, item in value.items():
+            yield from _leaves(item, inner)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _leaves(item, key)
