@@ -129,14 +129,16 @@ def run_model(config: TrainConfig, dataset: Dataset, depth: int, seed: int,
 def chosen_output(config: TrainConfig, dataset: Dataset, factory: ModelFactory | None, key: str | None) -> str:
     """The output every run trains on: ``key``, else ``logits``, else the first tensor (``""``: one tensor).
 
-    Found on two training examples of the first depth's model, so that a bad key is refused before any run.
+    Found on two training examples of the first depth's model, so that a bad key is refused before any run;
+    the examples go where the model is (a factory may build it on a GPU).
 
     Raises:
         ProbeError: for a key the model's outputs lack, or outputs holding no tensor.
     """
     _, model = run_model(config, dataset, config.depths[0], config.seeds[0], factory)
+    where = next(model.parameters(), next(model.buffers(), dataset.x_train)).device
     with selecting_output(model, key) as choice, evaluating(model), torch.no_grad():
-        model(dataset.x_train[:2])
+        model(dataset.x_train[:2].to(where))
     return choice.text
 
 

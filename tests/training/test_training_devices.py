@@ -19,7 +19,7 @@ from landscape_probe.data.datasets import Dataset
 from landscape_probe.devices import portable
 from landscape_probe.optim import OPTIMIZERS, build_optimizer
 from landscape_probe.training import grid
-from landscape_probe.training.loop import TrainConfig
+from landscape_probe.training.loop import TrainConfig, chosen_output
 from landscape_probe.training.records import RECORDED
 from landscape_probe.training.result import TrainResult
 
@@ -107,3 +107,19 @@ def _leaves(value, key=None):
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _leaves(item, key)
+
+
+class LogitsOnMeta(torch.nn.Module):
+    """A user's model that its factory builds on another device (a GPU in use), returning a dict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(6, 3, device="meta")
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"hidden": x, "logits": self.linear(x)}
+
+
+def test_the_trained_output_is_found_on_the_device_the_factory_built_the_model_on(tiny_data: Dataset) -> None:
+    assert chosen_output(CONFIG, tiny_data, LogitsOnMeta, None) == "logits"
+    assert chosen_output(CONFIG, tiny_data, torch.nn.Flatten, None) == ""  # no parameters: the data's device
