@@ -49,6 +49,7 @@ from landscape_probe.training.data_parallel import batch_gradient
 from landscape_probe.training.config import SCHEDULES, TrainConfig  # noqa: F401 - TrainConfig re-exported
 from landscape_probe.optim import build_optimizer, keywords_for
 from landscape_probe.optim.stepping import optimizer_mode
+from landscape_probe.seeding import restore_rng, rng_state, seeded
 from landscape_probe.training.records import EPOCH_RECORDS
 from landscape_probe.training.recorder import Recorder
 from landscape_probe.training.store import RunResult
@@ -102,15 +103,15 @@ def model_args_for(config: TrainConfig, dataset: Dataset, depth: int) -> dict[st
 
 
 def init_model(model_args: dict[str, Any], seed: int, factory: ModelFactory | None = None) -> nn.Module:
-    """Build the model with weights drawn from ``seed`` alone (the global RNG is left as it was).
+    """Build the model with weights drawn from ``seed`` alone (the global RNGs, CUDA's too, are left as they were).
 
-    A zoo model is built from ``model_args``; with ``factory``, the factory's model is.
+    A zoo model is built from ``model_args`` on the CPU; with ``factory``, the factory's model is, and since
+    a factory may build it on a GPU, the CUDA generators are seeded for it as well (:func:`~landscape_probe.seeding.seeded`).
 
     Raises:
         ProbeError: the factory does not return an ``nn.Module``.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed, cuda=factory is not None):
         if factory is None:
             return build_model(model_args)
         model = factory()
@@ -228,7 +229,7 @@ def train_run(
         model.load_state_dict(resume.state["model"])
         optimizer.load_state_dict(resume.state["optimizer"])
         scheduler.load_state_dict(resume.state["scheduler"])
-        torch.set_rng_state(resume.state["torch_rng"])
+        restore_rng(resume.state)
         records = {name: list(values) for name, values in resume.records.items()}
         step = resume.state["step"]
     batch = (x_train[: config.diagnostic_batch_size], y_train[: config.diagnostic_batch_size])
@@ -296,5 +297,5 @@ def train_run(
     optimizer_mode(optimizer, training=False)  # the checkpoint holds the weights that are evaluated
     run.steps = step
     run.state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}
+                 "scheduler": scheduler.state_dict(), "step": step, **rng_state()}
     return run

@@ -19,7 +19,7 @@ from landscape_probe.data.datasets import Dataset
 from landscape_probe.devices import portable
 from landscape_probe.optim import OPTIMIZERS, build_optimizer
 from landscape_probe.training import grid
-from landscape_probe.training.loop import TrainConfig, chosen_output
+from landscape_probe.training.loop import TrainConfig, chosen_output, train_run
 from landscape_probe.training.records import RECORDED
 from landscape_probe.training.result import TrainResult
 
@@ -123,3 +123,18 @@ class LogitsOnMeta(torch.nn.Module):
 def test_the_trained_output_is_found_on_the_device_the_factory_built_the_model_on(tiny_data: Dataset) -> None:
     assert chosen_output(CONFIG, tiny_data, LogitsOnMeta, None) == "logits"
     assert chosen_output(CONFIG, tiny_data, torch.nn.Flatten, None) == ""  # no parameters: the data's device
+
+
+def test_an_interrupted_run_keeps_the_cuda_generators_and_resuming_puts_them_back(
+    fake_cuda: dict, tiny_data: Dataset, stop_request
+) -> None:
+    config = replace(CONFIG, epochs=1, diagnostics_every=0)
+    cut = train_run(config, tiny_data, "sgd", 0.1, 2, 0, should_stop=stop_request(1))
+    assert not cut.completed and cut.state["cuda_rng"][0].item() == 7
+    fake_cuda["state"] = torch.tensor([99], dtype=torch.uint8)
+    train_run(config, tiny_data, "sgd", 0.1, 2, 0, resume=cut)
+    assert fake_cuda["state"].item() == 7
+    del cut.state["cuda_rng"]  # a resume file from before, or from a machine without CUDA: CUDA's left alone
+    fake_cuda["state"] = torch.tensor([99], dtype=torch.uint8)
+    train_run(config, tiny_data, "sgd", 0.1, 2, 0, resume=cut)
+    assert fake_cuda["state"].item() == 99
