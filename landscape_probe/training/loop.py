@@ -239,6 +239,7 @@ def train_run(
     run = RunResult(optimizer_name, lr, depth, seed, model_args, list(recorder.layers), recorder.normalised,
                     record, model=model)
 
+    order: Tensor | None = None  # this epoch's permutation, on the data's device
     agreed_stop = False  # under data_parallel, a stop any rank asked for during the last step's all-reduce
     while step < total_steps:
         if agreed_stop if data_parallel else should_stop is not None and should_stop():
@@ -247,7 +248,9 @@ def train_run(
         if snapshot is not None:
             snapshot(step, model, False)
         epoch, index = divmod(step, steps_per_epoch)
-        batch = batch_order(len(x_train), seed, epoch)[index * config.batch_size : (index + 1) * config.batch_size]
+        if index == 0 or order is None:  # moved to the data once an epoch, so that no step copies indices to it
+            order = batch_order(len(x_train), seed, epoch).to(x_train.device)
+        batch = order[index * config.batch_size : (index + 1) * config.batch_size]
         learning_rate = optimizer.param_groups[0]["lr"]
         diagnose = config.diagnostics_every > 0 and step % config.diagnostics_every == 0
         if diagnose:

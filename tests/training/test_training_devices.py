@@ -18,7 +18,7 @@ from torch.utils._pytree import tree_flatten, tree_map_only
 from landscape_probe.data.datasets import Dataset
 from landscape_probe.devices import portable
 from landscape_probe.optim import OPTIMIZERS, build_optimizer
-from landscape_probe.training import grid
+from landscape_probe.training import grid, loop
 from landscape_probe.training.loop import TrainConfig, chosen_output, train_run
 from landscape_probe.training.records import RECORDED
 from landscape_probe.training.result import TrainResult
@@ -138,3 +138,33 @@ def test_an_interrupted_run_keeps_the_cuda_generators_and_resuming_puts_them_bac
     fake_cuda["state"] = torch.tensor([99], dtype=torch.uint8)
     train_run(config, tiny_data, "sgd", 0.1, 2, 0, resume=cut)
     assert fake_cuda["state"].item() == 99
+
+
+def test_each_epochs_order_is_made_once_and_moved_to_the_datas_device_once(
+    tiny_data: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step indexes the data with a slice of an order already on the data's device: no copy, no wait, per step."""
+    from torch.overrides import TorchFunctionMode
+
+    orders, moved, indices = [], [], []
+    made = loop.batch_order
+
+    def watched_order(*args: int) -> torch.Tensor:
+        orders.append(made(*args))
+        return orders[-1]
+
+    class Watch(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            result = func(*args, **(kwargs or {}))
+            if func is torch.Tensor.to and any(args[0] is order for order in orders):
+                moved.append(result)
+            if func is torch.Tensor.__getitem__ and args[0] is tiny_data.x_train and torch.is_tensor(args[1]):
+                indices.append(args[1])
+            return result
+
+    monkeypatch.setattr(loop, "batch_order", watched_order)
+    with Watch():
+        run = train_run(replace(CONFIG, diagnostics_every=0), tiny_data, "sgd", 0.1, 2, 0)
+    assert len(orders) == len(moved) == CONFIG.epochs and len(indices) == run.steps == 6
+    assert all(order.device == tiny_data.x_train.device for order in moved)
+    assert all(any(index._base is order for order in moved) for index in indices)
