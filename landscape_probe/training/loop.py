@@ -18,7 +18,10 @@ the epoch evaluation and the end of the run, so that what is evaluated and saved
 is its average x (:func:`~landscape_probe.optim.stepping.optimizer_mode`); the per-step records see the point y
 its gradients are taken at.
 
-A run whose batch loss becomes NaN or infinite stops and is marked diverged.
+A run whose batch loss becomes NaN or infinite stops and is marked diverged; its records end before
+that step. On a GPU the loss is read in blocks (:func:`loss_read_at_once`), so the run trains up to
+``FLUSH_EVERY`` steps further before it stops: the records are the same, the final weights are those it
+stopped with.
 Example:
     >>> from landscape_probe.data.datasets import load_dataset
     >>> config = TrainConfig(epochs=1, width=16, diagnostics_every=0)
@@ -143,6 +146,17 @@ def chosen_output(config: TrainConfig, dataset: Dataset, factory: ModelFactory |
     return choice.text
 
 
+def loss_read_at_once(device: torch.device) -> bool:
+    """Whether each step's loss is checked for NaN and infinity as it comes, before the step's update.
+
+    On the CPU, where reading it costs nothing. On a GPU reading it would make every step wait for the
+    device, so the loop learns of a loss that is not finite when the recorder next copies its block of
+    per-step numbers (:meth:`~landscape_probe.training.recorder.Recorder.flush`: at most ``FLUSH_EVERY``
+    steps later, and before diagnostics and each epoch's evaluation), and cuts the records back to that step.
+    """
+    return device.type == "cpu"
+
+
 def batch_order(num_examples: int, seed: int, epoch: int) -> Tensor:
     """The permutation of the training set used in ``epoch``: a function of (seed, epoch) only."""
     generator = torch.Generator().manual_seed(1_000_003 * seed + epoch)
@@ -240,6 +254,7 @@ def train_run(
                     record, model=model)
 
     order: Tensor | None = None  # this epoch's permutation, on the data's device
+    read_at_once = loss_read_at_once(x_train.device)
     agreed_stop = False  # under data_parallel, a stop any rank asked for during the last step's all-reduce
     while step < total_steps:
         if agreed_stop if data_parallel else should_stop is not None and should_stop():
@@ -265,11 +280,8 @@ def train_run(
                                                should_stop is not None and should_stop())
         else:
             loss = loss_fn(model(x_train[batch]), y_train[batch])
-        if not torch.isfinite(loss):
+        if read_at_once and not torch.isfinite(loss):
             run.diverged = True
-            for name in ("spectral_shift", "relative_update_spectral"):  # the update they describe never came
-                if len(record[name]) < len(record["diagnostic_steps"]):
-                    record[name].append([math.nan] * len(recorder.layers))
             break
         if not data_parallel:
             optimizer.zero_grad(set_to_none=True)
@@ -281,8 +293,12 @@ def train_run(
         recorder.record_update(before, diagnosed=diagnose)
         step += 1
 
-        if step % steps_per_epoch == 0:
-            recorder.flush()  # the evaluation below waits for the device anyway
+        epoch_end = step % steps_per_epoch == 0
+        if epoch_end or config.diagnostics_every > 0 and step % config.diagnostics_every == 0:
+            recorder.flush()  # the evaluation or the diagnostics next wait for the device anyway
+        if recorder.diverged_at is not None:  # a loss not finite, in a block of losses copied from the device
+            break
+        if epoch_end:
             optimizer_mode(optimizer, training=False)
             evaluations = (*evaluate(model, loss_fn, x_train, y_train, split=data_parallel),
                            *evaluate(model, loss_fn, x_test, y_test, split=data_parallel))
@@ -295,6 +311,10 @@ def train_run(
             progress(step, total_steps, run)
 
     recorder.flush()
+    if recorder.diverged_at is not None:  # found late: the run ends where it would have, had each loss been read
+        run.diverged, run.completed, step = True, True, recorder.diverged_at
+    if run.diverged:
+        recorder.end_at(step)
     if snapshot is not None and run.completed:
         snapshot(step, model, True)
     optimizer_mode(optimizer, training=False)  # the checkpoint holds the weights that are evaluated

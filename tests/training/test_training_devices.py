@@ -7,6 +7,7 @@ and the ``meta`` device stands in for a device other than the data's.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -168,3 +169,27 @@ def test_each_epochs_order_is_made_once_and_moved_to_the_datas_device_once(
     assert len(orders) == len(moved) == CONFIG.epochs and len(indices) == run.steps == 6
     assert all(order.device == tiny_data.x_train.device for order in moved)
     assert all(any(index._base is order for order in moved) for index in indices)
+
+
+@pytest.mark.parametrize(("diverges_at", "diagnostics_every", "flush_every"),
+                         [(0, 2, 64), (1, 2, 64), (2, 2, 64), (1, 0, 64), (0, 0, 2), (1, 2, 1)])
+def test_a_run_whose_losses_are_read_in_blocks_diverges_with_the_records_of_one_read_at_once(
+    tiny_data: Dataset, monkeypatch: pytest.MonkeyPatch, diverges_at: int, diagnostics_every: int, flush_every: int
+) -> None:
+    """As on a GPU: the loss not finite is found in a copied block (at a diagnostic step, an epoch's end, a block)."""
+    from landscape_probe.training import recorder
+
+    x = tiny_data.x_train.clone()
+    x[loop.batch_order(40, 0, 0)[16 * diverges_at], 0] = math.inf  # one example of that first-epoch step's batch
+    data = replace(tiny_data, x_train=x)
+    config = replace(CONFIG, diagnostics_every=diagnostics_every, epochs=3)
+    monkeypatch.setattr(recorder, "FLUSH_EVERY", flush_every)
+    at_once = train_run(config, data, "sgd", 0.1, 2, 0)
+    monkeypatch.setattr(loop, "loss_read_at_once", lambda device: False)
+    in_blocks = train_run(config, data, "sgd", 0.1, 2, 0)
+    assert at_once.diverged and in_blocks.diverged and at_once.completed and in_blocks.completed
+    assert at_once.steps == in_blocks.steps == diverges_at
+    for name in RECORDED:
+        np.testing.assert_array_equal(np.asarray(in_blocks.records[name], dtype=float),
+                                      np.asarray(at_once.records[name], dtype=float), err_msg=name)
+    assert len(at_once.records["loss"]) == diverges_at and all(map(math.isfinite, at_once.records["loss"]))
