@@ -1,10 +1,16 @@
-"""Choosing the torch device from the ``--device`` option."""
+"""Choosing the torch device from the ``--device`` option, and copying what is saved to the CPU.
+
+Example:
+    >>> import torch
+    >>> portable({"w": [torch.ones(1)]})["w"][0].device.type
+    'cpu'
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from landscape_probe.errors import ProbeError
 
@@ -93,3 +99,20 @@ def exact_float32() -> Iterator[None]:
     finally:
         for flags in turned_off:
             flags.allow_tf32 = True
+
+
+def portable(value: Any) -> Any:
+    """``value`` with every tensor in it (in dicts, lists and tuples) copied to the CPU.
+
+    What is saved or sent this way reads back on a machine without the device it was made on
+    (``torch.load`` would otherwise look for the GPU its tensors were on).
+    """
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(portable(item) for item in value)
+    return value

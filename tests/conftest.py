@@ -47,3 +47,24 @@ def tiny_checkpoint(tmp_path: Path, tiny_model: nn.Module, tiny_args: dict[str, 
         path, tiny_model, tiny_args, step=12, data={"name": "digits", "seed": 0}, config={"optimizer": "sgd"}
     )
     return path
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """One CUDA device, without a GPU: its generator's state is a byte in ``["state"]`` (7 to start with).
+
+    ``torch.cuda.manual_seed_all`` (which ``torch.manual_seed`` calls) sets it to the seed and counts in
+    ``["seedings"]``; ``get_rng_state_all`` / ``set_rng_state_all`` read and write it.
+    """
+    box: dict[str, Any] = {"state": torch.tensor([7], dtype=torch.uint8), "seedings": 0}
+
+    def manual_seed_all(seed: int) -> None:
+        box.update(state=torch.tensor([seed % 256], dtype=torch.uint8), seedings=box["seedings"] + 1)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", manual_seed_all)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [box["state"].clone()])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: box.update(state=states[0].clone()))
+    return box

@@ -140,11 +140,12 @@ def _synchronisations_of_training(steps: int) -> int:
 
 
 @only_on_cuda
-def test_a_training_step_waits_for_the_gpu_once_at_most() -> None:
-    """Per extra step, one synchronisation at most: the divergence check; the records are copied in blocks."""
+def test_a_training_step_does_not_wait_for_the_gpu() -> None:
+    """No synchronisation per step: the batch order is moved once an epoch, and the losses (divergence
+    included) and records are read in blocks of 64 steps, so 60 more steps add a block or two."""
     few, many = _synchronisations_of_training(20), _synchronisations_of_training(80)
     assert few > 0, "no synchronisation reported: the sync debug mode caught nothing (the records are read back)"
-    assert (many - few) / 60 <= 1.1, f"{few} synchronisations in 20 steps, {many} in 80"
+    assert (many - few) / 60 <= 0.1, f"{few} synchronisations in 20 steps, {many} in 80"
 
 
 @only_on_cuda

@@ -44,6 +44,7 @@ from landscape_probe.checkpoints.architecture import (
     state_dict_in,
 )
 from landscape_probe.atomic import atomic_path
+from landscape_probe.devices import portable
 from landscape_probe.checkpoints.formats import (
     detect_format,
     file_sha256,
@@ -186,17 +187,18 @@ def save_checkpoint(
     """Write a self-describing checkpoint atomically (temporary file, then rename).
 
     The file is a plain dict that ``torch.load(weights_only=True)`` reads, so
-    ``config`` and ``data`` must hold only strings, numbers, booleans, lists and dicts.
+    ``config`` and ``data`` must hold only strings, numbers, booleans, lists and dicts. Every tensor in
+    it (the weights, the optimiser's state) is saved from the CPU, so it reads back on a machine without a GPU.
     """
     payload: dict[str, Any] = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "model_args": dict(model_args),
-        "state_dict": {name: t.detach().cpu() for name, t in model.state_dict().items()},
+        "state_dict": portable(model.state_dict()),
     }
     if isinstance(optimizer, torch.optim.Optimizer):
         optimizer = optimizer.state_dict()
-    extras = {"optimizer": optimizer, "step": step, "config": config, "data": data, "run": run}
+    extras = {"optimizer": portable(optimizer), "step": step, "config": config, "data": data, "run": run}
     payload.update({key: value for key, value in extras.items() if value is not None})
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from landscape_probe.errors import ProbeError
 from landscape_probe.models.blocks import check_choice
 from landscape_probe.models.zoo import MLP
+from landscape_probe.seeding import seeded
 
 if TYPE_CHECKING:
     from landscape_probe.data.datasets import Dataset
@@ -35,10 +36,9 @@ TASKS = ("regression", "classification")
 def teacher(seed: int, in_features: int, num_outputs: int, depth: int = 3, width: int = 32) -> nn.Module:
     """The teacher MLP for ``seed``: ``depth`` Linear layers, tanh between them, biases N(0, 0.1²).
 
-    The global torch RNG is left as it was.
+    The global torch RNGs (CUDA's too) are left as they were.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         network = MLP(in_features, num_outputs, depth=depth, width=width, activation="tanh", init="lecun")
         for name, parameter in network.named_parameters():
             if name.endswith("bias"):

@@ -73,6 +73,9 @@ class AGD(torch.optim.Optimizer):
         params: parameters or parameter groups.
         lr: s, a multiplier on the automatic step size η (default 1).
 
+    G is summed on the parameters' device, in float64, and read once a step (not once a layer); η is then
+    taken with ``math.log``, as before (``torch.log`` differs from it in the last bit now and then).
+
     Attributes:
         last_eta: η of the most recent step, before the multiplier s.
     """
@@ -92,7 +95,8 @@ class AGD(torch.optim.Optimizer):
         if not layers:
             return loss
         depth = len(layers)
-        gain = sum(fan_ratio(p) * float(position_norms(p.grad).sum()) for p in layers) / depth
+        gain = float(sum(fan_ratio(p) * position_norms(p.grad).sum().to(layers[0].device, torch.float64)
+                         for p in layers) / depth)
         eta = math.log((1.0 + math.sqrt(1.0 + 4.0 * gain)) / 2.0)
         self.last_eta = eta
         for p, lr in stepping:

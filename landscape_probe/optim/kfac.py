@@ -204,15 +204,18 @@ class KFAC(torch.optim.Optimizer):
         """Precondition every layer with captured statistics, then take a momentum-SGD step."""
         loss = evaluate_closure(closure)
         directions: dict[Tensor, Tensor] = {}
-        kl_sum = 0.0
+        kl_terms = []  # lr² · ⟨P, M⟩ of each layer with a clip, summed on the device and read once a step
         for module in self.layers:
             captured = self._captured.get(module, {})
             if module.weight.grad is not None and "output_grad" in captured:
                 preconditioned, alignment = self._precondition(module, captured)
                 directions.update(preconditioned)
-                kl_sum += alignment * group_of(self, module.weight)["lr"] ** 2
+                if alignment is not None:
+                    device = kl_terms[0].device if kl_terms else alignment.device
+                    kl_terms.append(alignment.to(device, torch.float64) * group_of(self, module.weight)["lr"] ** 2)
         self._captured.clear()
-        if self.kl_clip is not None and kl_sum > 0.0:
+        kl_sum = float(sum(kl_terms)) if kl_terms else 0.0
+        if kl_sum > 0.0:  # math.sqrt, not torch.sqrt, which differs from it in the last bit now and then
             scale = min(1.0, math.sqrt(self.kl_clip / kl_sum))
             directions = {p: scale * d for p, d in directions.items()}
         for group in self.param_groups:
@@ -227,8 +230,8 @@ class KFAC(torch.optim.Optimizer):
                 p.sub_(group["lr"] * direction)
         return loss
 
-    def _precondition(self, module: nn.Module, captured: dict[str, Any]) -> tuple[dict[Tensor, Tensor], float]:
-        """The preconditioned direction P of the layer's parameters, and ⟨P, M⟩ for the KL clip."""
+    def _precondition(self, module: nn.Module, captured: dict[str, Any]) -> tuple[dict[Tensor, Tensor], Tensor | None]:
+        """The preconditioned direction P of the layer's parameters, and ⟨P, M⟩ for the KL clip (None without one)."""
         group = group_of(self, module.weight)
         batch = captured["batch"]
         a = _input_rows(module, captured["input"]).to(module.weight.dtype)
@@ -263,7 +266,7 @@ class KFAC(torch.optim.Optimizer):
         out = {module.weight: preconditioned[:, :fan_in].reshape(module.weight.shape)}
         if module.bias is not None:
             out[module.bias] = preconditioned[:, fan_in]
-        return out, float((preconditioned * decayed).sum())
+        return out, (preconditioned * decayed).sum() if self.kl_clip is not None else None
 
 
 def _damped(activation: Tensor, gradient: Tensor, damping: float) -> tuple[Tensor, Tensor]:

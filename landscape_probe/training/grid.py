@@ -6,7 +6,8 @@ checkpoint ``OUTPUT/<run name>/checkpoint.pt`` (so ``probe slice`` reads it with
 no other option; a user's own model is recorded by its import path) and rewrites ``OUTPUT/results.h5`` after every run, so
 finished runs survive a crash. A stop request (Ctrl-C) ends the current run
 between two steps, saves ``OUTPUT/<run name>/resume.pt`` (model, optimiser,
-scheduler, step, RNG state and records so far) and marks the file
+scheduler, step, RNG state and records so far, on the CPU, so that a run cut short on a GPU
+resumes on any machine) and marks the file
 ``incomplete``; ``train_grid(..., resume=True)`` reuses the finished runs from
 the file, continues the interrupted one from ``resume.pt`` and runs the rest,
 giving the same numbers as a run never interrupted.
@@ -39,6 +40,7 @@ from landscape_probe import distributed
 from landscape_probe.atomic import atomic_path, is_disk_full
 from landscape_probe.checkpoints.load import save_checkpoint
 from landscape_probe.data.datasets import Dataset, load_dataset, parse_data_spec
+from landscape_probe.devices import portable
 from landscape_probe.errors import ProbeError
 from landscape_probe.folders import check_folder
 from landscape_probe.hdf5 import check_writable
@@ -283,7 +285,7 @@ def _save_with_results(
             checkpoint_tmp = staged.enter_context(atomic_path(path))
             save_checkpoint(checkpoint_tmp, run.model, run.model_args, **extras)
             if not run.completed:
-                torch.save({"state": run.state, "records": run.records, "steps": run.steps},
+                torch.save({"state": portable(run.state), "records": run.records, "steps": run.steps},
                            staged.enter_context(atomic_path(resume_path)))
             result.save(results_path, overwrite=True)
     except BaseException as err:
@@ -303,5 +305,5 @@ def _save_with_results(
 def _load_resume(path: Path) -> RunResult | None:
     if not path.is_file():
         return None
-    saved = torch.load(path, weights_only=True)
+    saved = torch.load(path, map_location="cpu", weights_only=True)  # train_run moves it to the run's device
     return RunResult("", 0.0, 0, 0, {}, [], [], saved["records"], steps=saved["steps"], state=saved["state"])

@@ -18,7 +18,10 @@ the epoch evaluation and the end of the run, so that what is evaluated and saved
 is its average x (:func:`~landscape_probe.optim.stepping.optimizer_mode`); the per-step records see the point y
 its gradients are taken at.
 
-A run whose batch loss becomes NaN or infinite stops and is marked diverged.
+A run whose batch loss becomes NaN or infinite stops and is marked diverged; its records end before
+that step. On a GPU the loss is read in blocks (:func:`loss_read_at_once`), so the run trains up to
+``FLUSH_EVERY`` steps further before it stops: the records are the same, the final weights are those it
+stopped with.
 Example:
     >>> from landscape_probe.data.datasets import load_dataset
     >>> config = TrainConfig(epochs=1, width=16, diagnostics_every=0)
@@ -49,6 +52,7 @@ from landscape_probe.training.data_parallel import batch_gradient
 from landscape_probe.training.config import SCHEDULES, TrainConfig  # noqa: F401 - TrainConfig re-exported
 from landscape_probe.optim import build_optimizer, keywords_for
 from landscape_probe.optim.stepping import optimizer_mode
+from landscape_probe.seeding import restore_rng, rng_state, seeded
 from landscape_probe.training.records import EPOCH_RECORDS
 from landscape_probe.training.recorder import Recorder
 from landscape_probe.training.store import RunResult
@@ -102,15 +106,15 @@ def model_args_for(config: TrainConfig, dataset: Dataset, depth: int) -> dict[st
 
 
 def init_model(model_args: dict[str, Any], seed: int, factory: ModelFactory | None = None) -> nn.Module:
-    """Build the model with weights drawn from ``seed`` alone (the global RNG is left as it was).
+    """Build the model with weights drawn from ``seed`` alone (the global RNGs, CUDA's too, are left as they were).
 
-    A zoo model is built from ``model_args``; with ``factory``, the factory's model is.
+    A zoo model is built from ``model_args`` on the CPU; with ``factory``, the factory's model is, and since
+    a factory may build it on a GPU, the CUDA generators are seeded for it as well (:func:`~landscape_probe.seeding.seeded`).
 
     Raises:
         ProbeError: the factory does not return an ``nn.Module``.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed, cuda=factory is not None):
         if factory is None:
             return build_model(model_args)
         model = factory()
@@ -129,15 +133,28 @@ def run_model(config: TrainConfig, dataset: Dataset, depth: int, seed: int,
 def chosen_output(config: TrainConfig, dataset: Dataset, factory: ModelFactory | None, key: str | None) -> str:
     """The output every run trains on: ``key``, else ``logits``, else the first tensor (``""``: one tensor).
 
-    Found on two training examples of the first depth's model, so that a bad key is refused before any run.
+    Found on two training examples of the first depth's model, so that a bad key is refused before any run;
+    the examples go where the model is (a factory may build it on a GPU).
 
     Raises:
         ProbeError: for a key the model's outputs lack, or outputs holding no tensor.
     """
     _, model = run_model(config, dataset, config.depths[0], config.seeds[0], factory)
+    where = next(model.parameters(), next(model.buffers(), dataset.x_train)).device
     with selecting_output(model, key) as choice, evaluating(model), torch.no_grad():
-        model(dataset.x_train[:2])
+        model(dataset.x_train[:2].to(where))
     return choice.text
+
+
+def loss_read_at_once(device: torch.device) -> bool:
+    """Whether each step's loss is checked for NaN and infinity as it comes, before the step's update.
+
+    On the CPU, where reading it costs nothing. On a GPU reading it would make every step wait for the
+    device, so the loop learns of a loss that is not finite when the recorder next copies its block of
+    per-step numbers (:meth:`~landscape_probe.training.recorder.Recorder.flush`: at most ``FLUSH_EVERY``
+    steps later, and before diagnostics and each epoch's evaluation), and cuts the records back to that step.
+    """
+    return device.type == "cpu"
 
 
 def batch_order(num_examples: int, seed: int, epoch: int) -> Tensor:
@@ -226,7 +243,7 @@ def train_run(
         model.load_state_dict(resume.state["model"])
         optimizer.load_state_dict(resume.state["optimizer"])
         scheduler.load_state_dict(resume.state["scheduler"])
-        torch.set_rng_state(resume.state["torch_rng"])
+        restore_rng(resume.state)
         records = {name: list(values) for name, values in resume.records.items()}
         step = resume.state["step"]
     batch = (x_train[: config.diagnostic_batch_size], y_train[: config.diagnostic_batch_size])
@@ -236,6 +253,8 @@ def train_run(
     run = RunResult(optimizer_name, lr, depth, seed, model_args, list(recorder.layers), recorder.normalised,
                     record, model=model)
 
+    order: Tensor | None = None  # this epoch's permutation, on the data's device
+    read_at_once = loss_read_at_once(x_train.device)
     agreed_stop = False  # under data_parallel, a stop any rank asked for during the last step's all-reduce
     while step < total_steps:
         if agreed_stop if data_parallel else should_stop is not None and should_stop():
@@ -244,7 +263,9 @@ def train_run(
         if snapshot is not None:
             snapshot(step, model, False)
         epoch, index = divmod(step, steps_per_epoch)
-        batch = batch_order(len(x_train), seed, epoch)[index * config.batch_size : (index + 1) * config.batch_size]
+        if index == 0 or order is None:  # moved to the data once an epoch, so that no step copies indices to it
+            order = batch_order(len(x_train), seed, epoch).to(x_train.device)
+        batch = order[index * config.batch_size : (index + 1) * config.batch_size]
         learning_rate = optimizer.param_groups[0]["lr"]
         diagnose = config.diagnostics_every > 0 and step % config.diagnostics_every == 0
         if diagnose:
@@ -259,11 +280,8 @@ def train_run(
                                                should_stop is not None and should_stop())
         else:
             loss = loss_fn(model(x_train[batch]), y_train[batch])
-        if not torch.isfinite(loss):
+        if read_at_once and not torch.isfinite(loss):
             run.diverged = True
-            for name in ("spectral_shift", "relative_update_spectral"):  # the update they describe never came
-                if len(record[name]) < len(record["diagnostic_steps"]):
-                    record[name].append([math.nan] * len(recorder.layers))
             break
         if not data_parallel:
             optimizer.zero_grad(set_to_none=True)
@@ -275,8 +293,12 @@ def train_run(
         recorder.record_update(before, diagnosed=diagnose)
         step += 1
 
-        if step % steps_per_epoch == 0:
-            recorder.flush()  # the evaluation below waits for the device anyway
+        epoch_end = step % steps_per_epoch == 0
+        if epoch_end or config.diagnostics_every > 0 and step % config.diagnostics_every == 0:
+            recorder.flush()  # the evaluation or the diagnostics next wait for the device anyway
+        if recorder.diverged_at is not None:  # a loss not finite, in a block of losses copied from the device
+            break
+        if epoch_end:
             optimizer_mode(optimizer, training=False)
             evaluations = (*evaluate(model, loss_fn, x_train, y_train, split=data_parallel),
                            *evaluate(model, loss_fn, x_test, y_test, split=data_parallel))
@@ -289,10 +311,14 @@ def train_run(
             progress(step, total_steps, run)
 
     recorder.flush()
+    if recorder.diverged_at is not None:  # found late: the run ends where it would have, had each loss been read
+        run.diverged, run.completed, step = True, True, recorder.diverged_at
+    if run.diverged:
+        recorder.end_at(step)
     if snapshot is not None and run.completed:
         snapshot(step, model, True)
     optimizer_mode(optimizer, training=False)  # the checkpoint holds the weights that are evaluated
     run.steps = step
     run.state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "step": step, "torch_rng": torch.get_rng_state()}
+                 "scheduler": scheduler.state_dict(), "step": step, **rng_state()}
     return run

@@ -15,7 +15,9 @@ weights at which step s's gradient was taken:
 The per-step numbers are computed on the device and kept there; :meth:`Recorder.flush`
 copies them to the records in one transfer (every :data:`FLUSH_EVERY` steps, at a
 diagnostic step, and whenever the caller needs the records), so a step costs no
-host–device synchronisation for them.
+host–device synchronisation for them. A flush also notes the first step whose loss
+it finds not finite (:attr:`Recorder.diverged_at`), and :meth:`Recorder.end_at` cuts the records back
+to the steps before the one where a run diverged.
 
 The caller decides *when*: the loop records diagnostics before its forward
 pass and the step after ``optimizer.step()``; ``TrainingProbe``, called after
@@ -52,7 +54,7 @@ from landscape_probe.losses import LossFn
 from landscape_probe.params import Params, detached_params, select_layers
 from landscape_probe.training import diagnostics
 from landscape_probe.training.own_step import own_step_over_breakdown
-from landscape_probe.training.records import empty_records
+from landscape_probe.training.records import PER_STEP, empty_records
 
 
 FLUSH_EVERY = 64
@@ -87,6 +89,8 @@ class Recorder:
         self._steps: list[Tensor] = []  # one row per step kept on the device: loss, ||g||, then ||W_l|| per layer
         self._updates: list[Tensor] = []  # one row per update: its relative size per layer
         self._parameters = list(model.parameters())
+        self.diverged_at: int | None = None
+        """The first step whose loss a flush found NaN or infinite (None: none so far)."""
 
     def snapshot(self) -> Params:
         """A copy of the layers as they are now (W_s, before the update)."""
@@ -113,24 +117,44 @@ class Recorder:
         self._updates.append(self._norms(steps) / self._norms(earlier))
         if diagnosed:
             self.flush()
+            finite = self.diverged_at is None  # else the weights may hold NaN, which has no singular values
+            nan = [math.nan] * len(self.layers)
             self.records["spectral_shift"].append(
-                [diagnostics.spectral_shift(w, self.layers[n]) for n, w in before.items()])
+                [diagnostics.spectral_shift(w, self.layers[n]) for n, w in before.items()] if finite else nan)
             self.records["relative_update_spectral"].append(
-                [diagnostics.relative_spectral_update(w, self.layers[n]) for n, w in before.items()])
+                [diagnostics.relative_spectral_update(w, self.layers[n]) for n, w in before.items()] if finite else nan)
         elif len(self._updates) >= FLUSH_EVERY:
             self.flush()
 
     def flush(self) -> None:
         """Copy the steps' numbers kept on the device into the records, in one transfer each."""
         if self._steps:
-            count = len(self.layers)
-            for row in torch.stack(self._steps).cpu().tolist():
+            count, first = len(self.layers), len(self.records["loss"])
+            rows = torch.stack(self._steps).cpu().tolist()
+            for row in rows:
                 self.records["loss"].append(row[0])
                 self.records["gradient_norm"].append(row[1])
                 self.records["weight_norm"].append(row[2 : 2 + count])
+            if self.diverged_at is None:
+                self.diverged_at = next((first + i for i, row in enumerate(rows) if not math.isfinite(row[0])), None)
         if self._updates:
             self.records["relative_update"].extend(torch.stack(self._updates).cpu().tolist())
         self._steps, self._updates = [], []
+
+    def end_at(self, step: int) -> None:
+        """Keep the records of the steps before ``step`` only: the run diverged there (its loss was not finite).
+
+        Steps recorded after it (its loss found late, in a block copied from the device) are dropped.
+        Diagnostics taken at ``step`` itself, before its forward pass, stay, with NaN for ``spectral_shift``
+        and ``relative_update_spectral``: the update they describe never counted. (None are taken after it:
+        the loop flushes before each diagnostic step.)
+        """
+        self.flush()
+        for name in PER_STEP:
+            del self.records[name][step:]
+        for name in ("spectral_shift", "relative_update_spectral"):
+            if len(self.records[name]) < len(self.records["diagnostic_steps"]):
+                self.records[name].append([math.nan] * len(self.layers))
 
     def _norms(self, layers: list[Tensor]) -> Tensor:
         """||·||_F of each layer, in float64, as one tensor on the model's device (empty without layers)."""

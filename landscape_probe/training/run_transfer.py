@@ -3,14 +3,15 @@
 A network cannot always be pickled (the output-selection hook is a closure,
 a user's class may live in a script), so a run travels as its model's state
 dict, with every tensor on the CPU (a rank's GPU may not exist on the rank
-that receives it), and the network is rebuilt on arrival exactly as
+that receives it; :func:`~landscape_probe.devices.portable`), and the network is rebuilt on arrival exactly as
 :func:`~landscape_probe.training.loop.train_run` built it, then given the
 trained values.
 
 Example:
     >>> import torch
-    >>> portable({"w": [torch.ones(1)]})["w"][0].device.type
-    'cpu'
+    >>> run = RunResult("sgd", 0.1, 2, 0, {}, [], [], {}, model=torch.nn.Linear(1, 1))
+    >>> sorted(packed(run).model), packed(run).model["weight"].device.type
+    (['bias', 'weight'], 'cpu')
 """
 
 from __future__ import annotations
@@ -18,20 +19,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from landscape_probe.devices import portable
 from landscape_probe.training.store import RunResult
-
-
-def portable(value: Any) -> Any:
-    """``value`` with every tensor in it (in dicts, lists and tuples) copied to the CPU."""
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {key: portable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(portable(item) for item in value)
-    return value
 
 
 def packed(run: RunResult) -> RunResult:

@@ -57,7 +57,7 @@ class RunResult:
         best_of_grid: this run's learning rate had the lowest mean final training
             loss among the rates tried for its optimiser and depth.
         state: model, optimizer and scheduler state dicts, ``step`` and the torch
-            RNG state: enough to resume (None for runs read back from a file).
+            RNG states (:func:`~landscape_probe.seeding.rng_state`): enough to resume (None for runs read back from a file).
         model: the trained network (None for runs read back from a file).
     """
 

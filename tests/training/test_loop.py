@@ -25,14 +25,6 @@ CONFIG = TrainConfig(optimizers=("sgd", "adam"), width=8, epochs=2, batch_size=1
 STEPS_PER_EPOCH = 3  # 40 examples in batches of 16
 
 
-@pytest.fixture(scope="module")
-def tiny_data() -> Dataset:
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(52, 6, generator=generator)
-    y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
-    return Dataset("tiny", x[:40], y[:40], x[40:], y[40:], "classification", 3, {"name": "tiny"})
-
-
 def test_records_match_a_plain_sgd_loop(tiny_data: Dataset) -> None:
     lr, depth = 0.3, 3
     run = train_run(CONFIG, tiny_data, "sgd", lr, depth, seed=0)
@@ -107,23 +99,13 @@ def test_a_diverging_run_is_marked_and_the_others_carry_on(tiny_data: Dataset, t
     assert stored["sgd"].diverged and not stored["adam"].diverged and not outcome.incomplete
 
 
-def _stop_after(calls: int):
-    count = {"n": 0}
-
-    def should_stop() -> bool:
-        count["n"] += 1
-        return count["n"] > calls
-
-    return should_stop
-
-
 @pytest.mark.parametrize("stop_after", [2, 8])
 def test_resume_gives_the_same_results_as_an_uninterrupted_run(
-    tiny_data: Dataset, tmp_path: Path, stop_after: int
+    tiny_data: Dataset, tmp_path: Path, stop_after: int, stop_request
 ) -> None:
     config = replace(CONFIG, optimizers=("momentum", "adam"))
     whole = train_grid(config, tiny_data, tmp_path / "whole")
-    partial = train_grid(config, tiny_data, tmp_path / "cut", should_stop=_stop_after(stop_after))
+    partial = train_grid(config, tiny_data, tmp_path / "cut", should_stop=stop_request(stop_after))
     assert partial.incomplete and TrainResult.load(partial.path).incomplete
     assert len(list((tmp_path / "cut").glob("*/resume.pt"))) == 1
     resumed = train_grid(config, tiny_data, tmp_path / "cut", resume=True)
