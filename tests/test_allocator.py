@@ -41,7 +41,9 @@ def test_large_blocks_are_reused_instead_of_mapped_afresh() -> None:
     _, default = run("default")
     assert told
     assert default >= 38 * pages, "without it, each of the 40 tensors is fresh pages (zeroed by the kernel)"
-    assert kept <= 14 * pages, "with it, most are served from freed blocks (aligned requests leave about one a round)"
+    # aligned requests leave about one fresh block a round: 10 to 15 blocks in 8 runs on 2026-11-24 (the heap's
+    # starting layout varies), against 40 without; 14 was the bound until a run gave 15
+    assert kept <= 20 * pages, "with it, most are served from freed blocks"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc only")

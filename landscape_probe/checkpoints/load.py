@@ -187,17 +187,15 @@ def save_checkpoint(
     """Write a self-describing checkpoint atomically (temporary file, then rename).
 
     The file is a plain dict that ``torch.load(weights_only=True)`` reads, so
-    ``config`` and ``data`` must hold only strings, numbers, booleans, lists and dicts. Every tensor in
-    it (the weights, the optimiser's state) is saved from the CPU, so it reads back on a machine without a GPU.
-    """
+    ``config`` and ``data`` must hold only strings, numbers, booleans, lists and dicts; every tensor is saved
+    from the CPU (:func:`~landscape_probe.devices.portable`), so it reads back on a machine without a GPU."""
     payload: dict[str, Any] = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "model_args": dict(model_args),
         "state_dict": portable(model.state_dict()),
     }
-    if isinstance(optimizer, torch.optim.Optimizer):
-        optimizer = optimizer.state_dict()
+    optimizer = optimizer.state_dict() if isinstance(optimizer, torch.optim.Optimizer) else optimizer
     extras = {"optimizer": portable(optimizer), "step": step, "config": config, "data": data, "run": run}
     payload.update({key: value for key, value in extras.items() if value is not None})
     Path(path).parent.mkdir(parents=True, exist_ok=True)
