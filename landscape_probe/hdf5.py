@@ -141,7 +141,8 @@ def open_results(path: Path | str) -> h5py.File:
     """
     path = Path(path)
     if not path.is_file():
-        raise ProbeError(f"Results file '{path}' does not exist.")
+        raise ProbeError(f"Results file '{path}' is a folder, not a file." if path.is_dir()
+                         else f"Results file '{path}' does not exist.")
     try:
         h5 = h5py.File(path, "r")
     except OSError:

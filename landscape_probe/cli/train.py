@@ -213,11 +213,15 @@ def _positive(text: str, option: str) -> float:
     return value
 
 
+EXAMPLES = {"--depths": "2,8,16", "--seeds": "0,1,2"}
+
+
 def _integers(text: str, option: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise ProbeError(f"{option} needs comma-separated integers, e.g. 2,8,16; got '{text}'.") from None
+        raise ProbeError(f"{option} needs comma-separated integers, e.g. {EXAMPLES.get(option, '2,8,16')}; "
+                         f"got '{text}'.") from None
     if not values:
         raise ProbeError(f"{option} needs at least one integer.")
     return values

@@ -120,7 +120,7 @@ def _read(path: str, k: int) -> dict:
     from landscape_probe.hdf5 import open_results, plain_value
 
     if not Path(path).is_file():
-        raise ProbeError(f"The Hessian file '{path}' does not exist; make it with probe hessian CHECKPOINT --out FILE.")
+        raise ProbeError(f"The Hessian file '{path}' does not exist; make it with probe hessian CHECKPOINT --output FILE.")
     with open_results(path) as h5:
         if plain_value(h5.attrs["kind"]) != "hessian" or "eigenvectors" not in h5:
             raise ProbeError(f"'{path}' holds {plain_value(h5.attrs['kind'])} results, not a Hessian spectrum.")

@@ -57,6 +57,8 @@ def read_trajectory(run_folder: Path | str) -> tuple[list[int], list[dict[str, T
     from safetensors.torch import load_file
 
     folder = Path(run_folder) / FOLDER
+    if not Path(run_folder).is_dir():
+        raise ProbeError(f"The run folder '{run_folder}' for --trajectory does not exist (or is not a folder).")
     files = sorted((int(m.group(1)), path) for path in folder.glob("step_*.safetensors")
                    if (m := _NAME.match(path.name))) if folder.is_dir() else []
     if len(files) < 3:
