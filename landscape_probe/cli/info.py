@@ -18,6 +18,7 @@ from landscape_probe.cli.app import (
     parse_arch_kwargs,
     user_errors,
 )
+from landscape_probe.tables import print_whole
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def print_summary(summary: dict[str, Any]) -> None:
             spectral,
             "yes" if row["is_layer"] else "no",
         )
-    out.print(table)
+    print_whole(out, table)
     out.print(
         f"{totals['numel']:,} parameters in {totals['tensors']} tensors; "
         f"{totals['layer_numel']:,} in {totals['layers']} layers (ndim ≥ 2).",

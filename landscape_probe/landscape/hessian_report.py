@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from landscape_probe.figures import save_figures, subplots
+from landscape_probe.tables import print_whole
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -78,7 +79,7 @@ def print_hessian(result: HessianResult, console: Console) -> None:
         values = [f"{v:.4g}" if np.isfinite(v) else "" for v in result.layer_eigenvalues[i]]
         table.add_row(name, str(int(result.layer_sizes[i])), *values, f"{result.layer_traces[i]:.4g}",
                       f"{result.layer_trace_standard_errors[i]:.2g}")
-    console.print(table)
+    print_whole(console, table)
 
 
 def draw_hessian(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:

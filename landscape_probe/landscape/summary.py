@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from landscape_probe.tables import print_whole
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -64,7 +66,7 @@ def print_interpolation(result: InterpolationResult, console: Console) -> None:
         if result.accuracy is not None:
             cells.append(f"{result.accuracy[i]:.3f}")
         table.add_row(*cells, f"{result.relative_function_change[i]:.3g}", f"{result.drt_prediction[i]:.3g}")
-    console.print(table)
+    print_whole(console, table)
 
 
 def _name(path: str, fallback: str) -> str:

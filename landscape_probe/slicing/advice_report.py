@@ -6,6 +6,8 @@ import io
 import math
 from typing import TYPE_CHECKING
 
+from landscape_probe.tables import print_whole
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -49,7 +51,7 @@ def print_advice(advice: Advice, console: Console) -> None:
         table.add_row(name, _number(advice.alone[i]), _number(advice.sgd_rates_alone[i]),
                       _number(advice.sgd_rates_together[i]), f"{advice.weight_norms[i]:.3g}",
                       f"{advice.gradient_norms[i]:.3g}")
-    console.print(table)
+    print_whole(console, table)
 
 
 def _number(value: float) -> str:

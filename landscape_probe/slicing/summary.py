@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from landscape_probe.tables import print_whole
+
 if TYPE_CHECKING:
     import numpy as np
     from rich.console import Console
@@ -88,7 +90,7 @@ def print_result(result: SliceResult, console: Console) -> None:
                 )
             )
         )
-    console.print(table)
+    print_whole(console, table)
     from landscape_probe.slicing.trust import UNDEFINED_AT_W
 
     if UNDEFINED_AT_W in (whole.verdict, whole.function_verdict):
@@ -134,7 +136,7 @@ def _print_loss_only(result: SliceResult, console: Console) -> None:
         table.add_column(header, justify="right", min_width=7, no_wrap=True)
     for i in _summary_rows(result.scales):
         table.add_row(*(_number(values[i]) for values in columns.values()))
-    console.print(table)
+    print_whole(console, table)
     if whole.function_verdict == UNDEFINED_AT_W:
         console.print(f"Verdicts: {UNDEFINED_AT_W}.", highlight=False)
     else:
@@ -161,7 +163,7 @@ def _print_layers(result: SliceResult, console: Console) -> None:
             _number(sweep.lambda_max),
             "undefined" if sweep.verdict == UNDEFINED_AT_W else _breakdown_cell(sweep.breakdown_scale, result.scales),
         )
-    console.print(table)
+    print_whole(console, table)
     console.print(
         "Breakdown t: where the relative gradient change with that layer alone first reaches 1 "
         "(DRT predicts the same t for every layer; Euclidean trust, a t falling with ||u_l||·λ_max).",

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from landscape_probe.errors import ProbeError
 from landscape_probe.training.records import EPOCH_RECORDS, PER_DIAGNOSTIC, PER_LAYER, PER_STEP, as_arrays
 from landscape_probe.training.store import RunResult, read_run, summary_rows, write_run
+from landscape_probe.tables import print_whole
 
 if TYPE_CHECKING:
     import pandas
@@ -154,7 +155,7 @@ class TrainResult:
         from rich.console import Console
 
         console = Console(file=io.StringIO(), width=120, color_system=None, force_terminal=False)
-        console.print(self.table())
+        print_whole(console, self.table())
         return console.file.getvalue()
 
     def to_pandas(self, records: str = "steps") -> pandas.DataFrame:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from landscape_probe.tables import print_whole
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -19,7 +21,7 @@ def print_summary(results_path: Path, console: Console) -> None:
     from landscape_probe.training.result import TrainResult
 
     result = TrainResult.load(results_path)
-    console.print(result.table())
+    print_whole(console, result.table())
     auto = result.config.get("auto_learning_rates") or {}
     if auto:
         rates = "; ".join(f"{name} " + ", ".join(f"{rate:.3g} at depth {depth}" for depth, rate in by_depth.items())
