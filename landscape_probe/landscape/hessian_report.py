@@ -61,7 +61,7 @@ def print_hessian(result: HessianResult, console: Console) -> None:
                   f"||Hv − λv|| = {np.max(result.eigenvalue_residuals, initial=0.0):.2g}", highlight=False)
     samples = len(result.trace_samples)
     console.print(f"trace (Hutchinson, {samples} Rademacher samples) = {result.trace:.5g} ± "
-                  f"{result.trace_standard_error:.2g} (standard error)", highlight=False)
+                  f"{result.trace_standard_error:.2g} (standard error){_missed(result)}", highlight=False)
     nodes, weights = result.density_nodes, result.density_weights
     used = weights > 0
     below, near = mass_near_zero(nodes, weights, result.density_width)
@@ -80,6 +80,16 @@ def print_hessian(result: HessianResult, console: Console) -> None:
         table.add_row(name, str(int(result.layer_sizes[i])), *values, f"{result.layer_traces[i]:.4g}",
                       f"{result.layer_trace_standard_errors[i]:.2g}")
     print_whole(console, table)
+
+
+def _missed(result: HessianResult) -> str:
+    """A note when sampling stopped at --trace-samples with the standard error above --trace-tolerance."""
+    asked = float(result.settings.get("trace_tolerance", 0.0))
+    relative = result.trace_standard_error / abs(result.trace) if result.trace else float("inf")
+    if asked <= 0 or relative <= asked:
+        return ""
+    return (f"; {100 * relative:.2g}% of it, above the {100 * asked:.2g}% asked: the {len(result.trace_samples)} "
+            "samples allowed ran out (raise --trace-samples)")
 
 
 def draw_hessian(results_path: Path, out_dir: Path, formats: tuple[str, ...]) -> list[Path]:

@@ -101,6 +101,22 @@ def test_the_trace_stops_at_its_tolerance_and_select_restricts_the_layers() -> N
     assert abs(result.trace - exact) <= 3 * result.trace_standard_error
 
 
+def test_the_report_says_when_the_samples_ran_out_above_the_tolerance() -> None:
+    from landscape_probe.landscape.hessian_report import hessian_text
+
+    net, data = net_and_data()
+    kwargs = dict(top_k=1, density_runs=1, probe_size=20, device="cpu", dtype="float64")
+    short = lp.hessian(net, data, trace_samples=3, trace_tolerance=1e-6, **kwargs)
+    relative = short.trace_standard_error / abs(short.trace)
+    assert len(short.trace_samples) == 3 and relative > 1e-6
+    assert f"{100 * relative:.2g}% of it, above the 0.0001% asked" in " ".join(hessian_text(short).split())
+    assert "raise --trace-samples" in hessian_text(short)
+    met = lp.hessian(net, data, trace_samples=5000, trace_tolerance=0.05, **kwargs)  # stopped at its tolerance
+    assert "--trace-samples" not in hessian_text(met)
+    unasked = lp.hessian(net, data, trace_samples=3, trace_tolerance=0.0, **kwargs)  # 0: no tolerance, all samples
+    assert "--trace-samples" not in hessian_text(unasked)
+
+
 def test_results_survive_a_round_trip_through_the_file(per_layer_result, tmp_path) -> None:
     _, _, result = per_layer_result
     path = result.save(tmp_path / "h.h5")
