@@ -46,18 +46,23 @@ def hessian_text(result: HessianResult, width: int = 100) -> str:
 def print_hessian(result: HessianResult, console: Console) -> None:
     """Print the top-k eigenvalues, the trace ± its standard error, the density's range and the per-layer table."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     provenance, settings = result.provenance, result.settings
     path = str(provenance.get("checkpoint_path", ""))
     source = (Path(path).parent.name if Path(path).stem == "checkpoint" else Path(path).name) if path else "model"
     parameters = int(np.sum(result.layer_sizes))
-    console.print(f"[bold]{source}[/] ({provenance.get('architecture', '?')}), Hessian over "
-                  f"{len(result.layer_names)} parameters ({parameters} entries), {settings.get('probe_size')} probe "
+    architecture = escape(str(provenance.get("architecture", "?")))
+    tensors = f"{len(result.layer_names)} parameter tensor{'s' if len(result.layer_names) != 1 else ''}"
+    console.print(f"[bold]{escape(source)}[/] ({architecture}), Hessian over {tensors} "
+                  f"({parameters} entries), {settings.get('probe_size')} probe "
                   f"examples, loss {result.loss_name} = {result.loss_at_point:.4g}, ||g|| = {result.gradient_norm:.4g}",
                   highlight=False)
     eigenvalues = ", ".join(f"{value:.5g}" for value in result.eigenvalues)
-    console.print(f"top {len(result.eigenvalues)} eigenvalues (Lanczos): {eigenvalues}; largest residual "
+    asked = int(settings.get("top_k", len(result.eigenvalues)))
+    fewer = f" (of the {asked} asked: H has only {parameters} rows)" if asked > len(result.eigenvalues) else ""
+    console.print(f"top {len(result.eigenvalues)} eigenvalues{fewer} (Lanczos): {eigenvalues}; largest residual "
                   f"||Hv − λv|| = {np.max(result.eigenvalue_residuals, initial=0.0):.2g}", highlight=False)
     samples = len(result.trace_samples)
     console.print(f"trace (Hutchinson, {samples} Rademacher samples) = {result.trace:.5g} ± "

@@ -117,6 +117,19 @@ def test_the_report_says_when_the_samples_ran_out_above_the_tolerance() -> None:
     assert "--trace-samples" not in hessian_text(unasked)
 
 
+def test_the_report_says_when_fewer_eigenvalues_than_asked_exist() -> None:
+    from landscape_probe.landscape.hessian_report import hessian_text
+
+    net, data = net_and_data()
+    size = sum(p.numel() for name, p in net.named_parameters() if name == "2.weight")
+    result = lp.hessian(net, data, top_k=size + 5, iterations=size + 5, trace_samples=2, density_runs=1,
+                        select="2.*", probe_size=20, device="cpu", dtype="float64")
+    text = " ".join(hessian_text(result).split())
+    assert len(result.eigenvalues) == size
+    assert f"top {size} eigenvalues (of the {size + 5} asked: H has only {size} rows)" in text
+    assert "Hessian over 1 parameter tensor (" in text
+
+
 def test_results_survive_a_round_trip_through_the_file(per_layer_result, tmp_path) -> None:
     _, _, result = per_layer_result
     path = result.save(tmp_path / "h.h5")
