@@ -252,11 +252,12 @@ def _number(value: float) -> str:
 
 
 def _summary_rows(scales: np.ndarray) -> list[int]:
-    """Up to ``SUMMARY_ROWS`` indices of positive scales, spread evenly, always the largest."""
+    """Up to ``SUMMARY_ROWS`` indices of positive scales, spread evenly, always the largest; with negative scales
+    (``--two-sided``) as many again of those before them, always the most negative."""
     import numpy as np
 
-    positive = np.flatnonzero(scales > 0)
-    if len(positive) <= SUMMARY_ROWS:
-        return list(positive)
-    picks = np.linspace(0, len(positive) - 1, SUMMARY_ROWS).round().astype(int)
-    return [int(positive[i]) for i in sorted(set(picks))]
+    rows = []
+    for side in (np.flatnonzero(scales < 0), np.flatnonzero(scales > 0)):  # each in the order of the file
+        picks = np.linspace(0, len(side) - 1, min(len(side), SUMMARY_ROWS)).round().astype(int)
+        rows += [int(side[i]) for i in sorted(set(picks))]
+    return rows

@@ -125,6 +125,13 @@ def test_summary_is_the_text_probe_show_prints():
     assert SliceResult.load(FIXTURE).summary(width=100) == shown.output
 
 
+def test_a_two_sided_summary_shows_both_sides():
+    text = small_result(per_layer=False, two_sided=True).summary(width=120)
+    table = text[text.index("─") : text.index("Δf, Δg:")]
+    shown = [float(line.split()[0]) for line in table.splitlines()[1:] if line.strip()]
+    assert shown == [-1.0, -0.1, -0.01, 0.01, 0.1, 1.0], text  # the file's order: −t largest first, then t
+
+
 def test_an_incomplete_or_foreign_file_is_refused(tmp_path):
     path = small_result(per_layer=False).save(tmp_path / "s.h5")
     with h5py.File(path, "a") as h5:
