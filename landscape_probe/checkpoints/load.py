@@ -234,7 +234,7 @@ def _self_describing(path: Path, payload: dict[str, Any], arch: str | None = Non
     model_args, state_dict = payload.get("model_args"), payload.get("state_dict")
     if not isinstance(model_args, dict) or not _holds_only_tensors(state_dict):
         raise ProbeError(f"Checkpoint '{path}' says it is a landscape_probe checkpoint but lacks model_args or state_dict.")
-    if model_args.get("name") == CUSTOM:
+    if arch is not None or model_args.get("name") == CUSTOM:  # the user's --arch wins over what the file records
         model, architecture = _custom_model(path, model_args, state_dict, arch, arch_kwargs, trust)
     else:
         check_model_args(model_args, state_dict, f"Checkpoint '{path}'")

@@ -443,3 +443,19 @@ def test_a_global_whose_name_is_computed_is_unknown_and_refused(tmp_path: Path):
             new.writestr(info.filename, computed if info.filename.endswith("/data.pkl") else old.read(info.filename))
     with pytest.raises(ProbeError, match=r"data.pkl holds the Python object builtins.str;"):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_arch_given_for_a_self_describing_checkpoint_replaces_what_it_records() -> None:
+    """It was ignored without a word; now the user's architecture is built, and weights that do not fit it are
+    refused in one sentence."""
+    sample = Path(__file__).resolve().parents[2] / "sample_checkpoints" / "mlp2_digits.pt"
+    recorded = load_checkpoint(sample)
+    tanh = load_checkpoint(sample, arch="mlp:depth=2,width=64,activation=tanh")
+    assert "activation=relu" in recorded.architecture and "activation=tanh" in tanh.architecture
+    x = torch.randn(5, 64)
+    with torch.no_grad():
+        assert not torch.allclose(tanh.model(x), recorded.model(x))  # the same weights, another activation
+    for name, tensor in recorded.model.state_dict().items():
+        assert torch.equal(tanh.model.state_dict()[name], tensor), name
+    with pytest.raises(ProbeError, match="do not fit the architecture"):
+        load_checkpoint(sample, arch="mlp:depth=3")
