@@ -122,8 +122,8 @@ def _print_loss_only(result: SliceResult, console: Console) -> None:
     whole = result.whole
     console.print(
         f"loss(0) = {whole.loss_at_zero:.4g}. Only the loss was measured (--measure loss): forward passes, no "
-        "gradient change or λ_max, so nothing is said of the gradient's trust region or of Euclidean trust "
-        "in λ_max.",
+        "gradient change or λ_max, so nothing is said of the gradient's trust region or of its Euclidean trust "
+        "in λ_max; the function change's Euclidean trust is linear in the step, c·||ΔW|| (linear~).",
         highlight=False,
     )
     columns = {"t": result.scales, "loss": whole.loss, "accuracy": whole.accuracy, "Δf": whole.relative_function_change,

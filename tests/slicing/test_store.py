@@ -132,6 +132,15 @@ def test_a_two_sided_summary_shows_both_sides():
     assert shown == [-1.0, -0.1, -0.01, 0.01, 0.1, 1.0], text  # the file's order: −t largest first, then t
 
 
+def test_a_loss_only_summary_says_which_euclidean_trust_its_verdict_means():
+    """Its verdict compares the function change with Euclidean trust, c·||ΔW|| calibrated (as the full slice's
+    function verdict does); the summary must not say that nothing is said of Euclidean trust."""
+    result = small_result(per_layer=False, measure="loss", direction="random")
+    text = " ".join(result.summary(width=120).split())
+    assert "Euclidean trust" in result.whole.function_verdict
+    assert "the function change's Euclidean trust is linear in the step, c·||ΔW|| (linear~)" in text
+
+
 def test_an_incomplete_or_foreign_file_is_refused(tmp_path):
     path = small_result(per_layer=False).save(tmp_path / "s.h5")
     with h5py.File(path, "a") as h5:
