@@ -51,3 +51,17 @@ def test_render_document_replaces_only_the_marked_table():
     assert "| old |" not in fresh and fresh.endswith("<!-- end quantities -->\noutro\n")
     assert "| `accuracy` | (P,) | 1 | fraction correct (optional) |" in fresh
     assert render_document(fresh) == fresh
+
+
+def test_every_results_file_gives_gradients_and_curvatures_the_loss_units():
+    """Weights are dimensionless, so ||g|| and λ are in the loss's units in every file (the plane and Hessian files
+    said "1" while the slice and training files said the loss's units)."""
+    from landscape_probe.landscape.hessian_result import HessianResult
+    from landscape_probe.landscape.plane_result import PlaneResult
+    from landscape_probe.slicing.result import SliceSweep
+    from landscape_probe.training.records import RunRecords
+
+    for cls in (SliceSweep, PlaneResult, HessianResult, RunRecords):
+        for q in quantities(cls):
+            if q.name in ("gradient_norm", "lambda_max", "eigenvalues", "trace"):
+                assert q.units == LOSS, f"{cls.__name__}.{q.name} is in {q.units!r}"

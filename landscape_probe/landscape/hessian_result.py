@@ -84,7 +84,7 @@ class HessianResult(ResultFile):
     layer_trace_standard_errors: np.ndarray | None = quantity(
         "standard error of each layer's trace estimate (per layer only)", units=LOSS, shape="(L,)", optional=True)
     loss_at_point: float = quantity("mean probe-set loss at W", units=LOSS, shape="()")
-    gradient_norm: float = quantity("||∇L(W)|| over the selected layers", units="1", shape="()")
+    gradient_norm: float = quantity("||∇L(W)|| over the selected layers", units=LOSS, shape="()")
     hessian_vector_products: int = quantity("Hessian-vector products spent, all estimates together", units="",
                                             shape="()")
     settings: dict[str, Any]

@@ -74,9 +74,9 @@ class PlaneResult(ResultFile):
     direction_norms: np.ndarray = quantity("||d₁|| and ||d₂|| after filter normalisation", units="1", shape="(2,)")
     direction_cosine: float = quantity("cosine between d₁ and d₂", units="1", shape="()")
     loss_at_zero: float = quantity("mean probe-set loss at W", units=LOSS, shape="()")
-    gradient_norm: float = quantity("||g(W)|| over the moved layers", units="1", shape="()")
+    gradient_norm: float = quantity("||g(W)|| over the moved layers", units=LOSS, shape="()")
     lambda_max: float | None = quantity("Hessian eigenvalue of largest magnitude at W (measure gradient only)",
-                                        units="1", shape="()", optional=True)
+                                        units=LOSS, shape="()", optional=True)
     trajectory_steps: np.ndarray | None = quantity(
         "the steps of the saved weights of the trajectory (--trajectory only)", units="", shape="(T,)", optional=True)
     trajectory_coordinates: np.ndarray | None = quantity(
