@@ -77,7 +77,7 @@ def export_csv(results: Path | str, folder: Path | str, *, overwrite: bool = Fal
     targets = {folder / f"{stem}.csv": table for stem, table in tables.items()}
     existing = [path for path in targets if path.exists()]
     if existing and not overwrite:
-        raise ProbeError(f"'{existing[0]}' already exists; pass --overwrite to replace the exported files.")
+        raise ProbeError(f"'{existing[0]}' already exists; pass --overwrite (overwrite=True in Python) to replace the exported files.")
     folder.mkdir(parents=True, exist_ok=True)
     for path, (header, rows) in targets.items():
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as handle:

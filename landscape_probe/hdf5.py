@@ -45,7 +45,7 @@ def check_writable(path: Path | str, overwrite: bool) -> None:
     if path.is_dir():
         raise ProbeError(f"Output '{path}' is a folder; give a file name such as {path / 'results.h5'}.")
     if path.exists() and not overwrite:
-        raise ProbeError(f"Output '{path}' already exists; pass --overwrite to replace it.")
+        raise ProbeError(f"Output '{path}' already exists; pass --overwrite (overwrite=True in Python) to replace it.")
     folder = path.parent
     if folder.exists() and not folder.is_dir():
         raise ProbeError(f"Cannot write '{path}': '{folder}' is a file, not a folder.")

@@ -70,3 +70,15 @@ def test_load_gives_each_kind_its_own_result(tmp_path):
     assert type(lp.load(tmp_path / "s.h5")) is lp.SliceResult
     trained = lp.load(tmp_path / "t.h5")
     assert type(trained) is lp.TrainResult and len(trained.runs[0].loss) == 3
+
+
+def test_an_existing_output_names_the_python_keyword_too(tmp_path):
+    """A Python user told only of --overwrite would look for a flag; the sentence names overwrite=True."""
+    from landscape_probe.errors import ProbeError
+    from landscape_probe.hdf5 import check_writable
+
+    path = tmp_path / "s.h5"
+    path.write_bytes(b"")
+    with pytest.raises(ProbeError, match=r"--overwrite \(overwrite=True in Python\)"):
+        check_writable(path, overwrite=False)
+    check_writable(path, overwrite=True)  # and with it, nothing is refused

@@ -206,7 +206,7 @@ def _settings(direction_x: str, direction_y: str, measure: str, threshold: float
 def _continue_from(previous: PlaneResult, fresh: PlaneResult) -> PlaneResult:
     """The saved plane, if it was made with the same settings, grid and checkpoint; else one sentence."""
     if previous.complete:
-        raise ProbeError(f"'{previous.path}' is already complete; nothing to resume (use --overwrite to redo it).")
+        raise ProbeError(f"'{previous.path}' is already complete; nothing to resume (use --overwrite, overwrite=True in Python, to redo it).")
     same = (np.array_equal(previous.x_coordinates, fresh.x_coordinates)
             and np.array_equal(previous.y_coordinates, fresh.y_coordinates)
             and all(previous.settings.get(k) == v for k, v in fresh.settings.items())
