@@ -82,3 +82,14 @@ def test_an_existing_output_names_the_python_keyword_too(tmp_path):
     with pytest.raises(ProbeError, match=r"--overwrite \(overwrite=True in Python\)"):
         check_writable(path, overwrite=False)
     check_writable(path, overwrite=True)  # and with it, nothing is refused
+
+
+@pytest.mark.parametrize("points", ["3", 3.0, True])
+def test_points_that_are_not_a_whole_number_are_one_sentence(points):
+    import torch
+
+    from landscape_probe.errors import ProbeError
+
+    model, x = torch.nn.Linear(4, 3), torch.randn(16, 4)
+    with pytest.raises(ProbeError, match="must be a whole number"):
+        lp.slice(model, (x, torch.randint(0, 3, (16,))), points=points, device="cpu")

@@ -12,12 +12,17 @@ import numpy as np
 from landscape_probe.errors import ProbeError
 
 
-def parse_range(text: str, option: str = "--range") -> np.ndarray:
-    """``START:STOP:COUNT`` as COUNT evenly spaced values from START to STOP, both included.
+def parse_range(text: str | tuple[float, float, int], option: str = "--range") -> np.ndarray:
+    """``START:STOP:COUNT`` as COUNT evenly spaced values from START to STOP, both included; from Python the
+    triple ``(start, stop, count)`` is read the same way.
 
     Raises:
         ProbeError: for a malformed range, a COUNT below 2, non-finite ends, or START ≥ STOP.
     """
+    if isinstance(text, (tuple, list)):
+        text = ":".join(str(part) for part in text)
+    if not isinstance(text, str):
+        raise ProbeError(f"{option} must be START:STOP:COUNT (or, from Python, a triple), not a {type(text).__name__}.")
     parts = text.split(":")
     try:
         if len(parts) != 3:

@@ -168,6 +168,8 @@ def log_scales(max_scale: float, points: int, min_scale: float | None = None) ->
     Raises:
         ProbeError: unless ``0 < min_scale < max_scale`` and ``points >= 2``.
     """
+    if isinstance(points, bool) or not isinstance(points, (int, np.integer)):
+        raise ProbeError(f"--points (points in Python) must be a whole number, not {points!r}.")
     low = max_scale * DEFAULT_DECADES_FACTOR if min_scale is None else min_scale
     if not (0 < low < max_scale) or points < 2:
         raise ProbeError("--max-scale must be positive and above --min-scale, and --points at least 2.")

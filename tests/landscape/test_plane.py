@@ -117,12 +117,21 @@ def test_an_interrupted_plane_resumes_to_the_uninterrupted_one(tmp_path: Path, m
     ({"measure": "hessian"}, "--measure"),
     ({"threshold": 0.0}, "--threshold"),
     ({"x": "1:-1:3"}, "--x"),
+    ({"x": 5}, "--x must be START:STOP:COUNT"),
     ({"select": "nothing.*"}, "--select"),
 ])
 def test_bad_settings_are_one_sentence(options: dict, words: str) -> None:
     net, data = _net_and_data()
     with pytest.raises(ProbeError, match=words):
         lp.plane(net, data, **{"x": "-1:1:3", "y": "-1:1:3", "device": "cpu", **options})
+
+
+def test_python_takes_a_range_as_a_triple_too() -> None:
+    net, data = _net_and_data()
+    as_text = lp.plane(net, data, x="-1:1:3", y="-0.5:0.5:2", device="cpu", dtype="float64")
+    as_triple = lp.plane(net, data, x=(-1, 1, 3), y=[-0.5, 0.5, 2], device="cpu", dtype="float64")
+    np.testing.assert_array_equal(as_triple.x_coordinates, as_text.x_coordinates)
+    np.testing.assert_array_equal(as_triple.loss, as_text.loss)
 
 
 def test_cli_plane_writes_what_show_plot_and_pandas_read(tmp_path: Path) -> None:
