@@ -57,7 +57,7 @@ def interpolate(
     Args:
         a, b: two models of the same architecture: ``nn.Module`` s (not changed) or checkpoint files.
         data: as ``lp.slice`` takes it; default: the data set recorded in A's checkpoint.
-        alphas: explicit positions; otherwise ``range`` as ``START:STOP:COUNT``.
+        alphas: explicit positions; otherwise ``range`` as ``START:STOP:COUNT`` or ``(start, stop, count)``.
         probe_size, split, loss, device, dtype, seed: as ``lp.slice``.
         arch, arch_kwargs, trust_checkpoint: loading options for checkpoint files (see ``probe info``).
         progress: True for a progress bar; or a callable ``progress(done, total, label)``.

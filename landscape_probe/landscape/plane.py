@@ -83,8 +83,8 @@ def plane(
 
     Args:
         model, data, probe_size, split, loss, device, dtype, seed, arch, arch_kwargs, trust_checkpoint: as ``lp.slice``.
-        x, y: the grid's coordinates along d₁ and d₂ (default ``-1:1:21``, or with ``trajectory`` 21 points
-            covering the projected path with a fifth of its span to spare).
+        x, y: the grid's coordinates along d₁ and d₂, ``"START:STOP:COUNT"`` or ``(start, stop, count)`` (default
+            ``-1:1:21``, or with ``trajectory`` 21 points covering the projected path with a fifth of its span to spare).
         trajectory: a ``probe train`` run folder saved with ``save_every``: d₁ and d₂ become the first two
             principal directions of its saved weights around W (unit vectors, not filter-normalised), and
             the path is projected on the plane (:mod:`landscape_probe.landscape.trajectory_pca`).
