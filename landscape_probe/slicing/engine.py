@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -124,18 +125,18 @@ def run_slice(
         negate = config.direction_kind == "gradient" and not groups  # u from g(0), no copy of −g(0) (same numbers)
         direction = at_zero.gradient if negate else direction_at_w(config, evaluator, at_zero, hessian, other,
                                                                    device, dtype)
-        flat_unit = directions.flat_unit_step(direction, evaluator.base, config.resolved_scaling, config.norm,
-                                              sign=-1.0 if negate else 1.0)
+        unit_step = partial(directions.flat_unit_step, direction, evaluator.base, config.resolved_scaling,
+                            config.norm, sign=-1.0 if negate else 1.0)
+        flat_unit = unit_step()
         direction = direction if groups else {}  # its memory back before λ_max and the points
+        unit_step = unit_step if negate else None  # u again from g(0), which stays; no other direction is held
         budget = batched_points.parse_bytes(config.memory_budget)
         per_pass = batched_points.chosen(evaluator, config.points_per_pass, budget, len(scales))
         # whole runs of per_pass points to each rank, so that every pass is the one a single process makes
         points = [i for run in probe.share(batched_points.chunks(len(scales), per_pass)) for i in run]
         counter = PointCounter(len(points) + len(scales) * len(my_groups), progress)  # this rank's share
-        rebuilt = (lambda out: directions.flat_unit_step(at_zero.gradient, evaluator.base, config.resolved_scaling,
-                                                         config.norm, sign=-1.0, out=out)) if negate else None
         whole = _sweep(evaluator, at_zero, hessian, flat_unit, scales, config, counter, "all layers", nonfinite_weights,
-                       points, per_pass, probe=probe, rebuild_unit=rebuilt)
+                       points, per_pass, probe=probe, rebuild_unit=unit_step)
         asked = config.points_per_pass
         if batched_points.refused(evaluator):  # the model raised under vmap: its points, and its layers', one by one
             per_pass = asked = 1
@@ -221,7 +222,7 @@ def _sweep(
     per_pass: int = 1,
     *,
     probe: ProbeShard,
-    rebuild_unit: Callable[[Tensor], Tensor] | None = None,
+    rebuild_unit: Callable[..., Tensor] | None = None,
 ) -> SliceSweep:
     """Evaluate W + t·u at every scale and set the predictions beside the measurements.
 
@@ -234,15 +235,14 @@ def _sweep(
     :meth:`ProbeEvaluator.evaluate`) at every point. With ``rebuild_unit`` (u
     from g(0), which stays), the recurrence runs in u's own buffer and u is
     written again afterwards, the same numbers, so one vector fewer is live
-    beside the products' temporaries. The points' numbers
-    stay on the device until the sweep ends (one copy to the host per column,
-    not one per number). ``nonfinite_weights`` (W holds NaN or ±inf), or a step
+    beside the products' temporaries. The points' numbers stay on the device
+    until the sweep ends (one copy to the host per column, not one per number). ``nonfinite_weights`` (W holds NaN or ±inf), or a step
     u that is not finite, makes every verdict of the sweep undefined
     (:func:`~landscape_probe.slicing.predictions.predict`).
     ``points``: the indices of ``scales`` evaluated here (the other ranks' are gathered, under ``torchrun``);
     ``probe``: the examples here, when the ranks divide the probe set (their sums are added up);
     ``per_pass``: points per vmapped pass (:class:`~landscape_probe.slicing.batched_points.PointPasses`);
-    ``rebuild_unit``: writes u into the buffer it is given.
+    ``rebuild_unit``: writes u into the buffer given as ``out``.
     """
     base, g0 = evaluator.base, at_zero.gradient
     unit = P.unflatten(flat_unit, base)  # u held once, as views into flat_unit
@@ -260,7 +260,7 @@ def _sweep(
                                                        (flat_point, flat_gradient))
     hessian.release()
     if in_place:
-        rebuild_unit(flat_unit)
+        rebuild_unit(out=flat_unit)
         flat_point = torch.empty_like(flat_unit)
 
     g0_parts = [g0[n] for n in names]
