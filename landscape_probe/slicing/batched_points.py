@@ -123,7 +123,7 @@ def chosen(evaluator: Any, points_per_pass: int | str, budget: int, points: int)
 
 def refused(evaluator: Any) -> bool:
     """Whether a vmapped pass of ``evaluator`` raised, so that its sweep went one point at a time."""
-    return bool(getattr(_unwrapped(evaluator), "vmap_refused", False))
+    return _unwrapped(evaluator).vmap_refused
 
 
 def budgeted(evaluator: Any, budget: int, points: int) -> int:

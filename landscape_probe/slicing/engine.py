@@ -250,14 +250,14 @@ def _sweep(
     names = evaluator.layer_names
     classification = classifies(evaluator.y)
     unit_step_norm = float(P.norm(unit))
-    in_place = (rebuild_unit is not None and 0.0 < unit_step_norm < float("inf")  # else Lanczos starts elsewhere
-                and not basis_fits(flat_unit, config.power_iterations))
+    usable, fits = 0.0 < unit_step_norm < float("inf"), basis_fits(flat_unit, config.power_iterations)
+    in_place = rebuild_unit is not None and usable and not fits  # the only case in which Lanczos writes work[0]
     flat_gradient = torch.empty_like(flat_unit)
     flat_point = flat_unit if in_place else torch.empty_like(flat_unit)  # Lanczos's first vector, then W + t·u
 
     counter.note(f"{label}: λ_max")
     lambda_max, curvature_along_unit = _curvature_at_w(hessian, flat_unit, unit_step_norm, config,
-                                                       (flat_point, flat_gradient))
+                                                       (flat_point, flat_gradient), usable, fits)
     hessian.release()
     if in_place:
         rebuild_unit(out=flat_unit)
@@ -305,24 +305,23 @@ def _sweep(
 
 def _curvature_at_w(
     hessian: curvature.GradientGraph, flat_unit: Tensor, unit_step_norm: float, config: SliceConfig,
-    work: tuple[Tensor, Tensor],
+    work: tuple[Tensor, Tensor], usable: bool, fits: bool,
 ) -> tuple[float, float]:
     """λ_max by Lanczos started from u, and ``uᵀHu = α₁ ||u||²`` from its first product.
 
-    The full-basis Lanczos while its basis fits in memory, else the three-term
+    The full-basis Lanczos while its basis ``fits`` in memory, else the three-term
     recurrence in the two ``work`` buffers (the same eigenvalue to within the
     tolerance; :func:`~landscape_probe.curvature.lanczos.largest_magnitude_eigenvalue`).
-    A step u that is zero or not finite cannot start the Krylov space: then the
+    A step u that is zero or not finite (not ``usable``) cannot start the Krylov space: then the
     start is Gaussian (seeded) and ``uᵀHu`` takes a product of its own.
     """
-    usable = 0.0 < unit_step_norm < float("inf")
     top = curvature.top_eigenpair(
         hessian,
         iterations=config.power_iterations,
         tolerance=config.power_tolerance,
         seed=config.seed,
         start=flat_unit if usable else None,
-        keep_basis=basis_fits(flat_unit, config.power_iterations),
+        keep_basis=fits,
         work=work,
     )
     if usable:
