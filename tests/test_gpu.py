@@ -9,6 +9,7 @@ CUDA-only checks skipped), to try the tests themselves on a machine without one.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -169,7 +170,15 @@ def test_hessian_plane_and_interpolate_on_cuda_match_cpu() -> None:
     for name in ("loss", "relative_function_change", "relative_gradient_change"):
         _close(getattr(planes[0], name), getattr(planes[1], name))
     _close(planes[0].lambda_max, planes[1].lambda_max, rtol=1e-2)
-    lines = [lp.interpolate(other, other, range="0:1:3", probe_size=128, device=device) for device in ("cpu", OTHER)]
+    from landscape_probe.checkpoints.load import load_checkpoint
+
+    start = load_checkpoint(other).model
+    end = copy.deepcopy(start)
+    with torch.no_grad():  # another end, every weight moved, so that the line's sums are tried on the device
+        for parameter in end.parameters():
+            parameter.add_(0.1 * torch.randn(parameter.shape, generator=torch.Generator().manual_seed(5)))
+    lines = [lp.interpolate(start, end, "digits", range="0:1:3", probe_size=128, device=device)
+             for device in ("cpu", OTHER)]
     _close(lines[0].loss, lines[1].loss)
 
 

@@ -224,8 +224,8 @@ def _from_pickle(path: Path, payload: Any, arch: str | None, arch_kwargs: dict[s
     return _from_state_dict(path, "state_dict", state_dict, arch, arch_kwargs)
 
 
-def _self_describing(path: Path, payload: dict[str, Any], arch: str | None = None,
-                     arch_kwargs: dict[str, Any] | None = None, trust: bool = False) -> LoadedCheckpoint:
+def _self_describing(path: Path, payload: dict[str, Any], arch: str | None, arch_kwargs: dict[str, Any] | None,
+                     trust: bool) -> LoadedCheckpoint:
     version = payload.get("format_version", FORMAT_VERSION)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ProbeError(f"Checkpoint '{path}' has format_version {version!r}; it must be a whole number from 1 to {FORMAT_VERSION}.")
@@ -256,7 +256,7 @@ def _self_describing(path: Path, payload: dict[str, Any], arch: str | None = Non
 
 def _custom_model(
     path: Path, model_args: dict[str, Any], state_dict: dict[str, Tensor], arch: str | None,
-    arch_kwargs: dict[str, Any] | None, trust: bool = False,
+    arch_kwargs: dict[str, Any] | None, trust: bool,
 ) -> tuple[nn.Module, str]:
     """A user's own model (:func:`~landscape_probe.checkpoints.architecture.build_recorded`) and how it reads;
     calling the function the file names runs code the file chose, so it needs ``trust`` (or the user's ``arch``)."""

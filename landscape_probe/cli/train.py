@@ -220,7 +220,7 @@ def _integers(text: str, option: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise ProbeError(f"{option} needs comma-separated integers, e.g. {EXAMPLES.get(option, '2,8,16')}; "
+        raise ProbeError(f"{option} needs comma-separated integers, e.g. {EXAMPLES[option]}; "
                          f"got '{text}'.") from None
     if not values:
         raise ProbeError(f"{option} needs at least one integer.")

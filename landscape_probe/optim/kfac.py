@@ -214,7 +214,7 @@ class KFAC(torch.optim.Optimizer):
                     device = kl_terms[0].device if kl_terms else alignment.device
                     kl_terms.append(alignment.to(device, torch.float64) * group_of(self, module.weight)["lr"] ** 2)
         self._captured.clear()
-        kl_sum = float(sum(kl_terms)) if kl_terms else 0.0
+        kl_sum = float(sum(kl_terms))
         if kl_sum > 0.0:  # math.sqrt, not torch.sqrt, which differs from it in the last bit now and then
             scale = min(1.0, math.sqrt(self.kl_clip / kl_sum))
             directions = {p: scale * d for p, d in directions.items()}

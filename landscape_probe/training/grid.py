@@ -278,14 +278,15 @@ def _save_with_results(
     made = [f for f in (folder, *folder.parents) if not f.exists()]  # deepest first
     folder.mkdir(parents=True, exist_ok=True)
     path, resume_path = folder / "checkpoint.pt", folder / "resume.pt"
-    extras = {"optimizer": run.state["optimizer"], "step": run.steps, "config": config.to_dict(), "data": dataset.spec,
+    state = portable(run.state)  # copied from the device once, for both files
+    extras = {"optimizer": state["optimizer"], "step": run.steps, "config": config.to_dict(), "data": dataset.spec,
               "run": {"optimizer": run.optimizer, "lr": run.lr, "depth": run.depth, "seed": run.seed}}
     try:
         with contextlib.ExitStack() as staged:
             checkpoint_tmp = staged.enter_context(atomic_path(path))
             save_checkpoint(checkpoint_tmp, run.model, run.model_args, **extras)
             if not run.completed:
-                torch.save({"state": portable(run.state), "records": run.records, "steps": run.steps},
+                torch.save({"state": state, "records": run.records, "steps": run.steps},
                            staged.enter_context(atomic_path(resume_path)))
             result.save(results_path, overwrite=True)
     except BaseException as err:

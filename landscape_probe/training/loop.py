@@ -255,6 +255,10 @@ def train_run(
 
     order: Tensor | None = None  # this epoch's permutation, on the data's device
     read_at_once = loss_read_at_once(x_train.device)
+
+    def diagnostic_step(s: int) -> bool:  # whether step s takes the diagnostics (and the records are read before)
+        return config.diagnostics_every > 0 and s % config.diagnostics_every == 0
+
     agreed_stop = False  # under data_parallel, a stop any rank asked for during the last step's all-reduce
     while step < total_steps:
         if agreed_stop if data_parallel else should_stop is not None and should_stop():
@@ -267,7 +271,7 @@ def train_run(
             order = batch_order(len(x_train), seed, epoch).to(x_train.device)
         batch = order[index * config.batch_size : (index + 1) * config.batch_size]
         learning_rate = optimizer.param_groups[0]["lr"]
-        diagnose = config.diagnostics_every > 0 and step % config.diagnostics_every == 0
+        diagnose = diagnostic_step(step)
         if diagnose:
             # before the training forward pass, so that optimisers with hooks (K-FAC) see the training batch last
             optimizer_mode(optimizer, training=False)
@@ -294,7 +298,7 @@ def train_run(
         step += 1
 
         epoch_end = step % steps_per_epoch == 0
-        if epoch_end or config.diagnostics_every > 0 and step % config.diagnostics_every == 0:
+        if epoch_end or diagnostic_step(step):
             recorder.flush()  # the evaluation or the diagnostics next wait for the device anyway
         if recorder.diverged_at is not None:  # a loss not finite, in a block of losses copied from the device
             break
