@@ -116,3 +116,15 @@ def portable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(portable(item) for item in value)
     return value
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is an allocation the device refused: ``torch.OutOfMemoryError`` (a GPU's), or the
+    ``RuntimeError`` torch's CPU allocator raises. Read without importing torch (an error torch raised means
+    it is imported already), so an error path stays light."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(err, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    return isinstance(err, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(err)

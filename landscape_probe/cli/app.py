@@ -201,10 +201,11 @@ def _with_results_kept(sentence: str, results_path: Path) -> str:
 def _system_refusal(err: Exception) -> str | None:
     """One sentence for an operating-system refusal a user can fix (full disk, permissions, paths); None otherwise."""
     from landscape_probe.atomic import is_disk_full
+    from landscape_probe.devices import is_out_of_memory
 
     if is_disk_full(err):
         return "The disk is full (no space left on device); free some space and run the command again."
-    if _out_of_memory(err):
+    if is_out_of_memory(err):
         return ("The machine ran out of memory for this work; make it smaller (a smaller --probe-size or "
                 "--chunk-size, --points-per-pass 1, fewer points, or a smaller batch for probe train) or run it "
                 "on a device with more memory.")
@@ -212,16 +213,6 @@ def _system_refusal(err: Exception) -> str | None:
         return None
     where = f" '{err.filename}'" if err.filename else ""
     return f"Cannot use{where}: {_USER_FIXABLE[err.errno]}."
-
-
-def _out_of_memory(err: Exception) -> bool:
-    """A GPU allocation that failed (``torch.OutOfMemoryError``), or the CPU allocator's refusal."""
-    import sys
-
-    torch = sys.modules.get("torch")  # an error raised by torch means torch is already imported
-    if torch is not None and isinstance(err, getattr(torch, "OutOfMemoryError", ())):
-        return True
-    return isinstance(err, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(err)
 
 
 _USER_FIXABLE = {

@@ -37,6 +37,7 @@ from landscape_probe import params as P
 from landscape_probe.curvature.cotangent import backward_with
 from landscape_probe.curvature.lanczos import LanczosResult, largest_magnitude_eigenpair, largest_magnitude_eigenvalue
 from landscape_probe.curvature.random_vectors import gaussian_like, rademacher_like  # noqa: F401 - importable from here
+from landscape_probe.devices import is_out_of_memory
 from landscape_probe.params import Params
 
 ParamsLossFn = Callable[[Params], Tensor]
@@ -113,9 +114,9 @@ def hessian_vector_product_forward_over_reverse(loss_fn: ParamsLossFn, params: P
         with torch.enable_grad(), differentiable_twice():
             _, product = torch.func.jvp(torch.func.grad(loss_fn), (primal,), (tangent,))
         return {k: t.detach() for k, t in product.items()}
-    except torch.OutOfMemoryError:
-        raise
-    except (NotImplementedError, RuntimeError):
+    except (NotImplementedError, RuntimeError) as err:
+        if is_out_of_memory(err):
+            raise
         return hessian_vector_product(loss_fn, primal, tangent)
 
 

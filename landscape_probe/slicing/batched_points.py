@@ -56,6 +56,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from landscape_probe.devices import is_out_of_memory
 from landscape_probe.errors import ProbeError
 
 if TYPE_CHECKING:
@@ -195,10 +196,10 @@ class PointPasses:
             torch.add(self.evaluator.flat_base, self.flat_unit, alpha=float(t), out=row)
         try:
             return evaluate_points(self.evaluator, flat_points)
-        except torch.OutOfMemoryError:  # not vmap's refusal: the device's, which the user must hear about
-            raise
-        except Exception:  # noqa: BLE001 - whatever vmap cannot batch (control flow on values, ...) goes one by one
-            _batchable(self.evaluator).vmap_refused = True  # and so per_pass reads 1 from now on
+        except Exception as err:  # noqa: BLE001 - whatever vmap cannot batch (control flow on values, ...)
+            if is_out_of_memory(err):  # not vmap's refusal: the device's, which the user must hear about
+                raise
+            _batchable(self.evaluator).vmap_refused = True  # one point at a time; per_pass reads 1 from now on
             return None
 
 
